@@ -1,0 +1,473 @@
+"""`Forest`: many MCTS trees searched together through an ask / expand / tell interface.
+
+Legend: ``B`` trees, ``N`` nodes of one tree, ``L`` leaves in a batch, ``C`` children in a batch,
+``P`` path entries (all leaves' root-to-leaf paths, concatenated).
+
+The heavy lifting happens in an *engine*: the native core ``qengine._core.Forest`` (default) or the
+pure-Python ``qengine.reference.ReferenceEngine`` (same semantics, for tests). Both implement the
+strict low-level interface documented in ``docs/search-semantics.md``; this class turns friendly
+Python input into the exact dtypes that interface takes and adds saving, loading and pickling.
+
+Typical loop::
+
+    forest = Forest(num_trees=64, config=SearchConfig(rule="puct"))
+    for _ in range(iterations):
+        leaves = forest.ask(max_leaves=4)
+        priors, values = my_model(leaves)            # one batched LLM call
+        forest.expand(leaves.tree, leaves.node, counts, priors)
+        forest.backup(leaves.tree, leaves.node, values)
+    pairs = forest.pairs(mode="paper")
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .config import SearchConfig
+
+NODE_FIELDS: tuple[str, ...] = (
+    "parent",
+    "first_child",
+    "num_children",
+    "action",
+    "depth",
+    "prior",
+    "visits",
+    "q",
+    "reward",
+    "payload",
+)
+"""Fields readable as zero-copy views with :meth:`Forest.view`."""
+
+DERIVED_FIELDS: tuple[str, ...] = ("in_flight", "terminal", "exhausted")
+"""Fields unpacked from the status word (copies)."""
+
+_SAVE_FORMAT = "qengine.forest/1"
+
+
+@dataclass(frozen=True)
+class Leaves:
+    """Leaves returned by :meth:`Forest.ask`, tree by tree in descent order.
+
+    Attributes:
+      tree, node, depth: int32 [L].
+      payload: int64 [L], the user handle of each leaf.
+      path_offsets: int64 [L+1]; leaf i's path root→leaf is ``path_*[path_offsets[i]:path_offsets[i+1]]``.
+      path_nodes: int32 [P] node ids; path_actions: int32 [P] child indices (root: 0);
+      path_payloads: int64 [P].
+      terminal_hits: int64 [B] descents per tree that ended on a terminal node (backed up inside).
+      collisions: int64 [B] descents per tree that reached a leaf already in flight.
+    """
+
+    tree: np.ndarray
+    node: np.ndarray
+    depth: np.ndarray
+    payload: np.ndarray
+    path_offsets: np.ndarray
+    path_nodes: np.ndarray
+    path_actions: np.ndarray
+    path_payloads: np.ndarray
+    terminal_hits: np.ndarray
+    collisions: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.node.shape[0])
+
+    def path(self, i: int) -> np.ndarray:
+        """Node ids root→leaf of leaf ``i`` (int32)."""
+        return self.path_nodes[self.path_offsets[i] : self.path_offsets[i + 1]]
+
+    def actions(self, i: int) -> np.ndarray:
+        """Child indices taken from the root to leaf ``i``, excluding the root's own 0 (int32)."""
+        return self.path_actions[self.path_offsets[i] + 1 : self.path_offsets[i + 1]]
+
+    def payloads(self, i: int) -> np.ndarray:
+        """Payloads root→leaf of leaf ``i`` (int64)."""
+        return self.path_payloads[self.path_offsets[i] : self.path_offsets[i + 1]]
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Step-level preference pairs, one row per (tree, parent node).
+
+    All arrays have length M: tree, parent, chosen, rejected, depth (int32; depth of the parent)
+    and q_chosen, q_rejected (float64; the edge values Qraw of docs section 3).
+    """
+
+    tree: np.ndarray
+    parent: np.ndarray
+    chosen: np.ndarray
+    rejected: np.ndarray
+    depth: np.ndarray
+    q_chosen: np.ndarray
+    q_rejected: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.tree.shape[0])
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def _ids(name: str, values: Any) -> np.ndarray:
+    """Any integer array-like → contiguous int32 [L], with range checks that say what is wrong."""
+    array = np.asarray(values)
+    if array.ndim == 0:
+        array = array.reshape(1)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
+    if array.size == 0:
+        return np.zeros(0, dtype=np.int32)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
+    if array.min() < -(2**31) or array.max() > 2**31 - 1:
+        raise IndexError(f"{name} has values outside the int32 range")
+    return np.ascontiguousarray(array, dtype=np.int32)
+
+
+def _numbers(name: str, values: Any, dtype: type, length: int | None) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim == 0 and length is not None:
+        array = np.full(length, array)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
+    if array.size and array.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    if length is not None and array.shape[0] != length:
+        raise ValueError(f"{name} has {array.shape[0]} entries, expected {length}")
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def _flags(name: str, values: Any, length: int) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim == 0:
+        array = np.full(length, array)
+    if array.ndim != 1 or array.shape[0] != length:
+        raise ValueError(f"{name} must have shape ({length},), got {array.shape}")
+    if array.size and array.dtype.kind not in "biu":
+        raise TypeError(f"{name} must hold booleans, got dtype {array.dtype}")
+    return np.ascontiguousarray(array != 0, dtype=np.uint8)
+
+
+def _payloads(name: str, values: Any, length: int) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim == 0:
+        array = np.full(length, array)
+    if array.ndim != 1 or array.shape[0] != length:
+        raise ValueError(f"{name} must have shape ({length},), got {array.shape}")
+    if array.size and array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
+    if array.size and array.dtype.kind == "u" and array.max() > 2**63 - 1:
+        raise ValueError(f"{name} has values above the int64 range")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _native_engine() -> Any:
+    from . import _native
+
+    return _native.core().Forest
+
+
+def _reference_engine() -> Any:
+    from .reference import ReferenceEngine
+
+    return ReferenceEngine
+
+
+_ENGINES = {"native": _native_engine, "reference": _reference_engine}
+
+
+class Forest:
+    """B independent search trees, searched in batches.
+
+    Args:
+      num_trees: B, the number of trees (one per task / prompt).
+      config: the search rules; defaults to ``SearchConfig()`` (AlphaZero PUCT, c = 1.25).
+      num_threads: threads for batch operations (0: all cores). Results do not depend on it.
+      root_payloads: int64 [B] handles of the roots (default 0).
+      engine: ``"native"`` (the C++ core) or ``"reference"`` (pure Python, slow, for tests).
+    """
+
+    def __init__(
+        self,
+        num_trees: int,
+        config: SearchConfig | None = None,
+        *,
+        num_threads: int = 0,
+        root_payloads: Any = None,
+        engine: Literal["native", "reference"] = "native",
+    ) -> None:
+        if engine not in _ENGINES:
+            raise ValueError(f"engine={engine!r}; choose 'native' or 'reference'")
+        if int(num_trees) < 1:
+            raise ValueError(f"num_trees must be >= 1, got {num_trees}")
+        if int(num_threads) < 0:
+            raise ValueError(f"num_threads must be >= 0 (0 = all cores), got {num_threads}")
+        self.config = config if config is not None else SearchConfig()
+        if not isinstance(self.config, SearchConfig):
+            raise TypeError(f"config must be a SearchConfig, got {type(self.config).__name__}")
+        self.engine_name = engine
+        payloads = _payloads(
+            "root_payloads", 0 if root_payloads is None else root_payloads, int(num_trees)
+        )
+        engine_cls = _ENGINES[engine]()
+        self._engine = engine_cls(int(num_trees), self.config.to_dict(), int(num_threads), payloads)
+
+    # ------------------------------------------------------------------ search loop
+    @property
+    def num_trees(self) -> int:
+        return int(self._engine.num_trees)
+
+    @property
+    def num_threads(self) -> int:
+        return int(self._engine.num_threads)
+
+    def ask(self, max_leaves: int = 1, *, paths: bool = True) -> Leaves:
+        """Select up to ``max_leaves`` distinct leaves in every tree (virtual loss keeps them apart).
+
+        Each returned leaf is *in flight* until it is told (:meth:`backup`) or :meth:`cancel`-ed.
+        With ``paths=False`` the path arrays are empty (faster).
+        """
+        if int(max_leaves) < 1:
+            raise ValueError(f"max_leaves must be >= 1, got {max_leaves}")
+        return Leaves(**self._engine.ask(int(max_leaves), bool(paths)))
+
+    def expand(
+        self,
+        trees: Any,
+        nodes: Any,
+        counts: Any,
+        priors: Any,
+        rewards: Any = 0.0,
+        terminal: Any = False,
+        payloads: Any = 0,
+    ) -> None:
+        """Give nodes their children (CSR layout).
+
+        Args:
+          trees, nodes, counts: [M] the nodes to expand and how many children each gets.
+          priors: float [C], C = counts.sum(), children of node 0 first, then node 1, ...
+          rewards: float [C] edge rewards (scalar broadcasts). terminal: bool [C].
+          payloads: int64 [C] user handles of the children.
+        Expanding an already expanded node adds children (progressive widening); a count of 0
+        marks an unexpanded node terminal.
+        """
+        trees, nodes = _ids("trees", trees), _ids("nodes", nodes)
+        counts = _ids("counts", counts)
+        if not (trees.shape == nodes.shape == counts.shape):
+            raise ValueError(
+                f"trees, nodes and counts must have the same length, got "
+                f"{trees.shape[0]}, {nodes.shape[0]} and {counts.shape[0]}"
+            )
+        if counts.size and counts.min() < 0:
+            raise ValueError("counts must be >= 0")
+        total = int(counts.sum(dtype=np.int64))
+        priors = _numbers("priors", priors, np.float32, None)
+        if priors.shape[0] != total:
+            raise ValueError(f"priors has {priors.shape[0]} entries but counts sum to {total}")
+        rewards = _numbers("rewards", rewards, np.float32, total)
+        terminal = _flags("terminal", terminal, total)
+        payloads = _payloads("payloads", payloads, total)
+        self._engine.expand(trees, nodes, counts, priors, rewards, terminal, payloads)
+
+    def backup(self, trees: Any, nodes: Any, values: Any) -> None:
+        """Tell: back up the value of each asked leaf and remove its virtual loss."""
+        trees, nodes = _ids("trees", trees), _ids("nodes", nodes)
+        if trees.shape != nodes.shape:
+            raise ValueError(f"trees {trees.shape} and nodes {nodes.shape} differ in length")
+        values = _numbers("values", values, np.float64, trees.shape[0])
+        self._engine.backup(trees, nodes, values)
+
+    def cancel(self, trees: Any, nodes: Any) -> None:
+        """Withdraw asked leaves whose evaluation failed: virtual loss removed, nothing backed up."""
+        trees, nodes = _ids("trees", trees), _ids("nodes", nodes)
+        if trees.shape != nodes.shape:
+            raise ValueError(f"trees {trees.shape} and nodes {nodes.shape} differ in length")
+        self._engine.cancel(trees, nodes)
+
+    # ------------------------------------------------------------------ queries
+    def size(self, tree: int) -> int:
+        """Number of node slots of a tree (dead slots left by widening included)."""
+        return int(self._engine.size(int(tree)))
+
+    def view(self, tree: int, field: str) -> np.ndarray:
+        """Read-only zero-copy view [N] of one node field (see ``NODE_FIELDS``).
+
+        The view follows later updates until the tree's arena grows; it never dangles.
+        """
+        if field in DERIVED_FIELDS:
+            return self._engine.derived(int(tree), field)
+        if field not in NODE_FIELDS:
+            raise ValueError(f"unknown field {field!r}; choose from {NODE_FIELDS + DERIVED_FIELDS}")
+        return self._engine.view(int(tree), field)
+
+    def nodes(self, tree: int) -> dict[str, np.ndarray]:
+        """Copies of every node array of a tree (views and unpacked status fields)."""
+        out = {name: np.array(self.view(tree, name)) for name in NODE_FIELDS}
+        for name in DERIVED_FIELDS:
+            out[name] = self.view(tree, name)
+        return out
+
+    def qvalues(self, tree: int, node: int = 0) -> np.ndarray:
+        """Edge values Qraw [A] of a node's children (float64)."""
+        return self._engine.qvalues(int(tree), int(node))
+
+    def root_policy(self, tree: int, temperature: float = 1.0) -> np.ndarray:
+        """Visit distribution [A] over the root's children, ∝ N^(1/τ); τ = 0 gives one-hot."""
+        if not np.isfinite(temperature) or temperature < 0:
+            raise ValueError(f"temperature must be finite and >= 0, got {temperature}")
+        return self._engine.root_policy(int(tree), float(temperature))
+
+    def best_action(self, tree: int) -> int:
+        """Child index of the root's most visited child (-1 if none is visited)."""
+        return int(self._engine.best_action(int(tree)))
+
+    def best_path(self, tree: int) -> np.ndarray:
+        """Node ids [depth+1] from the root following the most visited child (int32)."""
+        return self._engine.best_path(int(tree))
+
+    def minmax(self, tree: int) -> tuple[float, float]:
+        """Tree-wide (low, high) of the edge values seen in backups (+inf, -inf when none)."""
+        lo, hi = self._engine.minmax(int(tree))
+        return float(lo), float(hi)
+
+    def pairs(
+        self,
+        mode: Literal["paper", "max_min"] = "paper",
+        *,
+        min_visits: int = 1,
+        min_q_gap: float = 0.0,
+        max_depth: int = -1,
+    ) -> Pairs:
+        """Step-level preference pairs over every tree (docs section 5.7).
+
+        ``"paper"``: along the best path, the next best-path node vs its lowest-Q sibling.
+        ``"max_min"``: at every internal node, the highest-Q vs the lowest-Q child.
+        """
+        if mode not in ("paper", "max_min"):
+            raise ValueError(f"mode={mode!r}; choose 'paper' or 'max_min'")
+        if int(min_visits) < 0:
+            raise ValueError("min_visits must be >= 0")
+        if not np.isfinite(min_q_gap) or min_q_gap < 0:
+            raise ValueError("min_q_gap must be finite and >= 0")
+        raw = self._engine.pairs(mode, int(min_visits), float(min_q_gap), int(max_depth))
+        return Pairs(**raw)
+
+    # ------------------------------------------------------------------ tree operations
+    def reroot(self, tree: int, node: int) -> None:
+        """Make ``node`` the root of its tree, keeping its subtree (nodes are renumbered)."""
+        self._engine.reroot(int(tree), int(node))
+
+    def prune(self, tree: int, node: int) -> None:
+        """Drop the subtree below ``node`` and never select ``node`` again."""
+        self._engine.prune(int(tree), int(node))
+
+    def compact(self, tree: int) -> None:
+        """Renumber a tree without the dead slots left by progressive widening."""
+        self._engine.compact(int(tree))
+
+    def reset(self, tree: int, payload: int = 0) -> None:
+        """Replace a tree by a fresh unexpanded root."""
+        self._engine.reset(int(tree), int(payload))
+
+    def run_synthetic(
+        self, num_simulations: int, num_actions: int, *, leaves_per_ask: int = 1, seed: int = 0
+    ) -> int:
+        """Search every tree with the built-in hash evaluator (benchmarks; docs section 8).
+
+        Returns the number of leaves evaluated over all trees.
+        """
+        return int(
+            self._engine.run_synthetic(
+                int(num_simulations), int(num_actions), int(leaves_per_ask), int(seed)
+            )
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def export_arrays(self) -> dict[str, np.ndarray]:
+        """All trees as flat arrays (fields concatenated; ``tree_offsets`` [B+1] int64)."""
+        return self._engine.export_arrays()
+
+    @classmethod
+    def from_arrays(
+        cls,
+        arrays: dict[str, np.ndarray],
+        config: SearchConfig,
+        *,
+        num_threads: int = 0,
+        engine: Literal["native", "reference"] = "native",
+    ) -> Forest:
+        """Rebuild a forest from :meth:`export_arrays` output (validated; ValueError if corrupt)."""
+        if engine not in _ENGINES:
+            raise ValueError(f"engine={engine!r}; choose 'native' or 'reference'")
+        forest = cls.__new__(cls)
+        forest.config = config
+        forest.engine_name = engine
+        engine_cls = _ENGINES[engine]()
+        forest._engine = engine_cls.from_arrays(config.to_dict(), arrays, int(num_threads))
+        return forest
+
+    def save(self, path: str | Path) -> None:
+        """Write the forest to a ``.safetensors`` file (arrays + config JSON in the metadata)."""
+        from safetensors.numpy import save_file
+
+        metadata = {"format": _SAVE_FORMAT, "config": self.config.to_json()}
+        save_file(self.export_arrays(), str(path), metadata=metadata)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        num_threads: int = 0,
+        engine: Literal["native", "reference"] = "native",
+    ) -> Forest:
+        """Read a forest written by :meth:`save`."""
+        from safetensors import safe_open
+
+        arrays: dict[str, np.ndarray] = {}
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+            if metadata.get("format") != _SAVE_FORMAT:
+                raise ValueError(
+                    f"{path} is not a qengine forest (format {metadata.get('format')!r}, "
+                    f"expected {_SAVE_FORMAT!r})"
+                )
+            for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
+                arrays[key] = handle.get_tensor(key)
+        config = SearchConfig.from_dict(json.loads(metadata["config"]))
+        return cls.from_arrays(arrays, config, num_threads=num_threads, engine=engine)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "engine": self.engine_name,
+            "num_threads": self.num_threads,
+            "arrays": self.export_arrays(),
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        config = SearchConfig.from_dict(state["config"])
+        engine_cls = _ENGINES[state["engine"]]()
+        self.config = config
+        self.engine_name = state["engine"]
+        self._engine = engine_cls.from_arrays(config.to_dict(), state["arrays"], state["num_threads"])
+
+    def __repr__(self) -> str:
+        return (
+            f"Forest(num_trees={self.num_trees}, engine={self.engine_name!r}, "
+            f"rule={self.config.rule!r}, num_threads={self.num_threads})"
+        )
+
+
+def stack_counts(children: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged per-leaf lists → (counts int32 [M], flat float32 [C]) for :meth:`Forest.expand`."""
+    counts = np.fromiter((len(c) for c in children), dtype=np.int32, count=len(children))
+    flat = np.fromiter((x for c in children for x in c), dtype=np.float32, count=int(counts.sum()))
+    return counts, flat
