@@ -58,7 +58,8 @@ class Leaves:
     Attributes:
       tree, node, depth: int32 [L].
       payload: int64 [L], the user handle of each leaf.
-      path_offsets: int64 [L+1]; leaf i's path root→leaf is ``path_*[path_offsets[i]:path_offsets[i+1]]``.
+      path_offsets: int64 [L+1]; leaf i's path root→leaf is
+        ``path_*[path_offsets[i] : path_offsets[i + 1]]``.
       path_nodes: int32 [P] node ids; path_actions: int32 [P] child indices (root: 0);
       path_payloads: int64 [P].
       terminal_hits: int64 [B] descents per tree that ended on a terminal node (backed up inside).
@@ -229,7 +230,7 @@ class Forest:
         return int(self._engine.num_threads)
 
     def ask(self, max_leaves: int = 1, *, paths: bool = True) -> Leaves:
-        """Select up to ``max_leaves`` distinct leaves in every tree (virtual loss keeps them apart).
+        """Select up to ``max_leaves`` distinct leaves per tree (virtual loss keeps them apart).
 
         Each returned leaf is *in flight* until it is told (:meth:`backup`) or :meth:`cancel`-ed.
         With ``paths=False`` the path arrays are empty (faster).
@@ -285,7 +286,7 @@ class Forest:
         self._engine.backup(trees, nodes, values)
 
     def cancel(self, trees: Any, nodes: Any) -> None:
-        """Withdraw asked leaves whose evaluation failed: virtual loss removed, nothing backed up."""
+        """Withdraw asked leaves whose evaluation failed: no backup, virtual loss removed."""
         trees, nodes = _ids("trees", trees), _ids("nodes", nodes)
         if trees.shape != nodes.shape:
             raise ValueError(f"trees {trees.shape} and nodes {nodes.shape} differ in length")
@@ -439,7 +440,7 @@ class Forest:
                     f"{path} is not a qengine forest (format {metadata.get('format')!r}, "
                     f"expected {_SAVE_FORMAT!r})"
                 )
-            for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
+            for key in handle.keys():
                 arrays[key] = handle.get_tensor(key)
         config = SearchConfig.from_dict(json.loads(metadata["config"]))
         return cls.from_arrays(arrays, config, num_threads=num_threads, engine=engine)
@@ -457,7 +458,9 @@ class Forest:
         engine_cls = _ENGINES[state["engine"]]()
         self.config = config
         self.engine_name = state["engine"]
-        self._engine = engine_cls.from_arrays(config.to_dict(), state["arrays"], state["num_threads"])
+        self._engine = engine_cls.from_arrays(
+            config.to_dict(), state["arrays"], state["num_threads"]
+        )
 
     def __repr__(self) -> str:
         return (

@@ -1,0 +1,38 @@
+"""bench/mcts.py runs (quick mode) and writes the documented JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_benchmark_writes_json(tmp_path: Path) -> None:
+    target = tmp_path / "mcts.json"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "mcts.py"),
+            "--quick",
+            "--no-mctx",
+            "--json",
+            str(target),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    result = json.loads(target.read_text())
+    for name in ("T1", "T2", "T3", "T4"):
+        row = result["workloads"][name]
+        assert row["python_reference_sims_per_s"] > 0
+        assert row["speedup_vs_python_reference"] > 1.0
+    assert result["workloads"]["T1"]["qengine_1thread_sims_per_s"] > 0
+    assert 0.0 < result["workloads"]["T3"]["distinct_leaf_fraction"] <= 1.0
+    assert result["bytes_per_node"] == 40 and result["bytes_per_node_without_payload"] == 32
+    assert result["export_1m_nodes_ms"] > 0 and result["pairs_1m_nodes_ms"] > 0
+    assert result["machine"]["cores"] >= 1
