@@ -1,0 +1,154 @@
+"""Searched trees on disk: a safetensors file (node arrays) and a JSONL file (texts) per tree.
+
+A tree counts as written once its ``.safetensors`` file exists: the JSONL file is written first and
+the arrays are renamed into place last, so a run killed at any moment leaves either a complete tree
+or none, and a resumed run neither loses nor duplicates a tree.
+
+Layout of ``DIR/trees/``::
+
+    00017.jsonl          line 0: {"task_id", "env", "instruction", "first_observation", ...}
+                         line 1+: one text per line, in payload order: {"payload", "node",
+                         "depth", "action", "observation", "reward", "done"}
+    00017.safetensors    the one-tree export of Forest.export_arrays() (+ config in the metadata)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import SearchConfig
+from ..forest import Forest
+
+_FORMAT = "qengine.searched-tree/1"
+_PER_NODE = (
+    "parent",
+    "first_child",
+    "num_children",
+    "action",
+    "depth",
+    "status",
+    "prior",
+    "visits",
+    "q",
+    "reward",
+    "payload",
+)
+_PER_TREE = ("minmax_lo", "minmax_hi", "root_epoch")
+
+
+@dataclass(frozen=True)
+class NodeText:
+    """The text of one node: the action that led to it and what the environment answered."""
+
+    action: str  # "" for the root
+    observation: str
+    reward: float
+    done: bool
+
+
+@dataclass(frozen=True)
+class SearchedTree:
+    """One task's searched tree: its node arrays and the text of every node."""
+
+    index: int  # position of the task in the collection
+    header: dict[str, Any]  # task_id, env, instruction, first_observation, best_reward, ...
+    texts: list[NodeText]  # indexed by the node's payload
+    arrays: dict[str, np.ndarray]  # one-tree export (tree_offsets = [0, N])
+    config: SearchConfig
+
+    def forest(self) -> Forest:
+        """A one-tree forest holding this tree (for queries and pair extraction)."""
+        return Forest.from_arrays(self.arrays, self.config)
+
+
+def one_tree_arrays(arrays: dict[str, np.ndarray], tree: int) -> dict[str, np.ndarray]:
+    """Slice a forest export down to tree ``tree`` (offsets rebased to 0)."""
+    offsets = arrays["tree_offsets"]
+    lo, hi = int(offsets[tree]), int(offsets[tree + 1])
+    out = {name: np.ascontiguousarray(arrays[name][lo:hi]) for name in _PER_NODE}
+    out.update({name: np.ascontiguousarray(arrays[name][tree : tree + 1]) for name in _PER_TREE})
+    out["tree_offsets"] = np.array([0, hi - lo], dtype=np.int64)
+    return out
+
+
+def concat_trees(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Inverse of :func:`one_tree_arrays` over many trees: one forest export."""
+    out = {name: np.concatenate([p[name] for p in parts]) for name in _PER_NODE + _PER_TREE}
+    sizes = np.array([p["tree_offsets"][-1] for p in parts], dtype=np.int64)
+    out["tree_offsets"] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return out
+
+
+class TreeStore:
+    """Reads and writes searched trees under ``root/trees``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.dir = Path(root) / "trees"
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def _stem(self, index: int) -> Path:
+        return self.dir / f"{index:05d}"
+
+    def done(self) -> set[int]:
+        """Indices of the trees already written completely."""
+        return {int(p.stem) for p in self.dir.glob("*.safetensors") if p.stem.isdigit()}
+
+    def write(
+        self,
+        index: int,
+        header: dict[str, Any],
+        texts: Sequence[NodeText],
+        arrays: dict[str, np.ndarray],
+        config: SearchConfig,
+    ) -> None:
+        from safetensors.numpy import save_file
+
+        stem = self._stem(index)
+        lines = [json.dumps({"format": _FORMAT, **header})]
+        parent, payload, depth = arrays["parent"], arrays["payload"], arrays["depth"]
+        node_of = {int(payload[n]): n for n in range(len(parent)) if parent[n] != -2}
+        for i, text in enumerate(texts):
+            node = node_of.get(i, -1)
+            row = {
+                "payload": i,
+                "node": node,
+                "depth": int(depth[node]) if node >= 0 else -1,
+                "action": text.action,
+                "observation": text.observation,
+                "reward": text.reward,
+                "done": text.done,
+            }
+            lines.append(json.dumps(row))
+        tmp_jsonl = stem.with_suffix(".jsonl.tmp")
+        tmp_jsonl.write_text("\n".join(lines) + "\n")
+        os.replace(tmp_jsonl, stem.with_suffix(".jsonl"))
+        tmp_arrays = stem.with_suffix(".tmp")
+        save_file(arrays, str(tmp_arrays), metadata={"format": _FORMAT, "config": config.to_json()})
+        os.replace(tmp_arrays, stem.with_suffix(".safetensors"))
+
+    def read(self, index: int) -> SearchedTree:
+        from safetensors import safe_open
+
+        stem = self._stem(index)
+        with safe_open(str(stem.with_suffix(".safetensors")), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+            arrays = {key: handle.get_tensor(key) for key in handle.keys()}
+        if metadata.get("format") != _FORMAT:
+            raise ValueError(f"{stem}.safetensors is not a qengine searched tree")
+        config = SearchConfig.from_dict(json.loads(metadata["config"]))
+        lines = stem.with_suffix(".jsonl").read_text().splitlines()
+        header = json.loads(lines[0])
+        rows = [json.loads(line) for line in lines[1:]]
+        ordered = [NodeText(r["action"], r["observation"], r["reward"], r["done"]) for r in rows]
+        return SearchedTree(index, header, ordered, arrays, config)
+
+    def __iter__(self) -> Iterator[SearchedTree]:
+        for index in sorted(self.done()):
+            yield self.read(index)
