@@ -1,0 +1,120 @@
+"""Searched trees → step-level preference records (prompt, chosen, rejected, Q-values).
+
+The pairs themselves are computed by the native core (``Forest.pairs``); this module maps node ids
+back to text and writes records that ``datasets.load_dataset`` and TRL's ``DPOTrainer`` read as they
+are: columns ``prompt``, ``chosen``, ``rejected`` plus ``q_chosen``, ``q_rejected``, ``depth``,
+``task``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..forest import Forest
+from ..search.storage import SearchedTree, TreeStore, concat_trees
+from .prompts import render_prompt
+
+RECORD_COLUMNS = ("prompt", "chosen", "rejected", "q_chosen", "q_rejected", "depth", "task")
+
+
+def _history(tree: SearchedTree, node: int) -> list[tuple[str, str]]:
+    """(action, observation) of every step from the root down to ``node``."""
+    parent, payload = tree.arrays["parent"], tree.arrays["payload"]
+    chain = []
+    while node > 0:
+        chain.append(node)
+        node = int(parent[node])
+    texts = [tree.texts[int(payload[n])] for n in reversed(chain)]
+    return [(t.action, t.observation) for t in texts]
+
+
+def pairs_from_trees(
+    trees: Iterable[SearchedTree],
+    *,
+    mode: Literal["paper", "max_min"] = "paper",
+    min_visits: int = 1,
+    min_q_gap: float = 0.0,
+    max_depth: int = -1,
+) -> list[dict[str, Any]]:
+    """Preference records from searched trees (see ``Forest.pairs`` for the modes and filters)."""
+    trees = list(trees)
+    if not trees:
+        return []
+    config = trees[0].config
+    forest = Forest.from_arrays(concat_trees([t.arrays for t in trees]), config)
+    pairs = forest.pairs(mode=mode, min_visits=min_visits, min_q_gap=min_q_gap, max_depth=max_depth)
+    records = []
+    for row in range(len(pairs)):
+        tree = trees[int(pairs.tree[row])]
+        payload = tree.arrays["payload"]
+        header = tree.header
+        prompt = render_prompt(
+            header["instruction"],
+            header["first_observation"],
+            _history(tree, int(pairs.parent[row])),
+        )
+        records.append(
+            {
+                "prompt": prompt,
+                "chosen": tree.texts[int(payload[pairs.chosen[row]])].action,
+                "rejected": tree.texts[int(payload[pairs.rejected[row]])].action,
+                "q_chosen": float(pairs.q_chosen[row]),
+                "q_rejected": float(pairs.q_rejected[row]),
+                "depth": int(pairs.depth[row]),
+                "task": str(header["task_id"]),
+            }
+        )
+    return records
+
+
+def build_pairs(tree_dir: str | Path, **filters: Any) -> list[dict[str, Any]]:
+    """Preference records of every tree written by ``qengine.search.collect`` under ``tree_dir``."""
+    return pairs_from_trees(TreeStore(tree_dir), **filters)
+
+
+def save_records(records: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write records as ``.jsonl`` or ``.parquet`` (by suffix); both load with ``datasets``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = {c: [r[c] for r in records] for c in RECORD_COLUMNS}
+        pq.write_table(pa.table(columns), path)
+    elif path.suffix == ".jsonl":
+        path.write_text(
+            "".join(json.dumps({c: r[c] for c in RECORD_COLUMNS}) + "\n" for r in records)
+        )
+    else:
+        raise ValueError(f"unsupported suffix {path.suffix!r}: use .jsonl or .parquet")
+    return path
+
+
+def load_records(path: str | Path) -> Any:
+    """The records as a Hugging Face ``datasets.Dataset``."""
+    from datasets import load_dataset
+
+    path = Path(path)
+    kind = {"jsonl": "json", "parquet": "parquet"}.get(path.suffix.lstrip("."))
+    if kind is None:
+        raise ValueError(f"unsupported suffix {path.suffix!r}: use .jsonl or .parquet")
+    return load_dataset(kind, data_files=str(path), split="train")
+
+
+def q_gap_summary(records: list[dict[str, Any]]) -> dict[str, float]:
+    q_w = np.array([r["q_chosen"] for r in records])
+    q_l = np.array([r["q_rejected"] for r in records])
+    if not records:
+        return {"pairs": 0}
+    return {
+        "pairs": len(records),
+        "q_chosen_mean": float(q_w.mean()),
+        "q_rejected_mean": float(q_l.mean()),
+        "q_gap_mean": float((q_w - q_l).mean()),
+    }
