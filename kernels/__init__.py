@@ -1,17 +1,63 @@
 """qengine.kernels - fused Triton kernels for token-level Q-value methods, with PyTorch references.
 
 Importable without a GPU and without Triton: every op falls back to its PyTorch reference on CPU
-(``impl="auto"``). Legend used throughout: ``N`` tokens (rows, packed over sequences), ``D`` hidden
-size, ``V`` vocabulary, ``S`` sequences (segments), ``P`` preference pairs, ``β`` temperature.
+(``impl="auto"``; see :mod:`._dispatch`). Legend used throughout: ``N`` tokens (rows, packed over
+sequences), ``D`` hidden size, ``V`` vocabulary, ``S`` segments, ``P`` preference pairs, ``C``
+candidate actions, ``β`` temperature of the implicit reward.
+
+Ops: (1) :func:`token_logprobs`, (2) :func:`fused_linear_logprobs`, (3) :func:`token_q_scores`,
+:func:`value_head_scores`, :func:`segment_reduce`, (4) :func:`fused_linear_dpo_loss`,
+(5) :func:`qrm_pairwise_loss`, (6) :func:`implicit_step_q`.
 """
 
 from ._common import TokenLogprobs
 from ._triton import HAS_TRITON
+from .dpo import DPOOutput, dpo_loss_from_logps, fused_linear_dpo_loss
+from .fused_linear_logprobs import (
+    FusedLinearConfig,
+    fused_linear_logprobs,
+    fused_linear_logprobs_reference,
+)
+from .implicit_q import ImplicitQ, implicit_step_q
 from .logprobs import token_logprobs, token_logprobs_reference
+from .q_scoring import (
+    TokenQ,
+    ValueHeadScores,
+    token_q_scores,
+    value_head_scores,
+    value_head_scores_reference,
+)
+from .qrm import QRMOutput, qrm_loss_from_scores, qrm_pairwise_loss
+from .segments import (
+    SegmentStats,
+    cu_seqlens_from_lengths,
+    segment_reduce,
+    segment_reduce_reference,
+)
 
 __all__ = [
     "HAS_TRITON",
+    "DPOOutput",
+    "FusedLinearConfig",
+    "ImplicitQ",
+    "QRMOutput",
+    "SegmentStats",
     "TokenLogprobs",
+    "TokenQ",
+    "ValueHeadScores",
+    "cu_seqlens_from_lengths",
+    "dpo_loss_from_logps",
+    "fused_linear_dpo_loss",
+    "fused_linear_logprobs",
+    "fused_linear_logprobs_reference",
+    "implicit_step_q",
+    "qrm_loss_from_scores",
+    "qrm_pairwise_loss",
+    "segment_reduce",
+    "segment_reduce_reference",
     "token_logprobs",
     "token_logprobs_reference",
+    "token_q_scores",
+    "value_head_scores",
+    "value_head_scores_reference",
 ]

@@ -1,0 +1,271 @@
+"""Op 3 - token-level Q scoring (Q-RM's discriminative policy) and a fused scalar value head.
+
+Q-RM (Chen et al. 2025, "Discriminative Policy Optimization for Token-Level Reward Models",
+arXiv:2505.23363) reads a discriminative policy ``φ = softmax(Z)`` for which
+``β log φ(a | s) = Q(s, a) - V(s)``. With ``Z`` the LM logits (``N`` tokens, ``V`` vocab, ``D`` hidden):
+
+    Q_t = β z_t[target],   V_t = β logsumexp(z_t),   A_t = Q_t - V_t = β log φ(target | s_t)
+
+all three from one pass of op 2 (:func:`fused_linear_logprobs`, no logits in HBM). With a scalar
+value head, ``Z_t = h_t · w + b`` (one score per token): :func:`value_head_scores`, whose Triton
+kernel runs one program per segment and reduces the scores it has just computed in registers
+(per-sequence or per-step sum / mean / count, deterministic, no atomics).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from ._dispatch import use_triton
+from ._triton import tl, triton
+from .fused_linear_logprobs import FusedLinearConfig, fused_linear_logprobs
+from .segments import SegmentStats, resolve_cu_seqlens, segment_ids, segment_reduce
+
+__all__ = [
+    "TokenQ",
+    "ValueHeadScores",
+    "token_q_scores",
+    "value_head_scores",
+    "value_head_scores_reference",
+]
+
+
+class TokenQ(NamedTuple):
+    """Per-token fp32 [...] ``q``, ``v``, ``advantage`` (q and advantage are 0 on ignored tokens);
+    ``segments``: reductions of the advantage over the action tokens of each segment, or None."""
+
+    q: torch.Tensor
+    v: torch.Tensor
+    advantage: torch.Tensor
+    segments: SegmentStats | None
+
+
+class ValueHeadScores(NamedTuple):
+    """``z`` fp32 [N] per-token scores; ``segments`` [S] reductions over unmasked tokens or None."""
+
+    z: torch.Tensor
+    segments: SegmentStats | None
+
+
+def token_q_scores(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    target: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    beta: float = 1.0,
+    cu_seqlens: torch.Tensor | None = None,
+    reduce_segments: bool = False,
+    temperature: float = 1.0,
+    softcap: float | None = None,
+    ignore_index: int = -100,
+    impl: str = "auto",
+    config: FusedLinearConfig | None = None,
+) -> TokenQ:
+    """Q, V and A = Q - V per token from hidden states [..., D] and the LM head [V, D].
+
+    With ``reduce_segments`` (or ``cu_seqlens`` given) the advantage is also summed / averaged over
+    the action tokens of each segment: rows of a padded [B, T] batch, or ``cu_seqlens`` [S + 1] of
+    a packed [N] batch (sequences, or steps for per-step values).
+    """
+    out = fused_linear_logprobs(
+        hidden, weight, target, bias, temperature=temperature, softcap=softcap,
+        ignore_index=ignore_index, impl=impl, config=config,
+    )  # fmt: skip
+    q, v, adv = beta * out.target_logit, beta * out.lse, beta * out.logp
+    segments = None
+    if reduce_segments or cu_seqlens is not None:
+        cu = resolve_cu_seqlens(target, cu_seqlens)
+        action = (target.reshape(-1) != ignore_index).float()
+        segments = segment_reduce(adv.reshape(-1), cu, mask=action, impl=impl)
+    return TokenQ(q, v, adv, segments)
+
+
+# ----------------------------------------------------------------------------- value head kernels
+@triton.jit
+def _value_head_fwd_kernel(
+    h_ptr, w_ptr, b_ptr, cu_ptr, mask_ptr, z_ptr, sum_ptr, mean_ptr, count_ptr,
+    D, stride_h,
+    HAS_BIAS: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+):  # fmt: skip
+    seg = tl.program_id(0)
+    start = tl.load(cu_ptr + seg)
+    end = tl.load(cu_ptr + seg + 1)
+    acc = tl.zeros([BLOCK_N], tl.float32)
+    cnt = tl.zeros([BLOCK_N], tl.float32)
+    bias = 0.0
+    if HAS_BIAS:
+        bias = tl.load(b_ptr).to(tl.float32)
+    for r0 in range(start, end, BLOCK_N):
+        rows = r0 + tl.arange(0, BLOCK_N)
+        rmask = rows < end
+        z = tl.zeros([BLOCK_N], tl.float32)
+        for d0 in range(0, D, BLOCK_D):
+            dk = d0 + tl.arange(0, BLOCK_D)
+            dmask = dk < D
+            hh = tl.load(
+                h_ptr + rows.to(tl.int64)[:, None] * stride_h + dk[None, :],
+                mask=rmask[:, None] & dmask[None, :], other=0.0,
+            )  # fmt: skip
+            ww = tl.load(w_ptr + dk, mask=dmask, other=0.0)
+            z += tl.sum(hh.to(tl.float32) * ww.to(tl.float32)[None, :], axis=1)
+        z += bias
+        tl.store(z_ptr + rows, z, mask=rmask)
+        ok = rmask
+        if HAS_MASK:
+            ok = ok & (tl.load(mask_ptr + rows, mask=rmask, other=0.0) != 0)
+        acc += tl.where(ok, z, 0.0)
+        cnt += ok.to(tl.float32)
+    total = tl.sum(acc, axis=0)
+    count = tl.sum(cnt, axis=0)
+    tl.store(sum_ptr + seg, total)
+    tl.store(count_ptr + seg, count)
+    tl.store(mean_ptr + seg, total / tl.maximum(count, 1.0))
+
+
+@triton.jit
+def _value_head_bwd_kernel(
+    h_ptr, w_ptr, g_ptr, dh_ptr, dw_ptr, N, D, stride_h, stride_dh,
+    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+):  # fmt: skip
+    """One program per D slice streams all rows once: dh = g w^T (written once), dw = h^T g
+    accumulated in fp32 registers (deterministic, no atomics)."""
+    dk = tl.program_id(0) * BLOCK_D + tl.arange(0, BLOCK_D)
+    dmask = dk < D
+    ww = tl.load(w_ptr + dk, mask=dmask, other=0.0).to(tl.float32)
+    dw = tl.zeros([BLOCK_D], tl.float32)
+    for r0 in range(0, N, BLOCK_N):
+        rows = r0 + tl.arange(0, BLOCK_N)
+        rmask = rows < N
+        m2 = rmask[:, None] & dmask[None, :]
+        g = tl.load(g_ptr + rows, mask=rmask, other=0.0)
+        r64 = rows.to(tl.int64)[:, None]
+        hh = tl.load(h_ptr + r64 * stride_h + dk[None, :], mask=m2, other=0.0)
+        dw += tl.sum(hh.to(tl.float32) * g[:, None], axis=0)
+        dh = g[:, None] * ww[None, :]
+        tl.store(dh_ptr + r64 * stride_dh + dk[None, :], dh.to(hh.dtype), mask=m2)
+    tl.store(dw_ptr + dk, dw, mask=dmask)
+
+
+_VH_BLOCK_N, _VH_BLOCK_D = 32, 128
+
+
+def value_head_forward(
+    h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, cu: torch.Tensor,
+    mask: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    n, d = h.shape
+    s = cu.numel() - 1
+    z = torch.empty(n, device=h.device, dtype=torch.float32)
+    st = torch.empty(3, s, device=h.device, dtype=torch.float32)
+    _value_head_fwd_kernel[(s,)](
+        h, w, b if b is not None else w, cu, mask if mask is not None else z,
+        z, st[0], st[1], st[2], d, h.stride(0),
+        HAS_BIAS=b is not None, HAS_MASK=mask is not None,
+        BLOCK_N=_VH_BLOCK_N, BLOCK_D=min(_VH_BLOCK_D, triton.next_power_of_2(d)),
+    )  # fmt: skip
+    return z, st[0], st[1], st[2]
+
+
+def value_head_backward(
+    h: torch.Tensor, w: torch.Tensor, g: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    n, d = h.shape
+    dh = torch.empty_like(h)
+    dw = torch.empty(d, device=h.device, dtype=torch.float32)
+    block_d = min(64, triton.next_power_of_2(d))
+    _value_head_bwd_kernel[(triton.cdiv(d, block_d),)](
+        h, w, g, dh, dw, n, d, h.stride(0), dh.stride(0), BLOCK_N=_VH_BLOCK_N, BLOCK_D=block_d
+    )
+    return dh, dw
+
+
+class _ValueHeadFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, w, b, cu, mask):
+        z, total, mean, count = value_head_forward(h, w, b, cu, mask)
+        ctx.save_for_backward(h, w, b, cu, mask, count)
+        ctx.mark_non_differentiable(count)
+        return z, total, mean, count
+
+    @staticmethod
+    def backward(ctx, g_z, g_sum, g_mean, _g_count):
+        h, w, b, cu, mask, count = ctx.saved_tensors
+        g_seg = torch.zeros_like(count)
+        if g_sum is not None:
+            g_seg = g_seg + g_sum
+        if g_mean is not None:
+            g_seg = g_seg + g_mean / count.clamp_min(1.0)
+        g = g_seg[segment_ids(cu, h.shape[0])]
+        if mask is not None:
+            g = g * mask
+        if g_z is not None:
+            g = g + g_z
+        g = g.float().contiguous()
+        dh, dw = value_head_backward(h, w, g)
+        db = g.sum().reshape(b.shape).to(b.dtype) if (b is not None and ctx.needs_input_grad[2]) else None
+        return dh, dw.to(w.dtype), db, None, None
+
+
+def value_head_scores_reference(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    cu_seqlens: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+) -> ValueHeadScores:
+    """Eager reference: ``z = (h @ w + b)`` in fp32 (fp64 stays fp64), index_add reductions."""
+    dt = torch.promote_types(hidden.dtype, torch.float32)
+    h = hidden.reshape(-1, hidden.shape[-1]).to(dt)
+    z = h @ weight.reshape(-1).to(dt)
+    if bias is not None:
+        z = z + bias.to(dt).reshape(())
+    segments = None
+    if cu_seqlens is not None:
+        from .segments import segment_reduce_reference
+
+        segments = segment_reduce_reference(
+            z, cu_seqlens, mask=None if mask is None else mask.reshape(-1)
+        )
+    return ValueHeadScores(z, segments)
+
+
+def value_head_scores(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    cu_seqlens: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    impl: str = "auto",
+) -> ValueHeadScores:
+    """Scalar value-head scores ``z_t = h_t · w + b`` and their segment reductions.
+
+    Args:
+        hidden: [..., D] (flattened to [N, D]); weight: [D] or [1, D]; bias: optional [] or [1].
+        cu_seqlens: optional [S + 1] segments (sequences or steps) of the flattened rows.
+        mask: optional [...] bool, tokens counted in the segment sums / means (all by default).
+    Returns:
+        :class:`ValueHeadScores`: ``z`` fp32 [N]; ``segments`` (sum, mean, count) [S] or None.
+    """
+    if weight.numel() != hidden.shape[-1]:
+        raise ValueError(f"value head weight must have D={hidden.shape[-1]} entries")
+    if not use_triton(impl, hidden, weight, bias):
+        return value_head_scores_reference(
+            hidden, weight, bias, cu_seqlens=cu_seqlens, mask=mask
+        )
+    h = hidden.reshape(-1, hidden.shape[-1])
+    h = h if h.stride(-1) == 1 else h.contiguous()
+    n = h.shape[0]
+    if cu_seqlens is None:  # row blocks as throwaway segments: same kernel, full parallelism
+        cu = torch.arange(0, n + _VH_BLOCK_N, _VH_BLOCK_N, device=h.device).clamp_max(n)
+        cu = cu.to(torch.int32)
+    else:
+        cu = cu_seqlens.to(device=h.device, dtype=torch.int32).contiguous()
+    m = None if mask is None else mask.reshape(-1).to(torch.float32).contiguous()
+    b = None if bias is None else bias.reshape(1)
+    z, total, mean, count = _ValueHeadFunction.apply(h, weight.reshape(-1).contiguous(), b, cu, m)
+    return ValueHeadScores(z, None if cu_seqlens is None else SegmentStats(total, mean, count))
