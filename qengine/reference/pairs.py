@@ -1,0 +1,113 @@
+"""Queries (docs 5.6) and step-level preference pairs (5.7)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from qengine.config import SearchConfig
+
+from .select import q_raw
+from .tree import ROOT, Tree
+
+
+def best_child(tree: Tree, config: SearchConfig, node: int) -> int:
+    """Visited child with the most visits, ties: higher Qraw, then lower id; -1 if none."""
+    best = -1
+    for c in tree.children(node):
+        if tree.visits[c] == 0:
+            continue
+        if best < 0:
+            best = c
+            continue
+        if tree.visits[c] > tree.visits[best] or (
+            tree.visits[c] == tree.visits[best]
+            and q_raw(tree, config, c) > q_raw(tree, config, best)
+        ):
+            best = c
+    return best
+
+
+def best_action(tree: Tree, config: SearchConfig) -> int:
+    c = best_child(tree, config, ROOT)
+    return -1 if c < 0 else c - tree.first_child[ROOT]
+
+
+def best_path(tree: Tree, config: SearchConfig) -> list[int]:
+    path = [ROOT]
+    while True:
+        c = best_child(tree, config, path[-1])
+        if c < 0:
+            return path
+        path.append(c)
+
+
+def root_policy(tree: Tree, config: SearchConfig, temperature: float) -> np.ndarray:
+    """N(a)^(1/temperature) normalised (sequential double sum); temperature 0: one-hot on
+    best_action. All zeros when no root child is visited."""
+    children = tree.children(ROOT)
+    out = np.zeros(len(children), dtype=np.float64)
+    if temperature == 0.0:
+        a = best_action(tree, config)
+        if a >= 0:
+            out[a] = 1.0
+        return out
+    weights = [float(tree.visits[c]) ** (1.0 / temperature) for c in children]
+    total = 0.0
+    for w in weights:
+        total += w
+    if total > 0.0:
+        for a, w in enumerate(weights):
+            out[a] = w / total
+    return out
+
+
+def qvalues(tree: Tree, config: SearchConfig, node: int) -> np.ndarray:
+    return np.array([q_raw(tree, config, c) for c in tree.children(node)], dtype=np.float64)
+
+
+def tree_pairs(
+    tree: Tree,
+    config: SearchConfig,
+    mode: str,
+    min_visits: int,
+    min_q_gap: float,
+    max_depth: int,
+) -> list[tuple[int, int, int, int, float, float]]:
+    """(parent, chosen, rejected, depth, q_chosen, q_rejected) rows of one tree, by parent id."""
+    threshold = max(min_visits, 1)
+    if mode == "paper":
+        path = best_path(tree, config)
+        parents = {s: nxt for s, nxt in itertools.pairwise(path)}
+    rows = []
+    for s in range(tree.size):
+        if not tree.is_expanded(s) or not tree.is_alive(s):
+            continue
+        if max_depth >= 0 and tree.depth[s] > max_depth:
+            continue
+        eligible = [c for c in tree.children(s) if tree.visits[c] >= threshold]
+        if len(eligible) < 2:
+            continue
+        q = {c: q_raw(tree, config, c) for c in eligible}
+        lowest = eligible[0]
+        for c in eligible[1:]:
+            if q[c] <= q[lowest]:  # ties: higher id
+                lowest = c
+        if mode == "max_min":
+            chosen = eligible[0]
+            for c in eligible[1:]:
+                if q[c] > q[chosen]:  # ties: lower id
+                    chosen = c
+        else:
+            if s not in parents or parents[s] not in q:
+                continue
+            chosen = parents[s]
+            lowest = -1
+            for c in eligible:
+                if c != chosen and (lowest < 0 or q[c] <= q[lowest]):
+                    lowest = c
+        rejected = lowest
+        if q[chosen] > q[rejected] and q[chosen] - q[rejected] >= min_q_gap:
+            rows.append((s, chosen, rejected, tree.depth[s], q[chosen], q[rejected]))
+    return rows
