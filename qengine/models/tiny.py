@@ -16,7 +16,7 @@ SPECIAL_TOKENS = {"pad": "<pad>", "unk": "<unk>", "bos": "<s>", "eos": "</s>"}
 
 
 def build_word_tokenizer(texts: Iterable[str], *, vocab_size: int = 4096) -> Any:
-    """A word-level ``PreTrainedTokenizerFast`` trained on ``texts`` (lower-cased, punctuation split).
+    """A word-level ``PreTrainedTokenizerFast`` trained on ``texts`` (lower-cased).
 
     Decoding joins words with spaces; use it for scoring and for small models trained from scratch.
     """

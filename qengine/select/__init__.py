@@ -1,0 +1,18 @@
+"""Q-guided action selection and agent evaluation."""
+
+from .agents import BaseAgent, BestOfNLogprobAgent, QGuidedAgent
+from .evaluate import AgentResult, bootstrap_ci, format_table, plot_results, run_episodes
+from .q_value import QValueModel, candidate_logprobs
+
+__all__ = [
+    "AgentResult",
+    "BaseAgent",
+    "BestOfNLogprobAgent",
+    "QGuidedAgent",
+    "QValueModel",
+    "bootstrap_ci",
+    "candidate_logprobs",
+    "format_table",
+    "plot_results",
+    "run_episodes",
+]

@@ -1,0 +1,107 @@
+"""`QValueModel`: implicit step-level Q-values of candidate actions from a step-DPO-trained model.
+
+    Q(s, a) = β · Σ_{t ∈ a} (log πθ(a_t | s, a_<t) − log πref(a_t | s, a_<t))
+
+The state prefix is run once per model with a KV cache; the n candidates of that state are then
+scored together in one batch on top of the cached prefix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..train.step_dpo import QMODEL_CONFIG
+
+
+@torch.no_grad()
+def candidate_logprobs(
+    model: Any, prompt_ids: list[int], candidates: Sequence[list[int]]
+) -> torch.Tensor:
+    """Σ log π over each candidate's tokens given a shared prompt → float32 [n].
+
+    The prompt goes through the model once (``use_cache=True``); the cache is repeated n times and
+    the right-padded candidates run in one batch on top of it.
+    """
+    device = next(model.parameters()).device
+    n = len(candidates)
+    width = max(len(c) for c in candidates)
+    if width == 0:
+        raise ValueError("every candidate is empty after tokenisation")
+    prefix = torch.tensor([prompt_ids], device=device)
+    first = model(input_ids=prefix, use_cache=True)
+    cache = first.past_key_values
+    cache.batch_repeat_interleave(n)
+    tokens = torch.zeros((n, width), dtype=torch.long, device=device)
+    mask = torch.zeros((n, width), dtype=torch.bool, device=device)
+    for i, ids in enumerate(candidates):
+        tokens[i, : len(ids)] = torch.tensor(ids, device=device)
+        mask[i, : len(ids)] = True
+    attention = torch.cat(
+        [torch.ones((n, prefix.shape[1]), dtype=torch.long, device=device), mask.long()], dim=1
+    )
+    rest = model(input_ids=tokens, attention_mask=attention, past_key_values=cache, use_cache=False)
+    # The prompt's last logits predict each candidate's first token; the rest predict the next.
+    logits = torch.cat([first.logits[:, -1:].expand(n, -1, -1), rest.logits[:, :-1]], dim=1)
+    logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[..., None]).squeeze(-1)
+    return (logp * mask).sum(dim=1)
+
+
+class QValueModel:
+    """Scores candidate actions of agent states with a model trained by ``train_step_dpo``.
+
+    Args:
+      path: a directory written by ``qengine.train.save_q_model`` (model, tokenizer, ``reference/``,
+        ``qengine_qmodel.json``).
+      device: where to run (default: CUDA when available).
+    """
+
+    def __init__(self, path: str | Path, *, device: str | None = None) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(path)
+        meta_file = path / QMODEL_CONFIG
+        if not meta_file.is_file():
+            raise FileNotFoundError(
+                f"{path} is not a qengine Q-value model (no {QMODEL_CONFIG}); train one with "
+                "`qengine train-q` or qengine.train.train_step_dpo(..., output_dir=...)"
+            )
+        meta = json.loads(meta_file.read_text())
+        self.beta = float(meta["beta"])
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForCausalLM.from_pretrained(path).to(self.device).eval()
+        self.reference = (
+            AutoModelForCausalLM.from_pretrained(path / meta["reference"]).to(self.device).eval()
+        )
+
+    def _ids(self, prompt: str, candidates: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+        prompt_ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
+        eos = self.tokenizer.eos_token_id
+        cands = []
+        for text in candidates:
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            cands.append(ids + ([eos] if eos is not None else []))
+        return prompt_ids, cands
+
+    def score(self, prompt: str, candidates: Sequence[str]) -> np.ndarray:
+        """Q-values float64 [n] of ``candidates`` after ``prompt`` (see ``render_state``)."""
+        if len(candidates) == 0:
+            raise ValueError("score() needs at least one candidate action")
+        prompt_ids, cands = self._ids(prompt, candidates)
+        policy = candidate_logprobs(self.model, prompt_ids, cands)
+        reference = candidate_logprobs(self.reference, prompt_ids, cands)
+        return (self.beta * (policy - reference)).double().cpu().numpy()
+
+    def score_batch(
+        self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]
+    ) -> list[np.ndarray]:
+        """``score`` for many states."""
+        if len(prompts) != len(candidates):
+            raise ValueError(f"{len(prompts)} prompts but {len(candidates)} candidate lists")
+        return [self.score(p, c) for p, c in zip(prompts, candidates, strict=True)]

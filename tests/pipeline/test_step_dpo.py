@@ -1,0 +1,105 @@
+"""Step-level DPO on a tiny model built from a config, saved and loaded for real."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from qengine.models import build_word_tokenizer, tiny_causal_lm
+from qengine.select import QValueModel, candidate_logprobs
+from qengine.train import StepDPOConfig, dpo_loss, encode_completions, train_step_dpo
+
+COLOURS = ["red", "blue", "green", "black", "white", "pink", "gray", "gold"]
+
+
+def colour_pairs(n: int, seed: int) -> list[dict]:
+    """The winning action repeats the colour the instruction asks for."""
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        want, other = rng.sample(COLOURS, 2)
+        records.append(
+            {
+                "prompt": f"Instruction: buy a {want} shirt\nAction: ",
+                "chosen": f"click[{want} shirt]",
+                "rejected": f"click[{other} shirt]",
+                "task": f"t{i}",
+            }
+        )
+    return records
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, dict]:
+    records = colour_pairs(400, seed=0)
+    tokenizer = build_word_tokenizer(r["prompt"] + r["chosen"] + r["rejected"] for r in records)
+    model = tiny_causal_lm(tokenizer, hidden_size=64, num_layers=2)
+    out = tmp_path_factory.mktemp("qmodel")
+    config = StepDPOConfig(epochs=3, learning_rate=3e-3, batch_size=16, eval_fraction=0.2)
+    history = train_step_dpo(
+        model, tokenizer, records, config=config, output_dir=out, progress=False
+    )
+    return out, history
+
+
+def test_dpo_loss_matches_the_formula() -> None:
+    pw, pl, rw, rl = (torch.randn(7, dtype=torch.float64) for _ in range(4))
+    loss, parts = dpo_loss(pw, pl, rw, rl, beta=0.1)
+    expected = -torch.nn.functional.logsigmoid(0.1 * ((pw - rw) - (pl - rl))).mean()
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(parts["margin"], 0.1 * ((pw - rw) - (pl - rl)))
+
+
+def test_held_out_preference_accuracy_rises_above_chance(trained) -> None:
+    _, history = trained
+    assert history["eval_before"]["accuracy"] == pytest.approx(0.5)  # policy == reference
+    assert history["eval_after"]["accuracy"] >= 0.8
+    assert history["eval_after"]["margin"] > 0
+    assert history["epochs"][-1]["loss"] < history["epochs"][0]["loss"]
+
+
+def test_saved_with_save_pretrained_and_metadata(trained) -> None:
+    out, _ = trained
+    assert (out / "model.safetensors").is_file()
+    assert (out / "reference" / "model.safetensors").is_file()
+    meta = json.loads((out / "qengine_qmodel.json").read_text())
+    assert meta["beta"] == pytest.approx(0.1)
+
+
+def test_q_value_model_picks_the_highest_q_candidate(trained) -> None:
+    out, _ = trained
+    q_model = QValueModel(out, device="cpu")
+    prompt = "Instruction: buy a green shirt\nAction: "
+    candidates = ["click[red shirt]", "click[green shirt]", "click[gold shirt]"]
+    q = q_model.score(prompt, candidates)
+    assert q.shape == (3,) and np.isfinite(q).all()
+    assert int(np.argmax(q)) == 1
+
+
+def test_shared_prefix_scoring_equals_full_forward(trained) -> None:
+    out, _ = trained
+    q_model = QValueModel(out, device="cpu")
+    prompt = "Instruction: buy a pink shirt\nAction: "
+    texts = ["click[pink shirt]", "click[blue]"]
+    prompt_ids, cands = q_model._ids(prompt, texts)
+    cached = candidate_logprobs(q_model.model, prompt_ids, cands)
+    batch = encode_completions(q_model.tokenizer, [prompt] * 2, texts)
+    with torch.no_grad():
+        logits = q_model.model(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask
+        ).logits
+    logp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, batch.input_ids[:, 1:, None])
+    full = (logp.squeeze(-1) * batch.completion_mask[:, 1:]).sum(1)
+    torch.testing.assert_close(cached, full, atol=1e-4, rtol=1e-4)
+
+
+def test_bad_input_is_explained(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="not a qengine Q-value model"):
+        QValueModel(tmp_path)
+    with pytest.raises(ValueError, match="beta"):
+        StepDPOConfig(beta=0.0)
