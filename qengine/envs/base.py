@@ -36,7 +36,10 @@ _ACTION_RE = re.compile(r"^\s*([a-zA-Z_]+)\s*\[(.*)\]\s*$", re.DOTALL)
 
 
 def parse_action(action: str) -> tuple[str, str] | None:
-    """Split ``"verb[argument]"`` into ``(verb.lower(), argument.strip())``; ``None`` if malformed."""
+    """Split ``"verb[argument]"`` into ``(verb.lower(), argument.strip())``.
+
+    Returns ``None`` when ``action`` is not of that form.
+    """
     if not isinstance(action, str):
         return None
     m = _ACTION_RE.match(action)

@@ -14,9 +14,10 @@
 * ``r_price`` — 1 when the price is at most the goal's upper bound.
 
 Differences from WebShop: spaCy's noun tagging is replaced by the generator's known type words
-(the type name's words; brands are left out, so another type never scores by brand), fuzzy string ratios by token-set containment, and substring tests by
-whole-word phrase tests (so "red" is not found in "insulated"). The vocabulary is generated, so
-these give the same decisions WebShop's would on it.
+(the type name's words; brands are left out, so another type never scores by brand), fuzzy
+string ratios by token-set containment, and substring tests by whole-word phrase tests (so "red"
+is not found in "insulated"). The vocabulary is generated, so these give the decisions WebShop's
+would on it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,215 @@
+"""``textworld``: Microsoft TextWorld games generated locally (optional: ``pip install textworld``).
+
+Each task is one game made by TextWorld's own challenge generator (``tw-coin_collector``,
+``tw-treasure_hunter``, ``tw-cooking``) from a seed derived from ``(seed, split, index)``; games
+are compiled on first use into ``cache_dir`` (about 1-4 s each) and reused afterwards. Actions
+are TextWorld's admissible commands; any other text is refused with feedback (and costs a
+step). The step reward is the gain in game score divided by the game's maximum score, so a won
+game sums to 1. The expert is TextWorld's own ``policy_commands`` (a winning plan from the
+current state).
+
+Snapshots hold the action history and are restored by replay (TextWorld games are
+deterministic), which costs a game reset plus one engine call per action.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from .base import StepResult, TextEnv
+from .text import stable_hash
+
+__all__ = ["CHALLENGE_DEFAULTS", "TextWorldEnv"]
+
+CHALLENGE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "tw-coin_collector": {"level": 5},
+    "tw-treasure_hunter": {"level": 5},
+    "tw-cooking": {"recipe": 2, "take": 1, "go": 6, "open": True, "cook": False, "cut": False,
+                   "drop": False, "recipe_seed": 0, "split": "train"},
+}  # fmt: skip
+
+
+def _import_textworld() -> Any:
+    try:
+        import textworld
+        import textworld.challenges
+    except ImportError as e:  # pragma: no cover - depends on the installation
+        raise ImportError(
+            "the 'textworld' environment needs Microsoft TextWorld: pip install textworld "
+            f"(import failed: {e})"
+        ) from e
+    return textworld
+
+
+def _default_cache_dir() -> str:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "qengine", "textworld")
+
+
+class TextWorldEnv(TextEnv):
+    """TextWorld games as a :class:`TextEnv`; see the module docstring.
+
+    Args (keyword-only): ``challenge`` one of :data:`CHALLENGE_DEFAULTS`; ``settings`` the
+    challenge's settings (defaults above); ``seed``; ``num_train`` / ``num_test`` games;
+    ``max_steps`` step cap; ``cache_dir`` where compiled games are kept.
+    """
+
+    name = "textworld"
+
+    def __init__(
+        self,
+        *,
+        challenge: str = "tw-coin_collector",
+        settings: dict[str, Any] | None = None,
+        seed: int = 0,
+        num_train: int = 20,
+        num_test: int = 5,
+        max_steps: int = 50,
+        cache_dir: str | None = None,
+    ) -> None:
+        self._tw = _import_textworld()
+        if challenge not in CHALLENGE_DEFAULTS:
+            raise ValueError(
+                f"unknown TextWorld challenge {challenge!r}; valid: {', '.join(CHALLENGE_DEFAULTS)}"
+            )
+        merged = {**CHALLENGE_DEFAULTS[challenge], **(settings or {})}
+        config = dict(challenge=challenge, settings=merged, seed=seed, num_train=num_train,
+                      num_test=num_test, max_steps=max_steps, cache_dir=cache_dir)  # fmt: skip
+        super().__init__(max_steps=max_steps, config=config)
+        self.challenge = challenge
+        self.settings = merged
+        self.cache_dir = cache_dir or _default_cache_dir()
+        self._game_seeds: dict[str, int] = {}
+        self._splits: dict[str, list[str]] = {}
+        used: set[int] = set()
+        for split, count in (("train", num_train), ("test", num_test)):
+            ids = []
+            for i in range(count):
+                k = 0
+                while (s := stable_hash("tw", challenge, seed, split, i, k) % 2**31) in used:
+                    k += 1
+                used.add(s)
+                tid = f"{split}/{i:05d}"
+                self._game_seeds[tid] = s
+                ids.append(tid)
+            self._splits[split] = ids
+        self._game: Any = None  # the running textworld environment
+        self._game_path = ""
+        self._gs: Any = None  # last game state
+        self._max_score = 1.0
+        self._score = 0.0
+        self._actions: tuple[str, ...] = ()
+
+    # ----------------------------------------------------------------- tasks
+    def task_ids(self, split: str = "train") -> list[str]:
+        self._check_split(split)
+        return list(self._splits[split])
+
+    def game_seed(self, task_id: str) -> int:
+        """The generator seed of ``task_id``'s game."""
+        try:
+            return self._game_seeds[task_id]
+        except KeyError:
+            raise KeyError(
+                f"textworld: unknown task id {task_id!r}; ids look like 'train/00000' "
+                "(see task_ids(split))"
+            ) from None
+
+    def game_file(self, task_id: str) -> str:
+        """Path of the compiled game of ``task_id`` (generated and compiled on first use)."""
+        game_seed = self.game_seed(task_id)
+        key = stable_hash(self.challenge, json.dumps(self.settings, sort_keys=True), game_seed)
+        path = os.path.join(self.cache_dir, f"{self.challenge}-{key:016x}.z8")
+        if os.path.exists(path) and os.path.exists(path[:-3] + ".json"):
+            return path
+        os.makedirs(self.cache_dir, exist_ok=True)
+        tw = self._tw
+        with tempfile.TemporaryDirectory(dir=self.cache_dir) as tmp:
+            opts = tw.GameOptions()
+            opts.seeds = game_seed
+            opts.path = os.path.join(tmp, os.path.basename(path))
+            opts.force_recompile = True
+            game = tw.challenges.CHALLENGES[self.challenge][1](dict(self.settings), opts)
+            built = tw.generator.compile_game(game, opts)
+            # Publish atomically: the json first, the game file last (its presence = ready).
+            os.replace(built[:-3] + ".json", path[:-3] + ".json")
+            shutil.move(built, path + ".part")
+            os.replace(path + ".part", path)
+        return path
+
+    # -------------------------------------------------------------- episode
+    def _start(self, task_id: str) -> None:
+        path = self.game_file(task_id)
+        if self._game is None or path != self._game_path:
+            if self._game is not None:
+                self._game.close()
+            infos = self._tw.EnvInfos(
+                admissible_commands=True, policy_commands=True, max_score=True, score=True,
+                won=True, lost=True, objective=True, description=True,
+            )  # fmt: skip
+            self._game = self._tw.start(path, request_infos=infos)
+            self._game_path = path
+        self._gs = self._game.reset()
+        self._max_score = float(self._gs["max_score"] or 1)
+        self._score = float(self._gs["score"] or 0)
+        self._actions = ()
+
+    def _reset(self, task_id: str) -> tuple[str, str]:
+        self._start(task_id)
+        return str(self._gs["objective"]).strip(), str(self._gs["description"]).strip()
+
+    def admissible_actions(self) -> tuple[str, ...] | None:
+        if self._gs is None:
+            return None
+        return tuple(self._gs["admissible_commands"] or ())
+
+    def _engine_step(self, action: str) -> tuple[str, float, bool]:
+        self._gs, score, done = self._game.step(action)
+        reward = (float(score) - self._score) / self._max_score
+        self._score = float(score)
+        self._actions = (*self._actions, action)
+        return str(self._gs.feedback).strip(), reward, bool(done)
+
+    def _step(self, action: str) -> StepResult:
+        adm = self.admissible_actions() or ()
+        cmd = " ".join(action.lower().split())
+        if cmd not in adm:
+            return StepResult(
+                f"Invalid action: {action!r} is not an admissible command here. {self._valid_hint()}",
+                0.0,
+                False,
+                {"valid": False, "error": "inadmissible"},
+            )
+        obs, reward, done = self._engine_step(cmd)
+        info = {"success": bool(self._gs["won"]), "score": self._score}
+        return StepResult(obs, reward, done, info)
+
+    def _get_payload(self) -> Any:
+        return self._actions
+
+    def _set_payload(self, payload: Any) -> None:
+        assert self._task_id is not None
+        self._start(self._task_id)
+        for a in payload:
+            self._engine_step(a)
+
+    # ---------------------------------------------------------- expert hooks
+    def oracle_action(self) -> str:
+        plan = list(self._gs["policy_commands"] or ()) if self._gs is not None else []
+        if plan:
+            return plan[0]
+        adm = self.admissible_actions() or ("look",)
+        return "look" if "look" in adm else adm[0]
+
+    def plausible_actions(self) -> tuple[str, ...]:
+        return self.admissible_actions() or ("look",)
+
+    def close(self) -> None:
+        if self._game is not None:
+            self._game.close()
+            self._game = None
+            self._game_path = ""

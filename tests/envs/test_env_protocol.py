@@ -1,0 +1,78 @@
+"""Registry, action parsing and the protocol's error behaviour."""
+
+from __future__ import annotations
+
+import pytest
+
+from qengine.envs import SPLITS, UnknownEnvironmentError, list_envs, make_env, parse_action
+
+
+def test_list_envs_names_the_builtins():
+    assert {"shop", "hotpot", "textworld"} <= set(list_envs())
+
+
+@pytest.mark.parametrize("name", ["nope", "", "Shop", None])
+def test_unknown_environment_lists_valid_names(name):
+    with pytest.raises(UnknownEnvironmentError, match="valid names: .*hotpot.*shop"):
+        make_env(name)
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("search[red shoes]", ("search", "red shoes")),
+        ("  Click[ buy now ] ", ("click", "buy now")),
+        ("finish[]", ("finish", "")),
+        ("lookup[a [nested] thing]", ("lookup", "a [nested] thing")),
+        ("buy now", None),
+        ("search red shoes]", None),
+        ("[x]", None),
+        ("", None),
+    ],
+)
+def test_parse_action(text, parsed):
+    assert parse_action(text) == parsed
+
+
+@pytest.mark.parametrize("name", ["shop", "hotpot"])
+def test_programming_errors_raise_clearly(name):
+    env = make_env(name, num_train=5, num_test=5)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step("search[x]")
+    with pytest.raises(KeyError, match="unknown task id"):
+        env.reset("train/99999")
+    with pytest.raises(ValueError, match="unknown split"):
+        env.task_ids("validation")
+    assert set(SPLITS) == {"train", "test"}
+
+
+@pytest.mark.parametrize("name", ["shop", "hotpot"])
+@pytest.mark.parametrize("bad", ["", "   ", "dance", "jump[now]", "search[", 42])
+def test_bad_actions_get_feedback_and_cost_a_step(name, bad):
+    env = make_env(name, num_train=5, num_test=5)
+    env.reset(env.task_ids("train")[0])
+    res = env.step(bad)
+    assert res.observation.startswith("Invalid action")
+    assert "Valid actions" in res.observation
+    assert res.info["valid"] is False and res.reward == 0.0 and not res.done
+    assert env.state().depth == 1
+
+
+@pytest.mark.parametrize("name", ["shop", "hotpot"])
+def test_step_cap_ends_the_episode(name):
+    env = make_env(name, num_train=5, num_test=5, max_steps=3)
+    env.reset(env.task_ids("train")[0])
+    results = [env.step("nonsense") for _ in range(3)]
+    assert [r.done for r in results] == [False, False, True]
+    assert results[-1].info.get("truncated") is True
+    after = env.step("nonsense")
+    assert after.done and after.info["valid"] is False and env.state().depth == 3
+
+
+@pytest.mark.parametrize("name", ["shop", "hotpot"])
+def test_fresh_twin_has_the_same_tasks(name):
+    env = make_env(name, seed=5, num_train=8, num_test=4)
+    twin = env.fresh()
+    assert twin is not env and twin.config == env.config
+    for tid in env.task_ids("test"):
+        assert env.reset(tid) == twin.reset(tid)
