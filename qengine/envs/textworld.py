@@ -77,8 +77,15 @@ class TextWorldEnv(TextEnv):
                 f"unknown TextWorld challenge {challenge!r}; valid: {', '.join(CHALLENGE_DEFAULTS)}"
             )
         merged = {**CHALLENGE_DEFAULTS[challenge], **(settings or {})}
-        config = dict(challenge=challenge, settings=merged, seed=seed, num_train=num_train,
-                      num_test=num_test, max_steps=max_steps, cache_dir=cache_dir)  # fmt: skip
+        config = dict(
+            challenge=challenge,
+            settings=merged,
+            seed=seed,
+            num_train=num_train,
+            num_test=num_test,
+            max_steps=max_steps,
+            cache_dir=cache_dir,
+        )
         super().__init__(max_steps=max_steps, config=config)
         self.challenge = challenge
         self.settings = merged
@@ -148,9 +155,15 @@ class TextWorldEnv(TextEnv):
             if self._game is not None:
                 self._game.close()
             infos = self._tw.EnvInfos(
-                admissible_commands=True, policy_commands=True, max_score=True, score=True,
-                won=True, lost=True, objective=True, description=True,
-            )  # fmt: skip
+                admissible_commands=True,
+                policy_commands=True,
+                max_score=True,
+                score=True,
+                won=True,
+                lost=True,
+                objective=True,
+                description=True,
+            )
             self._game = self._tw.start(path, request_infos=infos)
             self._game_path = path
         self._gs = self._game.reset()
@@ -179,7 +192,7 @@ class TextWorldEnv(TextEnv):
         cmd = " ".join(action.lower().split())
         if cmd not in adm:
             return StepResult(
-                f"Invalid action: {action!r} is not an admissible command here. {self._valid_hint()}",
+                f"Invalid action: {action!r} is not admissible here. {self._valid_hint()}",
                 0.0,
                 False,
                 {"valid": False, "error": "inadmissible"},

@@ -13,7 +13,7 @@ def test_list_envs_names_the_builtins():
 
 @pytest.mark.parametrize("name", ["nope", "", "Shop", None])
 def test_unknown_environment_lists_valid_names(name):
-    with pytest.raises(UnknownEnvironmentError, match="valid names: .*hotpot.*shop"):
+    with pytest.raises(UnknownEnvironmentError, match=r"valid names: .*hotpot.*shop"):
         make_env(name)
 
 

@@ -54,25 +54,25 @@ def product(**kw) -> Product:
             product(attributes=("breathable",), description="plain.", title="Zonova running shoes"),
             {"color": "red", "size": "9"},
             3 / 5,
-        ),  # fmt: skip
+        ),
         # attribute found in the description only still counts (WebShop's fallback)
         (
             product(attributes=("breathable",), description="very lightweight and non-slip"),
             {"color": "red", "size": "9"},
             1.0,
-        ),  # fmt: skip
+        ),
         # token-set containment: "non-slip sole" satisfies "non-slip"
         (
             product(attributes=("lightweight", "non-slip sole"), description="x"),
             {"color": "red", "size": "9"},
             1.0,
-        ),  # fmt: skip
+        ),
         # other type, no shared type word: r_type = 0
         (
             product(category="hiking boots", path="clothing › shoes › outdoor"),
             {"color": "red", "size": "9"},
             0.0,
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_reward_hand_worked(prod, selected, expected):
@@ -105,9 +105,11 @@ def test_buy_pays_webshop_reward(shop):
         shop.step("click[next >]")
     shop.step(f"click[{task.goal.target}]")
     dim, wrong = next(
-        (d, v) for d, vs in shop.catalog.by_asin[task.goal.target].options for v in vs
+        (d, v)
+        for d, vs in shop.catalog.by_asin[task.goal.target].options
+        for v in vs
         if v != dict(task.goal.options)[d]
-    )  # fmt: skip
+    )
     shop.step(f"click[{wrong}]")
     res = shop.step("click[buy now]")
     assert res.done and res.info["purchased"] == task.goal.target

@@ -85,8 +85,9 @@ class HotpotEnv(TextEnv):
         return _HINT
 
     def _invalid(self, why: str) -> StepResult:
-        return StepResult(f"Invalid action: {why} {_HINT}", 0.0, False,
-                          {"valid": False, "error": why})  # fmt: skip
+        return StepResult(
+            f"Invalid action: {why} {_HINT}", 0.0, False, {"valid": False, "error": why}
+        )
 
     @staticmethod
     def _add(mentions: tuple[str, ...], spans: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -112,8 +113,14 @@ class HotpotEnv(TextEnv):
             shown = art.sentences[:2]
             seen = ctx.seen | {(art.title, i) for i in range(len(shown))}
             spans = [s for sent in shown for s in sent.spans]
-            self._ctx = replace(ctx, article=art.title, keyword="", hit=0, seen=seen,
-                                mentions=self._add(ctx.mentions, spans))  # fmt: skip
+            self._ctx = replace(
+                ctx,
+                article=art.title,
+                keyword="",
+                hit=0,
+                seen=seen,
+                mentions=self._add(ctx.mentions, spans),
+            )
             return StepResult(" ".join(s.text for s in shown), 0.0, False)
         if verb == "lookup":
             if not ctx.article:

@@ -38,8 +38,8 @@ _LAST_B = ("berg", "ova", "sen", "ani", "quist", "mann", "ardi", "ell", "ovic", 
 _OCCUPATIONS = ("painter", "composer", "physicist", "architect", "poet", "chemist", "sculptor")
 _ADJ = ("Silent", "Crimson", "Hollow", "Last", "Frozen", "Hidden", "Golden", "Broken", "Quiet",
         "Endless", "Distant", "Burning", "Pale", "Iron", "Wandering", "Seventh")  # fmt: skip
-_NOUN = ("Harbor", "Orchard", "Lantern", "River", "Garden", "Tower", "Winter", "Mirror",
-         "Voyage", "Meadow", "Signal", "Kingdom", "Bridge", "Archive", "Summer", "Compass")  # fmt: skip
+_NOUN = ("Harbor", "Orchard", "Lantern", "River", "Garden", "Tower", "Winter", "Mirror", "Voyage",
+         "Meadow", "Signal", "Kingdom", "Bridge", "Archive", "Summer", "Compass")  # fmt: skip
 _GENRES = ("drama", "comedy", "thriller", "documentary", "science fiction", "musical")
 _FEATURES = ("old harbour", "cathedral", "textile mills", "botanical garden", "river festival",
              "university", "salt mines", "clock tower")  # fmt: skip
@@ -116,9 +116,13 @@ def _pick(rng: np.random.Generator, seq):
 
 @lru_cache(maxsize=8)
 def build_kb(
-    seed: int, *, num_cities: int = 60, num_people: int = 220, num_films: int = 110,
+    seed: int,
+    *,
+    num_cities: int = 60,
+    num_people: int = 220,
+    num_films: int = 110,
     num_books: int = 80,
-) -> KnowledgeBase:  # fmt: skip
+) -> KnowledgeBase:
     """The knowledge base of ``seed`` (cached)."""
     rng = rng_for("hotpot-kb", seed)
     used: set[str] = {c for c, _ in _COUNTRIES}
@@ -193,8 +197,9 @@ def build_kb(
         arts.append(Article(title, "film", sents, (("year", str(year)), ("director", director))))
 
     for _ in range(num_books):
-        title = _unique(lambda: f"{_pick(rng, _NOUN)} of the {_pick(rng, _ADJ)} {_pick(rng, _NOUN)}",
-                        used)  # fmt: skip
+        title = _unique(
+            lambda: f"{_pick(rng, _NOUN)} of the {_pick(rng, _ADJ)} {_pick(rng, _NOUN)}", used
+        )
         author, _, born = _pick(rng, novelists)
         year = born + int(rng.integers(20, 70))
         sents = (
@@ -202,7 +207,7 @@ def build_kb(
             Sentence(f"It was written by {author}.", (author,)),
             Sentence(
                 f"The book has been translated into {int(rng.integers(2, 40))} languages.", ()
-            ),  # fmt: skip
+            ),
         )
         arts.append(Article(title, "book", sents, (("year", str(year)), ("author", author))))
     return KnowledgeBase(arts)

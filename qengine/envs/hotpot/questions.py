@@ -71,8 +71,9 @@ def _make(kb: KnowledgeBase, rng: np.random.Generator) -> Question | None:
         film = pick("film")
         d = arts[film].fact("director")
         text = f"What is the nationality of the director of {film}?"
-        return Question("", kind, text, arts[d].fact("nationality"), (_s(film, 1), _s(d, 0)),
-                        (film,))  # fmt: skip
+        return Question(
+            "", kind, text, arts[d].fact("nationality"), (_s(film, 1), _s(d, 0)), (film,)
+        )
     if kind == "bridge-author-born":
         book = pick("book")
         a = arts[book].fact("author")

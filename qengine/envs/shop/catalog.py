@@ -192,8 +192,9 @@ def _make_product(cat: Category, rng: np.random.Generator, used: set[str]) -> Pr
     lo, hi = cat.price
     price = round(float(np.floor(rng.uniform(lo, hi))) + 0.99, 2)
     desc = f"{brand} {cat.key}. Features: {', '.join(attrs)}."
-    return Product(_asin(rng, used), cat.key, cat.path, brand, title, attrs, tuple(opts), price,
-                   desc)  # fmt: skip
+    return Product(
+        _asin(rng, used), cat.key, cat.path, brand, title, attrs, tuple(opts), price, desc
+    )
 
 
 @lru_cache(maxsize=8)

@@ -157,8 +157,12 @@ class ShopEnv(TextEnv):
         return super()._valid_hint()
 
     def _invalid(self, why: str) -> StepResult:
-        return StepResult(f"Invalid action: {why} {self._valid_hint()}", 0.0, False,
-                          {"valid": False, "error": why})  # fmt: skip
+        return StepResult(
+            f"Invalid action: {why} {self._valid_hint()}",
+            0.0,
+            False,
+            {"valid": False, "error": why},
+        )
 
     def _step(self, action: str) -> StepResult:
         parsed = parse_action(action)
