@@ -12,7 +12,11 @@ DESCRIPTION = """\
 qengine: high-throughput tree search and Q-value models for LLM agents.
 
   qengine demo      run the built-in end-to-end demo on its embedded default
-  qengine info      show the build: native core, threads, torch / triton / CUDA availability
+  qengine collect   search MCTS trees over environment tasks (batched, resumable)
+  qengine pairs     turn searched trees into step-level preference pairs
+  qengine train-q   train a step-level Q-value model with step-level DPO
+  qengine evaluate  compare base, best-of-n and Q-guided agents on held-out tasks
+  qengine info      show the build: native core, threads, torch / triton availability
 
 Run `qengine COMMAND --help` for the options of a command.
 """
@@ -83,14 +87,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_demo(sub)
+    for module in _pipeline_commands().values():
+        module.add_parser(sub)
     sub.add_parser("info", help="show the build and the optional accelerators")
     return parser
+
+
+def _pipeline_commands() -> dict:
+    from .commands import collect, evaluate, pairs, train_q
+
+    return {"collect": collect, "pairs": pairs, "train-q": train_q, "evaluate": evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"demo": _run_demo, "info": _run_info}
+    handlers.update({name: m.run for name, m in _pipeline_commands().items()})
     if args.command is None:
         parser.print_help()
         return 0

@@ -14,7 +14,7 @@ from qengine.demo import LockPuzzle, run_demo
 def test_help_explains_every_command(capsys) -> None:
     assert main([]) == 0
     text = capsys.readouterr().out
-    for command in ("demo", "info"):
+    for command in ("demo", "collect", "pairs", "train-q", "evaluate", "info"):
         assert f"qengine {command}" in text
 
 
