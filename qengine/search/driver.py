@@ -143,6 +143,7 @@ def collect(
     out_dir: str | Path | None = None,
     value_fn: ValueFn | None = None,
     progress: bool = True,
+    engine: str = "native",
 ) -> CollectStats:
     """Search every task and write its tree under ``out_dir`` (resuming what is already there).
 
@@ -151,6 +152,7 @@ def collect(
       policy: proposes candidate actions for many states at once.
       task_ids: the tasks, one tree each; tree ``i`` is written as ``trees/{i:05d}.*``.
       value_fn: values leaf states in one batch instead of policy rollouts.
+      engine: the forest engine, "native" or "reference" (tests compare the two).
     """
     settings = settings or CollectSettings()
     store = TreeStore(out_dir) if out_dir is not None else None
@@ -161,7 +163,7 @@ def collect(
         return stats
     pool = _EnvPool(env, settings.workers)
     try:
-        _search(pool, policy, task_ids, todo, settings, store, value_fn, stats, progress)
+        _search(pool, policy, task_ids, todo, settings, store, value_fn, stats, progress, engine)
     finally:
         pool.close()
     return stats
@@ -177,6 +179,7 @@ def _search(
     value_fn: ValueFn | None,
     stats: CollectStats,
     progress: bool,
+    engine: str,
 ) -> None:
     start = time.perf_counter()
     roots = pool.map(lambda e, i: (e.reset(task_ids[i]), e.snapshot()), todo)
@@ -184,7 +187,7 @@ def _search(
         [_Node(snap, state, NodeText("", state.first_observation, 0.0, False))]
         for state, snap in roots
     ]
-    forest = Forest(len(todo), settings.config)
+    forest = Forest(len(todo), settings.config, engine=engine)  # type: ignore[arg-type]
     live = np.ones(len(todo), dtype=bool)
     best = np.zeros(len(todo))
     rollout_cap = settings.rollout_depth or settings.max_depth
