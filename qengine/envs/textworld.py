@@ -18,6 +18,9 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .base import StepResult, TextEnv
@@ -43,6 +46,14 @@ def _import_textworld() -> Any:
             f"(import failed: {e})"
         ) from e
     return textworld
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence Jericho's "not fully supported game" warnings: TextWorld tracks the score itself."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(not fully supported|unsupported game).*")
+        yield
 
 
 def _default_cache_dir() -> str:
@@ -135,7 +146,7 @@ class TextWorldEnv(TextEnv):
             return path
         os.makedirs(self.cache_dir, exist_ok=True)
         tw = self._tw
-        with tempfile.TemporaryDirectory(dir=self.cache_dir) as tmp:
+        with tempfile.TemporaryDirectory(dir=self.cache_dir) as tmp, _quiet():
             opts = tw.GameOptions()
             opts.seeds = game_seed
             opts.path = os.path.join(tmp, os.path.basename(path))
@@ -164,9 +175,11 @@ class TextWorldEnv(TextEnv):
                 objective=True,
                 description=True,
             )
-            self._game = self._tw.start(path, request_infos=infos)
+            with _quiet():
+                self._game = self._tw.start(path, request_infos=infos)
             self._game_path = path
-        self._gs = self._game.reset()
+        with _quiet():
+            self._gs = self._game.reset()
         self._max_score = float(self._gs["max_score"] or 1)
         self._score = float(self._gs["score"] or 0)
         self._actions = ()
@@ -181,7 +194,8 @@ class TextWorldEnv(TextEnv):
         return tuple(self._gs["admissible_commands"] or ())
 
     def _engine_step(self, action: str) -> tuple[str, float, bool]:
-        self._gs, score, done = self._game.step(action)
+        with _quiet():
+            self._gs, score, done = self._game.step(action)
         reward = (float(score) - self._score) / self._max_score
         self._score = float(score)
         self._actions = (*self._actions, action)

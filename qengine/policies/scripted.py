@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,7 +46,7 @@ class ScriptedPolicy:
         seed: seed of the sampling.
         unique: draw ``n`` distinct actions (without replacement) instead of ``n`` samples.
         cache_size: number of state snapshots kept to avoid replays.
-        **env_kwargs: configuration for ``make_env`` when ``env`` is a name.
+        env_kwargs: configuration for ``make_env`` when ``env`` is a name.
     """
 
     def __init__(
@@ -57,7 +57,7 @@ class ScriptedPolicy:
         seed: int = 0,
         unique: bool = False,
         cache_size: int = 4096,
-        **env_kwargs: Any,
+        env_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
@@ -66,7 +66,7 @@ class ScriptedPolicy:
                 raise ValueError("pass env_kwargs only together with an environment name")
             self._env = env.fresh()
         else:
-            self._env = make_env(env, **env_kwargs)
+            self._env = make_env(env, **dict(env_kwargs or {}))
         self.p = float(p)
         self.seed = int(seed)
         self.unique = bool(unique)
