@@ -1,0 +1,108 @@
+"""The batched search driver, resumable storage and preference records, on the `shop` env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qengine.data import RECORD_COLUMNS, build_pairs, load_records, save_records
+from qengine.envs import make_env
+from qengine.policies import ScriptedPolicy
+from qengine.search import CollectSettings, TreeStore, collect
+
+SETTINGS = CollectSettings(iterations=12, candidates=4, max_depth=10, workers=2)
+
+
+class CrashingPolicy:
+    """Delegates to a policy and raises after ``limit`` calls (a killed run)."""
+
+    def __init__(self, policy, limit: int) -> None:
+        self.policy, self.limit, self.calls = policy, limit, 0
+
+    def propose(self, states, n):
+        self.calls += 1
+        if self.calls > self.limit:
+            raise KeyboardInterrupt("simulated kill")
+        return self.policy.propose(states, n)
+
+
+@pytest.fixture(scope="module")
+def shop():
+    env = make_env("shop")
+    return env, env.task_ids("train")[:6]
+
+
+def run(shop, out: Path, engine: str = "native", policy=None) -> None:
+    env, tasks = shop
+    policy = policy or ScriptedPolicy(env, p=0.5, seed=1)
+    collect(env, policy, tasks, settings=SETTINGS, out_dir=out, progress=False, engine=engine)
+
+
+def arrays_of(out: Path) -> dict[int, dict[str, np.ndarray]]:
+    return {tree.index: tree.arrays for tree in TreeStore(out)}
+
+
+def test_native_and_reference_engines_grow_identical_trees(shop, tmp_path) -> None:
+    run(shop, tmp_path / "native", "native")
+    run(shop, tmp_path / "reference", "reference")
+    native, reference = arrays_of(tmp_path / "native"), arrays_of(tmp_path / "reference")
+    assert sorted(native) == list(range(6))
+    for index, arrays in native.items():
+        for name, values in arrays.items():
+            np.testing.assert_array_equal(values, reference[index][name], err_msg=name)
+
+
+def test_trees_hold_texts_and_statistics(shop, tmp_path) -> None:
+    run(shop, tmp_path)
+    for tree in TreeStore(tmp_path):
+        assert tree.header["task_id"].startswith("train/")
+        visits = tree.arrays["visits"]
+        assert visits[0] >= 1 and len(tree.texts) == len(visits)
+        assert tree.texts[0].action == "" and tree.texts[0].observation
+        children = np.flatnonzero(tree.arrays["parent"] == 0)
+        assert all(tree.texts[int(tree.arrays["payload"][c])].action for c in children)
+
+
+def test_killed_run_resumes_without_losing_or_duplicating(shop, tmp_path) -> None:
+    env, _ = shop
+    run(shop, tmp_path / "whole")
+    crashing = CrashingPolicy(ScriptedPolicy(env, p=0.5, seed=1), limit=40)
+    with pytest.raises(KeyboardInterrupt):
+        run(shop, tmp_path / "resumed", policy=crashing)
+    partial = TreeStore(tmp_path / "resumed").done()
+    assert len(partial) < 6
+    run(shop, tmp_path / "resumed")
+    whole, resumed = arrays_of(tmp_path / "whole"), arrays_of(tmp_path / "resumed")
+    assert sorted(resumed) == sorted(whole) == list(range(6))
+    assert len(list((tmp_path / "resumed" / "trees").glob("*.safetensors"))) == 6
+    for index in whole:
+        for name in ("visits", "q", "parent", "payload"):
+            np.testing.assert_array_equal(whole[index][name], resumed[index][name], err_msg=name)
+
+
+def test_pairs_round_trip_through_datasets(shop, tmp_path) -> None:
+    run(shop, tmp_path)
+    records = build_pairs(tmp_path, mode="max_min")
+    assert records, "the search produced no preference pair"
+    for r in records:
+        assert r["q_chosen"] > r["q_rejected"]
+        assert r["chosen"] != r["rejected"] and r["prompt"].endswith("Action: ")
+    for suffix in (".jsonl", ".parquet"):
+        path = save_records(records, tmp_path / f"pairs{suffix}")
+        dataset = load_records(path)
+        assert dataset.column_names == list(RECORD_COLUMNS)
+        assert len(dataset) == len(records)
+        assert dataset[0]["chosen"] == records[0]["chosen"]
+    paper = build_pairs(tmp_path, mode="paper")
+    assert 0 < len(paper) <= len(records)
+
+
+def test_bad_input_is_explained() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        make_env("no-such-env")
+    with pytest.raises(ValueError, match=">= 1"):
+        CollectSettings(iterations=0)
+    with pytest.raises(ValueError, match="suffix"):
+        save_records([], "pairs.csv")
