@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["HAS_TRITON", "TRITON_IMPORT_ERROR", "interpreting", "tl", "triton"]
+__all__ = ["HAS_TRITON", "TRITON_IMPORT_ERROR", "interpreting", "kernel_store_dtype", "tl", "triton"]
 
 _INSTALL_HINT = (
     "Triton is not installed, so the Triton path of qengine.kernels is unavailable. Install it with "
@@ -61,3 +61,15 @@ except ImportError as exc:  # pragma: no cover - exercised only where Triton is 
 def interpreting() -> bool:
     """True when Triton runs kernels through its CPU interpreter (``TRITON_INTERPRET=1``)."""
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def kernel_store_dtype(dtype):  # torch.dtype -> torch.dtype
+    """Dtype a kernel should write a low-precision output in.
+
+    Triton's interpreter (3.x) converts fp32 -> bf16 by truncation, not round-to-nearest-even as
+    the GPU does; under the interpreter kernels therefore write fp32 and the launcher rounds with
+    ``Tensor.to`` (RTNE), reproducing the GPU's numerics.
+    """
+    import torch
+
+    return torch.float32 if interpreting() and dtype in (torch.bfloat16, torch.float16) else dtype

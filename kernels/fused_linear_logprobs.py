@@ -34,7 +34,7 @@ import torch
 from ._common import TokenLogprobs, logit_stats_reference, normalize_target, transform_reference
 from ._dispatch import use_triton
 from ._tile import NEG_BIG, dlogits_tile, dot_tile, online_update, transform_logits
-from ._triton import interpreting, tl, triton
+from ._triton import interpreting, kernel_store_dtype, tl, triton
 
 __all__ = [
     "FusedLinearConfig",
@@ -266,7 +266,7 @@ def fused_linear_logprobs_backward(
     g_lp, g_lse, g_zt, g_ent = grads
     has_ent = g_ent is not None
     vs = _vocab_slice(cfg, n, v, h.element_size())
-    dz = torch.empty(n, vs, device=h.device, dtype=h.dtype)
+    dz = torch.empty(n, vs, device=h.device, dtype=kernel_store_dtype(h.dtype))
     dh = torch.zeros(n, d, device=h.device, dtype=torch.float32) if need_dh else None
     dw = torch.empty_like(w) if need_dw else None
     db = torch.empty(v, device=h.device, dtype=torch.float32) if need_db else None
@@ -284,6 +284,8 @@ def fused_linear_logprobs_backward(
             BLOCK_N=cfg.block_n, BLOCK_V=cfg.block_v, BLOCK_D=cfg.block_d,
             num_warps=cfg.num_warps, num_stages=cfg.num_stages,
         )  # fmt: skip
+        if dz_s.dtype != h.dtype:  # interpreter only, see kernel_store_dtype
+            dz_s = dz_s.to(h.dtype)
         if dw is not None:
             torch.mm(dz_s.t(), h, out=dw[v_lo:v_hi])  # written once per slice
         if db is not None:

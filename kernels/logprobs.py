@@ -16,7 +16,7 @@ import torch
 from ._common import TokenLogprobs, logit_stats_reference, normalize_target, transform_reference
 from ._dispatch import use_triton
 from ._tile import NEG_BIG, dlogits_tile, online_update, transform_logits
-from ._triton import tl, triton
+from ._triton import kernel_store_dtype, tl, triton
 
 __all__ = ["token_logprobs", "token_logprobs_reference"]
 
@@ -85,7 +85,7 @@ def _logprobs_bwd_kernel(
             raw.to(tl.float32), cols, valid, tgt, lse, ent, g_lp, g_lse, g_zt, g_ent,
             inv_temp, cap, HAS_CAP, HAS_ENT,
         )  # fmt: skip
-        tl.store(dx_ptr + rows64 * stride_dx + cols[None, :], dz.to(raw.dtype), mask=valid)
+        tl.store(dx_ptr + rows64 * stride_dx + cols[None, :], dz.to(dx_ptr.dtype.element_ty), mask=valid)
 
 
 # ----------------------------------------------------------------------------- launchers
@@ -136,7 +136,7 @@ def token_logprobs_backward(
     n, v = logits.shape
     g_lp, g_lse, g_zt, g_ent = grads
     has_ent = g_ent is not None and ent is not None
-    dx = torch.empty_like(logits)
+    dx = torch.empty(n, v, device=logits.device, dtype=kernel_store_dtype(logits.dtype))
     bn, bv, warps = _blocks(v, block_v)
     _logprobs_bwd_kernel[(triton.cdiv(n, bn),)](
         logits, logits.stride(0), dx, dx.stride(0), tgt, lse, ent if has_ent else lse,
@@ -144,7 +144,7 @@ def token_logprobs_backward(
         n, v, 1.0 / temperature, softcap or 1.0,
         HAS_CAP=softcap is not None, HAS_ENT=has_ent, BLOCK_N=bn, BLOCK_V=bv, num_warps=warps,
     )  # fmt: skip
-    return dx
+    return dx.to(logits.dtype)
 
 
 def _grad_or_zeros(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:

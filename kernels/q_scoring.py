@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 
 from ._dispatch import use_triton
-from ._triton import tl, triton
+from ._triton import kernel_store_dtype, tl, triton
 from .fused_linear_logprobs import FusedLinearConfig, fused_linear_logprobs
 from .segments import SegmentStats, resolve_cu_seqlens, segment_ids, segment_reduce
 
@@ -145,7 +145,7 @@ def _value_head_bwd_kernel(
         hh = tl.load(h_ptr + r64 * stride_h + dk[None, :], mask=m2, other=0.0)
         dw += tl.sum(hh.to(tl.float32) * g[:, None], axis=0)
         dh = g[:, None] * ww[None, :]
-        tl.store(dh_ptr + r64 * stride_dh + dk[None, :], dh.to(hh.dtype), mask=m2)
+        tl.store(dh_ptr + r64 * stride_dh + dk[None, :], dh.to(dh_ptr.dtype.element_ty), mask=m2)
     tl.store(dw_ptr + dk, dw, mask=dmask)
 
 
@@ -173,13 +173,13 @@ def value_head_backward(
     h: torch.Tensor, w: torch.Tensor, g: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     n, d = h.shape
-    dh = torch.empty_like(h)
+    dh = torch.empty(n, d, device=h.device, dtype=kernel_store_dtype(h.dtype))
     dw = torch.empty(d, device=h.device, dtype=torch.float32)
     block_d = min(64, triton.next_power_of_2(d))
     _value_head_bwd_kernel[(triton.cdiv(d, block_d),)](
         h, w, g, dh, dw, n, d, h.stride(0), dh.stride(0), BLOCK_N=_VH_BLOCK_N, BLOCK_D=block_d
     )
-    return dh, dw
+    return dh.to(h.dtype), dw
 
 
 class _ValueHeadFunction(torch.autograd.Function):
