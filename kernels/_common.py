@@ -1,4 +1,4 @@
-"""Host-side pieces shared by the log-prob ops: the output type, target handling, the reference math.
+"""Host-side pieces shared by the log-prob ops: output type, target handling, reference math.
 
 Legend: ``N`` tokens (rows), ``V`` vocabulary, ``D`` hidden size.
 """
@@ -36,7 +36,7 @@ class TokenLogprobs(NamedTuple):
 def normalize_target(
     target: torch.Tensor, ignore_index: int, mask: torch.Tensor | None
 ) -> torch.Tensor:
-    """Flatten ``target`` to int32 [N] with every ignored token (``ignore_index`` or ``~mask``) = -1.
+    """Flatten ``target`` to int32 [N], every ignored token (``ignore_index``, ``~mask``) = -1.
 
     The kernels treat any negative id as "ignored", so ``ignore_index`` may be any value.
     """
@@ -46,7 +46,7 @@ def normalize_target(
     ignored = flat == ignore_index
     if mask is not None:
         if mask.shape != target.shape:
-            raise ValueError(f"mask shape {tuple(mask.shape)} != target shape {tuple(target.shape)}")
+            raise ValueError(f"mask {tuple(mask.shape)} != target shape {tuple(target.shape)}")
         ignored = ignored | ~mask.reshape(-1).bool()
     return torch.where(ignored, -1, flat).to(torch.int32).contiguous()
 

@@ -1,4 +1,4 @@
-"""Triton device helpers shared by the log-prob kernels (one [BLOCK_N, BLOCK_V] logit tile at a time).
+"""Triton device helpers of the log-prob kernels (one [BLOCK_N, BLOCK_V] logit tile at a time).
 
 Logit transform (same order as Gemma-2 soft-capping followed by sampling temperature)::
 

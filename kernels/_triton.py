@@ -11,11 +11,19 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["HAS_TRITON", "TRITON_IMPORT_ERROR", "interpreting", "kernel_store_dtype", "tl", "triton"]
+__all__ = [
+    "HAS_TRITON",
+    "TRITON_IMPORT_ERROR",
+    "interpreting",
+    "kernel_store_dtype",
+    "tl",
+    "triton",
+]
 
 _INSTALL_HINT = (
-    "Triton is not installed, so the Triton path of qengine.kernels is unavailable. Install it with "
-    "`pip install triton` (or `pip install qengine[gpu]`), or call the op with impl='torch'."
+    "Triton is not installed, so the Triton path of qengine.kernels is unavailable. Install "
+    "it with `pip install triton` (or `pip install qengine[gpu]`), or call the op with "
+    "impl='torch'."
 )
 
 

@@ -9,7 +9,8 @@ With per-sequence log-probs ``π = Σ_{t ∈ action} log πθ(y_t | ·)`` (the m
 
 - ``sigmoid`` (DPO, Rafailov et al. 2023, arXiv:2305.18290), label smoothing ε as in cDPO:
   ``-(1-ε) log σ(βΔ) - ε log σ(-βΔ)``
-- ``robust`` (Chowdhury et al. 2024, arXiv:2403.00409): ``(-(1-ε) log σ(βΔ) + ε log σ(-βΔ)) / (1-2ε)``
+- ``robust`` (Chowdhury et al. 2024, arXiv:2403.00409):
+  ``(-(1-ε) log σ(βΔ) + ε log σ(-βΔ)) / (1-2ε)``
 - ``hinge`` (SLiC, Zhao et al. 2023): ``relu(1 - βΔ)``
 - ``ipo`` (Azar et al. 2023, arXiv:2310.12036), length-normalised log-probs: ``(Δ - 1/(2β))²``
 
@@ -68,9 +69,10 @@ def dpo_loss_from_logps(
     rejected_ratio = rejected_logps - ref_rejected_logps
     delta = chosen_ratio - rejected_ratio
     if loss_type == "sigmoid":
-        losses = -F.logsigmoid(beta * delta) * (1 - label_smoothing) - F.logsigmoid(
-            -beta * delta
-        ) * label_smoothing
+        losses = (
+            -F.logsigmoid(beta * delta) * (1 - label_smoothing)
+            - F.logsigmoid(-beta * delta) * label_smoothing
+        )
     elif loss_type == "robust":
         losses = (
             -F.logsigmoid(beta * delta) * (1 - label_smoothing)
@@ -141,8 +143,8 @@ def fused_linear_dpo_loss(
             rejected.
         cu_seqlens: [2P + 1] offsets for the packed layout.
         ref_logps: [2P] precomputed reference sequence log-probs (means for ``ipo``), or
-        ref_hidden / ref_weight / ref_bias: the reference model's hidden states (default: ``hidden``)
-            and head (default: ``weight``), scored by the same kernel under ``no_grad``.
+        ref_hidden / ref_weight / ref_bias: the reference model's hidden states (default:
+            ``hidden``) and head (default: ``weight``), scored by the same kernel under ``no_grad``.
         reference_free: use a zero reference (neither ``ref_logps`` nor ``ref_weight`` given).
         beta, loss_type, label_smoothing: see the module docstring.
         temperature, softcap, ignore_index, impl, config: as in :func:`fused_linear_logprobs`.

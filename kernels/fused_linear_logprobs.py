@@ -4,8 +4,8 @@
 outputs as op 1 (:func:`token_logprobs`): ``logp``, ``lse``, ``target_logit``, ``entropy``,
 ``argmax``. Cut Cross-Entropy (Wijmans et al., 2024, arXiv:2411.09009) is the closest peer.
 
-Forward (``_flp_fwd_kernel``, grid ``(splits, N / BLOCK_N)``): each program owns ``BLOCK_N`` rows and
-one contiguous vocabulary range; per ``BLOCK_V`` tile it computes the logit tile on tensor cores
+Forward (``_flp_fwd_kernel``, grid ``(splits, N / BLOCK_N)``): each program owns ``BLOCK_N`` rows
+and one contiguous vocabulary range; per ``BLOCK_V`` tile it computes the logit tile on tensor cores
 (K-loop over D) and merges it into online (max, sum-exp, shifted first moment, target logit,
 argmax) statistics held in registers. The ``splits`` partial statistics ([splits, N] fp32, tiny)
 are merged on the host. The split axis is the fastest grid axis so that the programs resident at
@@ -385,7 +385,8 @@ def fused_linear_logprobs(
         target: [...] token ids; ``ignore_index`` / ``mask == False`` rows get logp = 0.
         temperature, softcap: logit transform, ``z = cap * tanh(raw / cap) / T``.
         with_entropy: return the (differentiable) entropy as well.
-        impl: ``"auto" | "triton" | "torch"``; config: Triton tiling, see :class:`FusedLinearConfig`.
+        impl: ``"auto" | "triton" | "torch"``.
+        config: Triton tiling, see :class:`FusedLinearConfig`.
 
     Returns:
         :class:`TokenLogprobs` (fp32 [...], ``argmax`` int64); differentiable w.r.t. ``hidden``,

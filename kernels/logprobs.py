@@ -85,7 +85,8 @@ def _logprobs_bwd_kernel(
             raw.to(tl.float32), cols, valid, tgt, lse, ent, g_lp, g_lse, g_zt, g_ent,
             inv_temp, cap, HAS_CAP, HAS_ENT,
         )  # fmt: skip
-        tl.store(dx_ptr + rows64 * stride_dx + cols[None, :], dz.to(dx_ptr.dtype.element_ty), mask=valid)
+        dx_ptrs = dx_ptr + rows64 * stride_dx + cols[None, :]
+        tl.store(dx_ptrs, dz.to(dx_ptr.dtype.element_ty), mask=valid)
 
 
 # ----------------------------------------------------------------------------- launchers

@@ -2,7 +2,8 @@
 
 Q-RM (Chen et al. 2025, "Discriminative Policy Optimization for Token-Level Reward Models",
 arXiv:2505.23363) reads a discriminative policy ``φ = softmax(Z)`` for which
-``β log φ(a | s) = Q(s, a) - V(s)``. With ``Z`` the LM logits (``N`` tokens, ``V`` vocab, ``D`` hidden):
+``β log φ(a | s) = Q(s, a) - V(s)``. With ``Z`` the LM logits (``N`` tokens, ``V`` vocab,
+``D`` hidden):
 
     Q_t = β z_t[target],   V_t = β logsumexp(z_t),   A_t = Q_t - V_t = β log φ(target | s_t)
 
@@ -205,7 +206,9 @@ class _ValueHeadFunction(torch.autograd.Function):
             g = g + g_z
         g = g.float().contiguous()
         dh, dw = value_head_backward(h, w, g)
-        db = g.sum().reshape(b.shape).to(b.dtype) if (b is not None and ctx.needs_input_grad[2]) else None
+        db = None
+        if b is not None and ctx.needs_input_grad[2]:
+            db = g.sum().reshape(b.shape).to(b.dtype)
         return dh, dw.to(w.dtype), db, None, None
 
 
@@ -254,9 +257,7 @@ def value_head_scores(
     if weight.numel() != hidden.shape[-1]:
         raise ValueError(f"value head weight must have D={hidden.shape[-1]} entries")
     if not use_triton(impl, hidden, weight, bias):
-        return value_head_scores_reference(
-            hidden, weight, bias, cu_seqlens=cu_seqlens, mask=mask
-        )
+        return value_head_scores_reference(hidden, weight, bias, cu_seqlens=cu_seqlens, mask=mask)
     h = hidden.reshape(-1, hidden.shape[-1])
     h = h if h.stride(-1) == 1 else h.contiguous()
     n = h.shape[0]

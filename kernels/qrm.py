@@ -66,7 +66,8 @@ def qrm_pairwise_loss(
 
     Args:
         hidden: [2P, T, D] padded or [N, D] packed (with ``cu_seqlens`` [2P + 1]).
-        weight: ``head="lm"``: LM head [V, D] (+ ``bias`` [V]); ``head="value"``: [D] (+ scalar bias).
+        weight: ``head="lm"``: LM head [V, D] (+ ``bias`` [V]);
+            ``head="value"``: [D] (+ scalar ``bias``).
         target: [2P, T] / [N] token ids, ``ignore_index`` on non-response tokens (for the value
             head only the mask matters).
         beta, gamma: as in the paper (0.2, 2.0).

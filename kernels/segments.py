@@ -28,7 +28,7 @@ __all__ = [
 
 
 class SegmentStats(NamedTuple):
-    """fp32 [S] reductions over each segment's unmasked tokens (``mean`` is 0 when ``count`` is 0)."""
+    """fp32 [S] reductions over each segment's unmasked tokens (``mean`` = 0 if ``count`` = 0)."""
 
     sum: torch.Tensor
     mean: torch.Tensor
@@ -149,7 +149,7 @@ def resolve_cu_seqlens(target: torch.Tensor, cu_seqlens: torch.Tensor | None) ->
     """Segments of a batch: ``cu_seqlens`` for packed [N] targets, one per row for padded [B, T]."""
     if cu_seqlens is not None:
         if target.dim() != 1:
-            raise ValueError(f"with cu_seqlens, target must be packed [N], got {tuple(target.shape)}")
+            raise ValueError(f"with cu_seqlens, target must be [N], got {tuple(target.shape)}")
         return cu_seqlens.to(device=target.device, dtype=torch.int32)
     if target.dim() != 2:
         raise ValueError(f"without cu_seqlens, target must be padded [B, T], got {target.dim()}-D")

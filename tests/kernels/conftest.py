@@ -11,8 +11,8 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 # The shared checks module sits next to this file; make it importable under any import mode.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import pytest  # noqa: E402
-from hypothesis import HealthCheck, settings  # noqa: E402
+import pytest
+from hypothesis import HealthCheck, settings
 
 settings.register_profile(
     "kernels",

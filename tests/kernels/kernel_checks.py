@@ -8,7 +8,6 @@ scale. bf16 / fp16: error <= 2x eager PyTorch's error (plus a tiny floor for exa
 from __future__ import annotations
 
 import torch
-
 from qengine.kernels import FusedLinearConfig
 
 # Tiny tiles so that odd shapes span several tiles, splits and backward vocab slices.

@@ -5,7 +5,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from kernel_checks import TINY, check, grads, leaves
-
 from qengine.kernels import cu_seqlens_from_lengths, fused_linear_dpo_loss
 
 
@@ -78,7 +77,7 @@ def test_dpo_matches_trl_formula(loss_type, impl):
 @pytest.mark.triton
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_dpo_packed_precomputed_ref_bf16(dtype):
-    h, w, rw, tgt = _batch(p=2, t=9)
+    h, w, _, tgt = _batch(p=2, t=9)
     lengths = torch.tensor([9, 4, 7, 9])  # ragged sequences, packed
     keep = torch.arange(9)[None, :] < lengths[:, None]
     hp, tp = h[keep], tgt[keep]
@@ -98,7 +97,7 @@ def test_dpo_packed_precomputed_ref_bf16(dtype):
     (a, ga), (r, gr), (e, ge) = res
     for f in ("loss", "chosen_logps", "rejected_logps", "chosen_rewards"):
         check(f, getattr(a, f), getattr(r, f), getattr(e, f), dtype)
-    for name, x, y, z in zip(("dh", "dW"), ga, gr, ge):
+    for name, x, y, z in zip(("dh", "dW"), ga, gr, ge, strict=True):
         check(name, x, y, z, dtype)
 
 

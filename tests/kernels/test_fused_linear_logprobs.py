@@ -5,7 +5,6 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from kernel_checks import DTYPES, TINY, check, grads, leaves
-
 from qengine.kernels import FusedLinearConfig, fused_linear_logprobs
 
 FIELDS = ("logp", "lse", "target_logit", "entropy")
@@ -38,7 +37,7 @@ def _compare(h, w, b, t, dtype, cfg=TINY, **kw):
     eager = _run(*xe, t, "torch", None, **kw)
     for f in FIELDS:
         check(f, getattr(out, f), getattr(ref, f), getattr(eager, f), dtype, floor=1.0)
-    for name, a, r, e in zip(("dh", "dW", "db"), grads(xs), grads(x64), grads(xe)):
+    for name, a, r, e in zip(("dh", "dW", "db"), grads(xs), grads(x64), grads(xe), strict=True):
         check(name, a, r, e, dtype)
     if dtype == torch.float32:  # bf16 logits of the eager path may tie differently
         assert torch.equal(out.argmax, ref.argmax)

@@ -26,7 +26,5 @@ def test_import_without_triton_uses_reference(tmp_path):
         """
     )
     # run outside the source tree so that the installed package (not ./qengine) is imported
-    res = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
-    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr

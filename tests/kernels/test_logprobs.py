@@ -5,7 +5,6 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from kernel_checks import DTYPES, check, grads, leaves
-
 from qengine.kernels import token_logprobs, token_logprobs_reference
 
 FIELDS = ("logp", "lse", "target_logit", "entropy")

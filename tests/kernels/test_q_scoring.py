@@ -5,7 +5,6 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from kernel_checks import TINY, check, grads, leaves
-
 from qengine.kernels import (
     cu_seqlens_from_lengths,
     implicit_step_q,
@@ -86,7 +85,7 @@ def test_value_head_matches_float64(dtype, with_segments):
     check("z", a.z, r.z, e.z, dtype)
     if with_segments:
         check("seg mean", a.segments.mean, r.segments.mean, e.segments.mean, dtype)
-    for name, x, y, z in zip(("dh", "dw", "db"), ga, gr, ge):
+    for name, x, y, z in zip(("dh", "dw", "db"), ga, gr, ge, strict=True):
         check(name, x, y, z, dtype)
 
 

@@ -4,7 +4,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from kernel_checks import TINY, check, grads, leaves
-
 from qengine.kernels import qrm_pairwise_loss
 
 
@@ -41,7 +40,7 @@ def test_qrm_lm_head(impl, dtype):
     eager = _paper_loss(ze, tgt)
     eager.backward()
     check("loss", out.loss, ref, eager, dtype)
-    for name, a, r, e in zip(("dh", "dW"), grads(xs), grads(x64), grads(xe)):
+    for name, a, r, e in zip(("dh", "dW"), grads(xs), grads(x64), grads(xe), strict=True):
         check(name, a, r, e, dtype)
 
 
@@ -57,7 +56,7 @@ def test_qrm_value_head(impl):
     ref = _paper_loss(x64[0] @ x64[1] + x64[2], tgt)
     ref.backward()
     check("loss", out.loss, ref, None, torch.float32)
-    for name, a, r in zip(("dh", "dw", "db"), grads(xs), grads(x64)):
+    for name, a, r in zip(("dh", "dw", "db"), grads(xs), grads(x64), strict=True):
         check(name, a, r, None, torch.float32)
     assert out.accuracy.item() in (0.0, 0.5, 1.0)
 
