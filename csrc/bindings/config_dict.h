@@ -1,0 +1,17 @@
+// SearchConfig <-> Python dict (the keys of qengine.SearchConfig; enums as strings).
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include "qengine/config.h"
+
+namespace qengine_py {
+
+// Unknown key or bad enum string -> ValueError; wrong type -> TypeError; out-of-range values ->
+// ValueError (SearchConfig::validate). Missing keys keep their defaults.
+qengine::SearchConfig config_from_dict(const pybind11::handle& config);
+
+// The config as a dict of Python values.
+pybind11::dict config_to_dict(const qengine::SearchConfig& config);
+
+}  // namespace qengine_py

@@ -1,0 +1,91 @@
+#include "qengine/backup.h"
+
+#include <algorithm>
+
+#include "qengine/select.h"
+
+namespace qengine {
+
+bool all_children_exhausted(const Tree& t, int32_t s) {
+  const int32_t first = t.first_child[s];
+  const int32_t end = first + t.num_children[s];
+  if (first == end) return false;
+  for (int32_t c = first; c < end; ++c) {
+    if (!(t.status[c] & kExhaustedBit)) return false;
+  }
+  return true;
+}
+
+void backup_leaf(Tree& t, const SearchConfig& cfg, int32_t x, double value, bool tell) {
+  const double ds = cfg.discount * cfg.sign();
+  const bool mean = cfg.backup == BackupMode::kMean;
+  const bool mark = cfg.mark_exhausted;
+  const uint16_t in_flight_step = tell ? 1 : 0;
+  double g = value;
+  int32_t node = x;
+  bool came_from_exhausted = true;  // the leaf itself is always checked
+  for (;;) {
+    t.status[node] = static_cast<uint16_t>(t.status[node] - in_flight_step);
+    const int32_t visits = ++t.visits[node];
+    const float g32 = static_cast<float>(g);
+    if (visits == 1) {
+      t.q[node] = g32;
+    } else if (mean) {
+      const float q = t.q[node];
+      const float diff = g32 - q;
+      const float step = diff / static_cast<float>(visits);
+      t.q[node] = q + step;
+    } else {
+      t.q[node] = std::max(t.q[node], g32);
+    }
+    if (node != kRoot) {
+      const double qraw = edge_value(t, ds, node);
+      t.minmax_lo = std::min(t.minmax_lo, qraw);
+      t.minmax_hi = std::max(t.minmax_hi, qraw);
+    }
+    if (mark) {
+      uint16_t& status = t.status[node];
+      if (status & kExhaustedBit) {
+        came_from_exhausted = true;
+      } else if (status & kTerminalBit) {
+        status |= kExhaustedBit;  // visits > 0 now
+        came_from_exhausted = true;
+      } else if (came_from_exhausted && all_children_exhausted(t, node)) {
+        status |= kExhaustedBit;
+        came_from_exhausted = true;
+      } else {
+        came_from_exhausted = false;
+      }
+    }
+    if (node == kRoot) return;
+    g = static_cast<double>(t.reward[node]) + ds * g;
+    node = t.parent[node];
+  }
+}
+
+void cancel_leaf(Tree& t, int32_t x) {
+  for (int32_t node = x; node != kNoNode; node = t.parent[node]) {
+    t.status[node] = static_cast<uint16_t>(t.status[node] - 1);
+  }
+}
+
+void add_in_flight(Tree& t, int32_t x) {
+  for (int32_t node = x; node != kNoNode; node = t.parent[node]) {
+    t.status[node] = static_cast<uint16_t>(t.status[node] + 1);
+  }
+}
+
+void recheck_ancestors_exhausted(Tree& t, int32_t node) {
+  for (int32_t a = t.parent[node]; a != kNoNode; a = t.parent[a]) {
+    if (!all_children_exhausted(t, a)) return;
+    t.status[a] |= kExhaustedBit;
+  }
+}
+
+void clear_exhausted_upwards(Tree& t, int32_t node) {
+  for (int32_t a = node; a != kNoNode && (t.status[a] & kExhaustedBit); a = t.parent[a]) {
+    t.status[a] = static_cast<uint16_t>(t.status[a] & ~kExhaustedBit);
+  }
+}
+
+}  // namespace qengine

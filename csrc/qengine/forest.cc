@@ -1,0 +1,693 @@
+#include "qengine/forest.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "qengine/ask.h"
+#include "qengine/backup.h"
+#include "qengine/errors.h"
+#include "qengine/expand.h"
+#include "qengine/select.h"
+#include "qengine/synthetic.h"
+#include "qengine/tree_ops.h"
+
+namespace qengine {
+namespace {
+
+// Batch operations run inline below this many trees per extra thread (a pool wake-up costs
+// about as much as this many small per-tree jobs).
+constexpr int64_t kMinTreesPerThread = 16;
+// Initial arena capacity of a fresh tree (grows geometrically).
+constexpr int64_t kInitialCapacity = 16;
+
+std::string str(int64_t v) { return std::to_string(v); }
+
+std::string where(const char* op, int64_t i) {
+  return std::string(op) + ": entry " + str(i) + ": ";
+}
+
+// True if nodes[items[0..k)] has a repeated value; *dup receives the later item of the pair.
+bool find_duplicate(const int32_t* nodes, const int64_t* items, int64_t k, int64_t* dup) {
+  if (k < 2) return false;
+  if (k <= 16) {
+    for (int64_t i = 1; i < k; ++i) {
+      for (int64_t j = 0; j < i; ++j) {
+        if (nodes[items[i]] == nodes[items[j]]) {
+          *dup = items[i];
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+  std::vector<std::pair<int32_t, int64_t>> sorted(static_cast<size_t>(k));
+  for (int64_t i = 0; i < k; ++i) sorted[static_cast<size_t>(i)] = {nodes[items[i]], items[i]};
+  std::sort(sorted.begin(), sorted.end());
+  bool found = false;
+  for (size_t i = 1; i < sorted.size(); ++i) {
+    if (sorted[i].first == sorted[i - 1].first) {
+      const int64_t later = std::max(sorted[i].second, sorted[i - 1].second);
+      if (!found || later < *dup) *dup = later;
+      found = true;
+    }
+  }
+  return found;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------- construction
+
+Forest::Forest(const SearchConfig& config, int num_threads) : config_(config) {
+  config_.validate();
+  if (num_threads < 0) throw ValueError("num_threads must be >= 0 (0 = all cores)");
+  pool_ = std::make_unique<ThreadPool>(num_threads);
+  ask_parts_.resize(static_cast<size_t>(pool_->size()));
+}
+
+Forest::Forest(int64_t num_trees, const SearchConfig& config, int num_threads,
+               const int64_t* root_payloads)
+    : Forest(config, num_threads) {
+  if (num_trees < 1 || num_trees > std::numeric_limits<int32_t>::max()) {
+    throw ValueError("num_trees must lie in [1, 2**31 - 1], got " + str(num_trees));
+  }
+  trees_.reserve(static_cast<size_t>(num_trees));
+  const int64_t capacity = std::min(kInitialCapacity, config_.max_nodes);
+  for (int64_t b = 0; b < num_trees; ++b) {
+    trees_.push_back(Tree::make(root_payloads ? root_payloads[b] : 0, capacity));
+  }
+}
+
+std::unique_ptr<Forest> Forest::from_arrays(const SearchConfig& config, const ArraysIn& arrays,
+                                            int num_threads) {
+  std::unique_ptr<Forest> forest(new Forest(config, num_threads));
+  const int64_t b = check_array_shapes(arrays, forest->config_);
+  if (b > std::numeric_limits<int32_t>::max()) throw ValueError("from_arrays: too many trees");
+  forest->trees_.resize(static_cast<size_t>(b));
+  forest->pool_->parallel_for(
+      b,
+      [&](int64_t begin, int64_t end, int) {
+        for (int64_t i = begin; i < end; ++i)
+          forest->trees_[static_cast<size_t>(i)] = import_tree(arrays, i);
+      },
+      1);
+  return forest;
+}
+
+// ------------------------------------------------------------------------------- helpers
+
+const Tree& Forest::tree_at(int64_t tree, const char* op) const {
+  if (tree < 0 || tree >= num_trees()) {
+    throw IndexError(std::string(op) + ": tree " + str(tree) + " is out of range [0, " +
+                     str(num_trees()) + ")");
+  }
+  return trees_[static_cast<size_t>(tree)];
+}
+
+Tree& Forest::tree_at(int64_t tree, const char* op) {
+  return const_cast<Tree&>(static_cast<const Forest*>(this)->tree_at(tree, op));
+}
+
+void Forest::check_node(const Tree& t, int64_t tree, int64_t node, const char* op) const {
+  if (node < 0 || node >= t.size) {
+    throw IndexError(std::string(op) + ": node " + str(node) + " is out of range [0, " +
+                     str(t.size) + ") in tree " + str(tree));
+  }
+  if (!t.alive(static_cast<int32_t>(node))) {
+    throw ValueError(std::string(op) + ": tree " + str(tree) + " node " + str(node) +
+                     " is a dead slot left by progressive widening (its children moved; use the "
+                     "node's current id)");
+  }
+}
+
+void Forest::check_idle(const Tree& t, int64_t tree, const char* op) const {
+  if (t.in_flight(kRoot) != 0) {
+    throw ValueError(std::string(op) + ": tree " + str(tree) + " has " + str(t.in_flight(kRoot)) +
+                     " leaves in flight; tell (backup) or cancel them first");
+  }
+}
+
+void Forest::group_by_tree(int64_t n, const int32_t* trees) {
+  const size_t b = trees_.size();
+  group_begin_.assign(b + 1, 0);
+  for (int64_t i = 0; i < n; ++i) ++group_begin_[static_cast<size_t>(trees[i]) + 1];
+  for (size_t i = 0; i < b; ++i) group_begin_[i + 1] += group_begin_[i];
+  group_items_.resize(static_cast<size_t>(n));
+  scratch_sizes_.assign(group_begin_.begin(), group_begin_.end() - 1);  // fill cursors
+  for (int64_t i = 0; i < n; ++i) {
+    group_items_[static_cast<size_t>(scratch_sizes_[static_cast<size_t>(trees[i])]++)] = i;
+  }
+}
+
+void Forest::validate_leaves(int64_t n, const int32_t* trees, const int32_t* nodes,
+                             const double* values, const char* op) {
+  const int64_t b = num_trees();
+  for (int64_t i = 0; i < n; ++i) {
+    if (trees[i] < 0 || trees[i] >= b) {
+      throw IndexError(where(op, i) + "tree " + str(trees[i]) + " is out of range [0, " + str(b) +
+                       ")");
+    }
+    const Tree& t = trees_[static_cast<size_t>(trees[i])];
+    if (nodes[i] < 0 || nodes[i] >= t.size) {
+      throw IndexError(where(op, i) + "node " + str(nodes[i]) + " is out of range [0, " +
+                       str(t.size) + ") in tree " + str(trees[i]));
+    }
+  }
+  if (values != nullptr) {
+    for (int64_t i = 0; i < n; ++i) {
+      if (!std::isfinite(values[i]) || std::fabs(values[i]) > FLT_MAX) {
+        throw ValueError(where(op, i) + "value " + std::to_string(values[i]) +
+                         " is not finite (as float32); give every leaf a finite value, or cancel "
+                         "the leaves whose evaluation failed");
+      }
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const Tree& t = trees_[static_cast<size_t>(trees[i])];
+    if (!t.alive(nodes[i]) || t.own_in_flight(nodes[i]) != 1) {
+      throw ValueError(where(op, i) + "tree " + str(trees[i]) + " node " + str(nodes[i]) +
+                       " is not a leaf in flight (was it asked and not yet told or cancelled?)");
+    }
+  }
+  group_by_tree(n, trees);
+  for (int64_t tb = 0; tb < b; ++tb) {
+    const int64_t begin = group_begin_[static_cast<size_t>(tb)];
+    const int64_t k = group_begin_[static_cast<size_t>(tb) + 1] - begin;
+    int64_t dup = -1;
+    if (find_duplicate(nodes, group_items_.data() + begin, k, &dup)) {
+      throw ValueError(where(op, dup) + "tree " + str(trees[dup]) + " node " + str(nodes[dup]) +
+                       " appears twice in one call; each asked leaf is told or cancelled once");
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------- search loop
+
+AskResult Forest::ask(int64_t max_leaves, bool with_paths) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (max_leaves < 1) throw ValueError("ask: max_leaves must be >= 1, got " + str(max_leaves));
+  for (size_t b = 0; b < trees_.size(); ++b) {
+    if (trees_[b].in_flight(kRoot) + max_leaves > kMaxInFlight) {
+      throw CapacityError("ask: tree " + str(static_cast<int64_t>(b)) + " has " +
+                          str(trees_[b].in_flight(kRoot)) + " leaves in flight; asking " +
+                          str(max_leaves) + " more could exceed the in-flight limit " +
+                          str(kMaxInFlight) + " (tell or cancel leaves, or ask fewer)");
+    }
+  }
+  const int64_t nb = num_trees();
+  AskResult result;
+  result.terminal_hits.assign(static_cast<size_t>(nb), 0);
+  result.collisions.assign(static_cast<size_t>(nb), 0);
+  for (auto& part : ask_parts_) {
+    part.tree.clear();
+    part.node.clear();
+    part.depth.clear();
+    part.payload.clear();
+    part.path_offsets.clear();
+    part.path_nodes.clear();
+    part.path_actions.clear();
+    part.path_payloads.clear();
+  }
+  pool_->parallel_for(
+      nb,
+      [&](int64_t begin, int64_t end, int thread) {
+        AskResult& part = ask_parts_[static_cast<size_t>(thread)];
+        for (int64_t b = begin; b < end; ++b) {
+          Tree& t = trees_[static_cast<size_t>(b)];
+          int64_t hits = 0, collisions = 0;
+          for (int64_t k = 0; k < max_leaves; ++k) {
+            int32_t leaf = kNoNode;
+            const Descent d = descend(t, config_, static_cast<uint64_t>(b), &leaf);
+            if (d == Descent::kExhausted) break;
+            if (d == Descent::kTerminalHit) {
+              ++hits;
+              continue;
+            }
+            if (d == Descent::kCollision) {
+              ++collisions;
+              continue;
+            }
+            part.tree.push_back(static_cast<int32_t>(b));
+            part.node.push_back(leaf);
+            part.depth.push_back(t.depth[leaf]);
+            part.payload.push_back(t.payload[leaf]);
+            if (with_paths) {
+              const size_t len = static_cast<size_t>(t.depth[leaf]) + 1;
+              const size_t base = part.path_nodes.size();
+              part.path_offsets.push_back(static_cast<int64_t>(base));
+              part.path_nodes.resize(base + len);
+              part.path_actions.resize(base + len);
+              part.path_payloads.resize(base + len);
+              size_t pos = base + len;
+              for (int32_t x = leaf; x != kNoNode; x = t.parent[x]) {
+                --pos;
+                part.path_nodes[pos] = x;
+                part.path_actions[pos] = t.action[x];
+                part.path_payloads[pos] = t.payload[x];
+              }
+            }
+          }
+          result.terminal_hits[static_cast<size_t>(b)] = hits;
+          result.collisions[static_cast<size_t>(b)] = collisions;
+        }
+      },
+      kMinTreesPerThread);
+  // Concatenate the per-thread parts (contiguous tree ranges, so tree order is kept).
+  size_t leaves = 0, entries = 0;
+  for (const auto& part : ask_parts_) {
+    leaves += part.node.size();
+    entries += part.path_nodes.size();
+  }
+  result.tree.reserve(leaves);
+  result.node.reserve(leaves);
+  result.depth.reserve(leaves);
+  result.payload.reserve(leaves);
+  result.path_offsets.reserve(leaves + 1);
+  result.path_nodes.reserve(entries);
+  result.path_actions.reserve(entries);
+  result.path_payloads.reserve(entries);
+  for (const auto& part : ask_parts_) {
+    const int64_t base = static_cast<int64_t>(result.path_nodes.size());
+    result.tree.insert(result.tree.end(), part.tree.begin(), part.tree.end());
+    result.node.insert(result.node.end(), part.node.begin(), part.node.end());
+    result.depth.insert(result.depth.end(), part.depth.begin(), part.depth.end());
+    result.payload.insert(result.payload.end(), part.payload.begin(), part.payload.end());
+    for (int64_t off : part.path_offsets) result.path_offsets.push_back(base + off);
+    result.path_nodes.insert(result.path_nodes.end(), part.path_nodes.begin(),
+                             part.path_nodes.end());
+    result.path_actions.insert(result.path_actions.end(), part.path_actions.begin(),
+                               part.path_actions.end());
+    result.path_payloads.insert(result.path_payloads.end(), part.path_payloads.begin(),
+                                part.path_payloads.end());
+  }
+  if (with_paths) {
+    result.path_offsets.push_back(static_cast<int64_t>(result.path_nodes.size()));
+  } else {
+    result.path_offsets.assign(leaves + 1, 0);
+  }
+  return result;
+}
+
+void Forest::expand(const ExpandArgs& a) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const char* op = "expand";
+  const int64_t m = a.num_items;
+  const int64_t nb = num_trees();
+  // 1. counts and the CSR total.
+  child_offsets_.resize(static_cast<size_t>(m) + 1);
+  child_offsets_[0] = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    if (a.counts[i] < 0)
+      throw ValueError(where(op, i) + "counts must be >= 0, got " + str(a.counts[i]));
+    child_offsets_[static_cast<size_t>(i) + 1] =
+        child_offsets_[static_cast<size_t>(i)] + a.counts[i];
+  }
+  if (child_offsets_[static_cast<size_t>(m)] != a.num_children) {
+    throw ValueError("expand: counts sum to " + str(child_offsets_[static_cast<size_t>(m)]) +
+                     " but the children arrays have " + str(a.num_children) + " entries");
+  }
+  // 2. ids.
+  for (int64_t i = 0; i < m; ++i) {
+    if (a.trees[i] < 0 || a.trees[i] >= nb) {
+      throw IndexError(where(op, i) + "tree " + str(a.trees[i]) + " is out of range [0, " +
+                       str(nb) + ")");
+    }
+    const Tree& t = trees_[static_cast<size_t>(a.trees[i])];
+    if (a.nodes[i] < 0 || a.nodes[i] >= t.size) {
+      throw IndexError(where(op, i) + "node " + str(a.nodes[i]) + " is out of range [0, " +
+                       str(t.size) + ") in tree " + str(a.trees[i]) +
+                       " (ids refer to the tree as it was before this call)");
+    }
+  }
+  // 3. children values.
+  for (int64_t j = 0; j < a.num_children; ++j) {
+    if (!std::isfinite(a.priors[j]) || a.priors[j] < 0) {
+      throw ValueError("expand: priors[" + str(j) + "] = " + std::to_string(a.priors[j]) +
+                       " must be finite and >= 0");
+    }
+    if (!std::isfinite(a.rewards[j])) {
+      throw ValueError("expand: rewards[" + str(j) + "] = " + std::to_string(a.rewards[j]) +
+                       " must be finite");
+    }
+  }
+  // 4. node states.
+  for (int64_t i = 0; i < m; ++i) {
+    const Tree& t = trees_[static_cast<size_t>(a.trees[i])];
+    const int32_t x = a.nodes[i];
+    const int64_t count = a.counts[i];
+    const std::string id = "tree " + str(a.trees[i]) + " node " + str(x);
+    if (!t.alive(x)) {
+      throw ValueError(where(op, i) + id + " is a dead slot left by progressive widening");
+    }
+    if (t.terminal(x)) {
+      throw ValueError(where(op, i) + id + " is terminal and cannot be expanded");
+    }
+    if (count == 0) continue;
+    if (t.num_children[x] + count > kMaxChildren) {
+      throw ValueError(where(op, i) + id + " would have " + str(t.num_children[x] + count) +
+                       " children; the limit is " + str(kMaxChildren));
+    }
+    if (t.depth[x] + 1 > kMaxDepth) {
+      throw ValueError(where(op, i) + id + " is at depth " + str(t.depth[x]) +
+                       "; children would exceed the depth limit " + str(kMaxDepth));
+    }
+    if (t.num_children[x] > 0) {
+      const int32_t first = t.first_child[x];
+      for (int32_t c = first, end = first + t.num_children[x]; c < end; ++c) {
+        if (t.in_flight(c) > 0) {
+          throw ValueError(where(op, i) + "cannot widen " + id + ": its child " + str(c) +
+                           " has leaves in flight (widening may renumber the children); tell or "
+                           "cancel them first");
+        }
+      }
+    }
+  }
+  // 5. duplicates, children of widened nodes, capacity (per tree, in call order).
+  group_by_tree(m, a.trees);
+  std::vector<int32_t> widened;
+  for (int64_t tb = 0; tb < nb; ++tb) {
+    const int64_t begin = group_begin_[static_cast<size_t>(tb)];
+    const int64_t k = group_begin_[static_cast<size_t>(tb) + 1] - begin;
+    if (k == 0) continue;
+    const int64_t* items = group_items_.data() + begin;
+    int64_t dup = -1;
+    if (find_duplicate(a.nodes, items, k, &dup)) {
+      throw ValueError(where(op, dup) + "tree " + str(tb) + " node " + str(a.nodes[dup]) +
+                       " appears twice in one call; give all its children in one entry");
+    }
+    const Tree& t = trees_[static_cast<size_t>(tb)];
+    widened.clear();
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t i = items[j];
+      if (a.counts[i] > 0 && t.num_children[a.nodes[i]] > 0) widened.push_back(a.nodes[i]);
+    }
+    if (!widened.empty()) {
+      std::sort(widened.begin(), widened.end());
+      for (int64_t j = 0; j < k; ++j) {
+        const int64_t i = items[j];
+        const int32_t p = t.parent[a.nodes[i]];
+        if (p >= 0 && std::binary_search(widened.begin(), widened.end(), p)) {
+          throw ValueError(where(op, i) + "tree " + str(tb) + " node " + str(a.nodes[i]) +
+                           " is a child of node " + str(p) +
+                           ", which this call widens (widening may move its children); expand "
+                           "them in separate calls");
+        }
+      }
+    }
+    int64_t size = t.size;
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t i = items[j];
+      size = size_after_expand(t, a.nodes[i], a.counts[i], size);
+    }
+    if (size > config_.max_nodes) {
+      throw CapacityError("expand: tree " + str(tb) + " would grow to " + str(size) +
+                          " nodes, past max_nodes = " + str(config_.max_nodes) +
+                          " (raise SearchConfig.max_nodes, or reroot / prune / compact the tree)");
+    }
+  }
+  // Mutation.
+  pool_->parallel_for(
+      nb,
+      [&](int64_t begin, int64_t end, int) {
+        for (int64_t tb = begin; tb < end; ++tb) {
+          Tree& t = trees_[static_cast<size_t>(tb)];
+          for (int64_t g = group_begin_[static_cast<size_t>(tb)];
+               g < group_begin_[static_cast<size_t>(tb) + 1]; ++g) {
+            const int64_t i = group_items_[static_cast<size_t>(g)];
+            const int64_t off = child_offsets_[static_cast<size_t>(i)];
+            ChildBlock block;
+            block.count = a.counts[i];
+            if (block.count > 0) {
+              block.priors = a.priors + off;
+              block.rewards = a.rewards + off;
+              block.terminal = a.terminal != nullptr ? a.terminal + off : nullptr;
+              block.payloads = a.payloads + off;
+            }
+            expand_node(t, a.nodes[i], block, config_.max_nodes);
+          }
+        }
+      },
+      kMinTreesPerThread);
+}
+
+void Forest::backup(int64_t n, const int32_t* trees, const int32_t* nodes, const double* values) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  validate_leaves(n, trees, nodes, values, "backup");
+  pool_->parallel_for(
+      num_trees(),
+      [&](int64_t begin, int64_t end, int) {
+        for (int64_t tb = begin; tb < end; ++tb) {
+          Tree& t = trees_[static_cast<size_t>(tb)];
+          for (int64_t g = group_begin_[static_cast<size_t>(tb)];
+               g < group_begin_[static_cast<size_t>(tb) + 1]; ++g) {
+            const int64_t i = group_items_[static_cast<size_t>(g)];
+            backup_leaf(t, config_, nodes[i], values[i], /*tell=*/true);
+          }
+        }
+      },
+      kMinTreesPerThread);
+}
+
+void Forest::cancel(int64_t n, const int32_t* trees, const int32_t* nodes) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  validate_leaves(n, trees, nodes, nullptr, "cancel");
+  for (int64_t i = 0; i < n; ++i) cancel_leaf(trees_[static_cast<size_t>(trees[i])], nodes[i]);
+}
+
+// ------------------------------------------------------------------------------- queries
+
+int64_t Forest::size(int64_t tree) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return tree_at(tree, "size").size;
+}
+
+ColumnView Forest::view(int64_t tree, Field field) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return tree_at(tree, "view").view(field);
+}
+
+std::vector<int32_t> Forest::in_flight(int64_t tree) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const Tree& t = tree_at(tree, "derived");
+  std::vector<int32_t> out(static_cast<size_t>(t.size));
+  for (int32_t i = 0; i < t.size; ++i) out[static_cast<size_t>(i)] = t.in_flight(i);
+  return out;
+}
+
+std::vector<uint8_t> Forest::flag(int64_t tree, uint16_t bit) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const Tree& t = tree_at(tree, "derived");
+  std::vector<uint8_t> out(static_cast<size_t>(t.size));
+  for (int32_t i = 0; i < t.size; ++i) out[static_cast<size_t>(i)] = (t.status[i] & bit) ? 1 : 0;
+  return out;
+}
+
+std::vector<double> Forest::qvalues(int64_t tree, int64_t node) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const Tree& t = tree_at(tree, "qvalues");
+  check_node(t, tree, node, "qvalues");
+  const double ds = config_.discount * config_.sign();
+  const int32_t first = t.first_child[node];
+  std::vector<double> out(t.num_children[node]);
+  for (size_t j = 0; j < out.size(); ++j)
+    out[j] = edge_value(t, ds, first + static_cast<int32_t>(j));
+  return out;
+}
+
+std::vector<double> Forest::root_policy(int64_t tree, double temperature) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const Tree& t = tree_at(tree, "root_policy");
+  if (!std::isfinite(temperature) || temperature < 0) {
+    throw ValueError("root_policy: temperature must be finite and >= 0, got " +
+                     std::to_string(temperature));
+  }
+  const int32_t first = t.first_child[kRoot];
+  std::vector<double> out(t.num_children[kRoot], 0.0);
+  if (out.empty()) return out;
+  if (temperature == 0.0) {
+    const int32_t best = best_child(t, config_, kRoot);
+    if (best != kNoNode) out[static_cast<size_t>(best - first)] = 1.0;
+    return out;
+  }
+  int32_t max_visits = 0;
+  for (size_t j = 0; j < out.size(); ++j) max_visits = std::max(max_visits, t.visits[first + j]);
+  if (max_visits == 0) return out;
+  const double exponent = 1.0 / temperature;
+  double sum = 0.0;
+  for (size_t j = 0; j < out.size(); ++j) {
+    out[j] = std::pow(static_cast<double>(t.visits[first + j]) / max_visits, exponent);
+    sum += out[j];
+  }
+  for (double& p : out) p /= sum;
+  return out;
+}
+
+int64_t Forest::best_action(int64_t tree) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const Tree& t = tree_at(tree, "best_action");
+  const int32_t best = best_child(t, config_, kRoot);
+  return best == kNoNode ? -1 : t.action[best];
+}
+
+std::vector<int32_t> Forest::best_path(int64_t tree) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return qengine::best_path(tree_at(tree, "best_path"), config_);
+}
+
+std::pair<double, double> Forest::minmax(int64_t tree) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const Tree& t = tree_at(tree, "minmax");
+  return {t.minmax_lo, t.minmax_hi};
+}
+
+uint64_t Forest::root_epoch(int64_t tree) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return tree_at(tree, "root_epoch").root_epoch;
+}
+
+PairsResult Forest::pairs(PairMode mode, int64_t min_visits, double min_q_gap,
+                          int64_t max_depth) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (min_visits < 0) throw ValueError("pairs: min_visits must be >= 0");
+  if (!std::isfinite(min_q_gap) || min_q_gap < 0) {
+    throw ValueError("pairs: min_q_gap must be finite and >= 0");
+  }
+  std::vector<PairsResult> parts(static_cast<size_t>(pool_->size()));
+  pool_->parallel_for(
+      num_trees(),
+      [&](int64_t begin, int64_t end, int thread) {
+        for (int64_t b = begin; b < end; ++b) {
+          tree_pairs(trees_[static_cast<size_t>(b)], config_, static_cast<int32_t>(b), mode,
+                     min_visits, min_q_gap, max_depth, &parts[static_cast<size_t>(thread)]);
+        }
+      },
+      1);
+  if (parts.size() == 1) return std::move(parts[0]);
+  PairsResult out;
+  for (const auto& part : parts) out.append(part);
+  return out;
+}
+
+// ------------------------------------------------------------------------------- tree operations
+
+void Forest::reroot(int64_t tree, int64_t node) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Tree& t = tree_at(tree, "reroot");
+  check_node(t, tree, node, "reroot");
+  check_idle(t, tree, "reroot");
+  reroot_tree(t, static_cast<int32_t>(node));
+}
+
+void Forest::prune(int64_t tree, int64_t node) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Tree& t = tree_at(tree, "prune");
+  check_node(t, tree, node, "prune");
+  if (node == kRoot) {
+    throw ValueError("prune: cannot prune the root of tree " + str(tree) + "; use reset");
+  }
+  check_idle(t, tree, "prune");
+  prune_tree(t, static_cast<int32_t>(node));
+}
+
+void Forest::compact(int64_t tree) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Tree& t = tree_at(tree, "compact");
+  check_idle(t, tree, "compact");
+  compact_tree(t);
+}
+
+void Forest::reset(int64_t tree, int64_t payload) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Tree& t = tree_at(tree, "reset");
+  check_idle(t, tree, "reset");
+  reset_tree(t, payload);
+}
+
+// ------------------------------------------------------------------------------- benchmarks
+
+int64_t Forest::run_synthetic(int64_t num_simulations, int64_t num_actions, int64_t leaves_per_ask,
+                              uint64_t seed) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (num_simulations < 0) throw ValueError("run_synthetic: num_simulations must be >= 0");
+  if (num_actions < 1 || num_actions > kMaxChildren) {
+    throw ValueError("run_synthetic: num_actions must lie in [1, " + str(kMaxChildren) + "]");
+  }
+  if (leaves_per_ask < 1 || leaves_per_ask > kMaxInFlight) {
+    throw ValueError("run_synthetic: leaves_per_ask must lie in [1, " + str(kMaxInFlight) + "]");
+  }
+  if (num_simulations == 0) return 0;
+  const int64_t growth = (num_simulations + leaves_per_ask - 1) * num_actions;
+  for (int64_t b = 0; b < num_trees(); ++b) {
+    const Tree& t = trees_[static_cast<size_t>(b)];
+    check_idle(t, b, "run_synthetic");
+    if (t.size + growth > config_.max_nodes) {
+      throw CapacityError("run_synthetic: tree " + str(b) + " (" + str(t.size) +
+                          " nodes) may grow by up to " + str(growth) +
+                          " nodes, past max_nodes = " + str(config_.max_nodes));
+    }
+  }
+  const SyntheticTables tables(static_cast<int32_t>(num_actions));
+  std::vector<int64_t> evaluated(trees_.size(), 0);
+  pool_->parallel_for(
+      num_trees(),
+      [&](int64_t begin, int64_t end, int) {
+        for (int64_t b = begin; b < end; ++b) {
+          Tree& t = trees_[static_cast<size_t>(b)];
+          t.ensure(t.size + growth, config_.max_nodes);
+          evaluated[static_cast<size_t>(b)] =
+              synthetic_search(t, config_, static_cast<uint64_t>(b), num_simulations,
+                               static_cast<int32_t>(num_actions), leaves_per_ask,
+                               static_cast<uint32_t>(seed), tables);
+        }
+      },
+      1);
+  int64_t total = 0;
+  for (int64_t e : evaluated) total += e;
+  return total;
+}
+
+// ------------------------------------------------------------------------------- serialisation
+
+ArraysOut Forest::export_arrays() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ArraysOut out;
+  const size_t b = trees_.size();
+  out.tree_offsets.resize(b + 1);
+  out.tree_offsets[0] = 0;
+  for (size_t i = 0; i < b; ++i) out.tree_offsets[i + 1] = out.tree_offsets[i] + trees_[i].size;
+  const size_t n = static_cast<size_t>(out.tree_offsets[b]);
+  out.parent.resize(n);
+  out.first_child.resize(n);
+  out.num_children.resize(n);
+  out.action.resize(n);
+  out.depth.resize(n);
+  out.status.resize(n);
+  out.prior.resize(n);
+  out.visits.resize(n);
+  out.q.resize(n);
+  out.reward.resize(n);
+  out.payload.resize(n);
+  out.minmax_lo.resize(b);
+  out.minmax_hi.resize(b);
+  out.root_epoch.resize(b);
+  for (size_t i = 0; i < b; ++i) {
+    out.minmax_lo[i] = trees_[i].minmax_lo;
+    out.minmax_hi[i] = trees_[i].minmax_hi;
+    out.root_epoch[i] = trees_[i].root_epoch;
+  }
+  pool_->parallel_for(
+      static_cast<int64_t>(b),
+      [&](int64_t begin, int64_t end, int) {
+        for (int64_t i = begin; i < end; ++i) {
+          export_tree(trees_[static_cast<size_t>(i)], out.tree_offsets[static_cast<size_t>(i)],
+                      &out);
+        }
+      },
+      1);
+  return out;
+}
+
+}  // namespace qengine

@@ -1,0 +1,143 @@
+#include "qengine/pairs.h"
+
+#include <algorithm>
+
+#include "qengine/select.h"
+
+namespace qengine {
+
+void PairsResult::clear() {
+  tree.clear();
+  parent.clear();
+  chosen.clear();
+  rejected.clear();
+  depth.clear();
+  q_chosen.clear();
+  q_rejected.clear();
+}
+
+void PairsResult::append(const PairsResult& o) {
+  tree.insert(tree.end(), o.tree.begin(), o.tree.end());
+  parent.insert(parent.end(), o.parent.begin(), o.parent.end());
+  chosen.insert(chosen.end(), o.chosen.begin(), o.chosen.end());
+  rejected.insert(rejected.end(), o.rejected.begin(), o.rejected.end());
+  depth.insert(depth.end(), o.depth.begin(), o.depth.end());
+  q_chosen.insert(q_chosen.end(), o.q_chosen.begin(), o.q_chosen.end());
+  q_rejected.insert(q_rejected.end(), o.q_rejected.begin(), o.q_rejected.end());
+}
+
+int32_t best_child(const Tree& t, const SearchConfig& cfg, int32_t s) {
+  const double ds = cfg.discount * cfg.sign();
+  int32_t best = kNoNode;
+  int32_t best_visits = 0;
+  double best_q = 0.0;
+  const int32_t first = t.first_child[s];
+  for (int32_t c = first, end = first + t.num_children[s]; c < end; ++c) {
+    const int32_t v = t.visits[c];
+    if (v <= 0) continue;
+    const double q = edge_value(t, ds, c);
+    if (best == kNoNode || v > best_visits || (v == best_visits && q > best_q)) {
+      best = c;
+      best_visits = v;
+      best_q = q;
+    }
+  }
+  return best;
+}
+
+std::vector<int32_t> best_path(const Tree& t, const SearchConfig& cfg) {
+  std::vector<int32_t> path{kRoot};
+  for (int32_t c = best_child(t, cfg, kRoot); c != kNoNode; c = best_child(t, cfg, c)) {
+    path.push_back(c);
+  }
+  return path;
+}
+
+namespace {
+
+void emit(const Tree& t, int32_t tree_id, int32_t s, int32_t chosen, double qc, int32_t rejected,
+          double qr, double min_q_gap, PairsResult* out) {
+  if (!(qc - qr >= min_q_gap) || !(qc > qr)) return;
+  out->tree.push_back(tree_id);
+  out->parent.push_back(s);
+  out->chosen.push_back(chosen);
+  out->rejected.push_back(rejected);
+  out->depth.push_back(t.depth[s]);
+  out->q_chosen.push_back(qc);
+  out->q_rejected.push_back(qr);
+}
+
+}  // namespace
+
+void tree_pairs(const Tree& t, const SearchConfig& cfg, int32_t tree_id, PairMode mode,
+                int64_t min_visits, double min_q_gap, int64_t max_depth, PairsResult* out) {
+  const double ds = cfg.discount * cfg.sign();
+  const int64_t threshold = std::max<int64_t>(min_visits, 1);
+  auto depth_ok = [&](int32_t s) { return max_depth < 0 || t.depth[s] <= max_depth; };
+  if (mode == PairMode::kMaxMin) {
+    for (int32_t s = 0; s < t.size; ++s) {
+      if (t.num_children[s] < 2 || !t.alive(s) || !depth_ok(s)) continue;
+      int32_t hi = kNoNode, lo = kNoNode, eligible = 0;
+      double qhi = 0.0, qlo = 0.0;
+      const int32_t first = t.first_child[s];
+      for (int32_t c = first, end = first + t.num_children[s]; c < end; ++c) {
+        if (t.visits[c] < threshold) continue;
+        ++eligible;
+        const double q = edge_value(t, ds, c);
+        if (hi == kNoNode || q > qhi) hi = c, qhi = q;
+        if (lo == kNoNode || q <= qlo) lo = c, qlo = q;  // ties: higher id
+      }
+      if (eligible >= 2) emit(t, tree_id, s, hi, qhi, lo, qlo, min_q_gap, out);
+    }
+    return;
+  }
+  const std::vector<int32_t> path = best_path(t, cfg);
+  const size_t start = out->tree.size();
+  for (size_t i = 0; i + 1 < path.size(); ++i) {
+    const int32_t s = path[i];
+    const int32_t chosen = path[i + 1];
+    if (!depth_ok(s) || t.visits[chosen] < threshold) continue;
+    int32_t lo = kNoNode, eligible = 0;
+    double qlo = 0.0;
+    const int32_t first = t.first_child[s];
+    for (int32_t c = first, end = first + t.num_children[s]; c < end; ++c) {
+      if (t.visits[c] < threshold) continue;
+      ++eligible;
+      if (c == chosen) continue;
+      const double q = edge_value(t, ds, c);
+      if (lo == kNoNode || q <= qlo) lo = c, qlo = q;
+    }
+    if (eligible >= 2)
+      emit(t, tree_id, s, chosen, edge_value(t, ds, chosen), lo, qlo, min_q_gap, out);
+  }
+  // Best-path ids grow with depth in every tree the core builds; sort anyway (imported trees).
+  const size_t m = out->tree.size() - start;
+  if (m > 1 && !std::is_sorted(out->parent.begin() + static_cast<std::ptrdiff_t>(start),
+                               out->parent.end())) {
+    std::vector<size_t> order(m);
+    for (size_t i = 0; i < m; ++i) order[i] = start + i;
+    std::sort(order.begin(), order.end(),
+              [&](size_t a, size_t b) { return out->parent[a] < out->parent[b]; });
+    PairsResult sorted;
+    for (size_t i : order) {
+      sorted.tree.push_back(out->tree[i]);
+      sorted.parent.push_back(out->parent[i]);
+      sorted.chosen.push_back(out->chosen[i]);
+      sorted.rejected.push_back(out->rejected[i]);
+      sorted.depth.push_back(out->depth[i]);
+      sorted.q_chosen.push_back(out->q_chosen[i]);
+      sorted.q_rejected.push_back(out->q_rejected[i]);
+    }
+    for (size_t i = 0; i < m; ++i) {
+      out->tree[start + i] = sorted.tree[i];
+      out->parent[start + i] = sorted.parent[i];
+      out->chosen[start + i] = sorted.chosen[i];
+      out->rejected[start + i] = sorted.rejected[i];
+      out->depth[start + i] = sorted.depth[i];
+      out->q_chosen[start + i] = sorted.q_chosen[i];
+      out->q_rejected[start + i] = sorted.q_rejected[i];
+    }
+  }
+}
+
+}  // namespace qengine

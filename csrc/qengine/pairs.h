@@ -1,0 +1,42 @@
+// Best child / best path and step-level preference pairs (docs/search-semantics.md, 5.6-5.7).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "qengine/config.h"
+#include "qengine/tree.h"
+
+namespace qengine {
+
+// Which (chosen, rejected) pairs to emit.
+enum class PairMode : uint8_t {
+  kPaper,   // along the best path: next best-path node vs its lowest-Q eligible sibling
+  kMaxMin,  // at every internal node: highest-Q vs lowest-Q eligible child
+};
+
+// Pairs over the forest, ordered by tree, then parent id.
+struct PairsResult {
+  std::vector<int32_t> tree;       // [M] tree id
+  std::vector<int32_t> parent;     // [M] parent node id
+  std::vector<int32_t> chosen;     // [M] chosen child id
+  std::vector<int32_t> rejected;   // [M] rejected child id
+  std::vector<int32_t> depth;      // [M] depth of the parent
+  std::vector<double> q_chosen;    // [M] Qraw of the chosen child
+  std::vector<double> q_rejected;  // [M] Qraw of the rejected child
+  void clear();
+  void append(const PairsResult& other);
+};
+
+// The child of s with the most visits (ties: higher Qraw, then lower id); kNoNode if no child
+// of s is visited.
+int32_t best_child(const Tree& tree, const SearchConfig& config, int32_t s);
+
+// Node ids root, best_child(root), ... until a node without a visited child.
+std::vector<int32_t> best_path(const Tree& tree, const SearchConfig& config);
+
+// Appends the pairs of one tree to `out`.
+void tree_pairs(const Tree& tree, const SearchConfig& config, int32_t tree_id, PairMode mode,
+                int64_t min_visits, double min_q_gap, int64_t max_depth, PairsResult* out);
+
+}  // namespace qengine

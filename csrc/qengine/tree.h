@@ -1,0 +1,111 @@
+// One search tree as a struct of arrays (docs/search-semantics.md, section 1).
+//
+// Node ids are int32, the root is 0, children of a node are the contiguous ids
+// first_child .. first_child + num_children - 1. All columns of a tree live in one arena block
+// owned by a std::shared_ptr: numpy views hand out aliasing shared_ptrs to the block, so a view
+// taken before the arena grows (or before a reroot rebuilds it) keeps the old block alive and
+// never dangles; it simply stops following later updates.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace qengine {
+
+constexpr int32_t kRoot = 0;                // id of the root of every tree
+constexpr int32_t kNoNode = -1;             // parent of the root; first_child of an unexpanded node
+constexpr int32_t kDeadSlot = -2;           // parent of a slot left behind by progressive widening
+constexpr uint16_t kInFlightMask = 0x3FFF;  // status bits 0-13: in-flight count
+constexpr uint16_t kTerminalBit = 0x4000;   // status bit 14
+constexpr uint16_t kExhaustedBit = 0x8000;  // status bit 15
+constexpr int32_t kMaxInFlight = 16383;     // largest in-flight count
+constexpr int32_t kMaxChildren = 65535;     // largest child count (uint16)
+constexpr int32_t kMaxDepth = 65535;        // largest depth (uint16)
+
+// The stored node fields, in the order of the engine interface.
+enum class Field : uint8_t {
+  kParent,
+  kFirstChild,
+  kNumChildren,
+  kAction,
+  kDepth,
+  kStatus,
+  kPrior,
+  kVisits,
+  kQ,
+  kReward,
+  kPayload,
+};
+
+// Element type of a column, for the bindings.
+enum class Dtype : uint8_t { kInt32, kUint16, kFloat32, kInt64 };
+
+// A column of one tree: pointer into the arena plus an owner that keeps the arena alive.
+struct ColumnView {
+  std::shared_ptr<const void> owner;  // keeps the arena block alive (aliasing the block)
+  const void* data = nullptr;         // first element
+  int64_t size = 0;                   // number of nodes (slots) in the tree
+  Dtype dtype = Dtype::kInt32;        // element type
+};
+
+// Struct-of-arrays tree. Plain data: the operations live in select/backup/expand/tree_ops.
+struct Tree {
+  std::shared_ptr<uint8_t> block;    // owns every column below (one allocation)
+  int64_t capacity = 0;              // slots allocated in `block`
+  int32_t size = 0;                  // slots in use (dead slots included)
+  int64_t* payload = nullptr;        // user handle per node
+  int32_t* parent = nullptr;         // parent id; kNoNode for the root, kDeadSlot for dead slots
+  int32_t* first_child = nullptr;    // first child id, kNoNode while unexpanded
+  int32_t* visits = nullptr;         // completed visits
+  float* prior = nullptr;            // prior given at expansion
+  float* q = nullptr;                // mean (or max) of backed-up returns, 0 when unvisited
+  float* reward = nullptr;           // reward on the edge parent -> node
+  uint16_t* num_children = nullptr;  // number of children
+  uint16_t* action = nullptr;        // index among the parent's children (0 for the root)
+  uint16_t* depth = nullptr;         // root 0, child = parent + 1
+  uint16_t* status = nullptr;        // in-flight count | terminal bit | exhausted bit
+  double minmax_lo = 0.0;            // lowest edge value seen in backups (+inf when none)
+  double minmax_hi = 0.0;            // highest edge value seen in backups (-inf when none)
+  uint64_t root_epoch = 0;           // +1 on every reroot and reset (Gumbel noise)
+
+  // A tree with one fresh root (section 1), capacity `capacity` (>= 1).
+  static Tree make(int64_t root_payload, int64_t capacity);
+  // A tree with `size` uninitialised slots (for rebuilds and imports); minmax cleared, epoch 0.
+  static Tree make_uninitialised(int32_t size, int64_t capacity);
+
+  // Makes room for `needed` slots, growing geometrically but never past `limit` (>= needed).
+  void ensure(int64_t needed, int64_t limit) {
+    if (needed > capacity) grow(needed, limit);
+  }
+  // Reallocates to max(needed, 2 * capacity) capped at `limit`, copying every column.
+  void grow(int64_t needed, int64_t limit);
+  // Writes a fresh unexpanded node into slot `id`.
+  void init_node(int32_t id, int32_t parent_id, uint16_t action_index, uint16_t node_depth,
+                 float node_prior, float node_reward, bool terminal, int64_t node_payload);
+  // Turns slot `id` into a dead slot (parent kDeadSlot, first_child kNoNode, all else zero).
+  void kill_node(int32_t id);
+  // Copies every field of slot `from` of `source` into slot `to` of this tree.
+  void copy_node(const Tree& source, int32_t from, int32_t to);
+  // Zero-copy view of one column.
+  ColumnView view(Field field) const;
+
+  int32_t in_flight(int32_t id) const { return status[id] & kInFlightMask; }
+  bool terminal(int32_t id) const { return (status[id] & kTerminalBit) != 0; }
+  bool exhausted(int32_t id) const { return (status[id] & kExhaustedBit) != 0; }
+  bool alive(int32_t id) const { return parent[id] != kDeadSlot; }
+  bool expanded(int32_t id) const { return num_children[id] != 0; }
+  // In-flight count of the node itself: f(x) - sum of f(children) (section 5.1).
+  int32_t own_in_flight(int32_t id) const {
+    int32_t own = in_flight(id);
+    const int32_t first = first_child[id];
+    for (int32_t c = first, end = first + num_children[id]; c < end; ++c) own -= in_flight(c);
+    return own;
+  }
+};
+
+// Bytes per node of the arena: with and without the payload column.
+constexpr int kBytesPerNode = 40;
+constexpr int kBytesPerNodeWithoutPayload = 32;
+
+}  // namespace qengine
