@@ -24,6 +24,27 @@ def _decoder(model: Any) -> Any:
     return body
 
 
+def completion_rows(
+    model: Any, batch: CompletionBatch
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Packed hidden states of the positions that predict completion tokens.
+
+    Returns (rows [n, D], targets [n] int64, cu_seqlens [B+1] int32): row i predicts targets[i];
+    sequence b owns rows ``cu_seqlens[b]:cu_seqlens[b+1]``.
+    """
+    hidden = _decoder(model)(
+        input_ids=batch.input_ids, attention_mask=batch.attention_mask
+    ).last_hidden_state  # [B, T, D]
+    # Position t predicts token t + 1: keep the rows whose *next* token is a completion token.
+    scored = batch.completion_mask[:, 1:]  # [B, T-1]
+    rows = hidden[:, :-1][scored]
+    targets = batch.input_ids[:, 1:][scored]
+    lengths = scored.sum(dim=1)
+    cu_seqlens = torch.zeros(len(lengths) + 1, dtype=torch.int32, device=rows.device)
+    cu_seqlens[1:] = torch.cumsum(lengths, 0)
+    return rows, targets, cu_seqlens
+
+
 def completion_logprobs(model: Any, batch: CompletionBatch) -> torch.Tensor:
     """Σ log π(token) over each row's completion tokens → float32 [B].
 
@@ -31,18 +52,11 @@ def completion_logprobs(model: Any, batch: CompletionBatch) -> torch.Tensor:
       model: a Hugging Face causal LM (Llama, Phi, Qwen, a PEFT wrapper, ...).
       batch: from :func:`qengine.train.tokenize.encode_completions`.
     """
-    from qengine.kernels import fused_linear_logprobs
+    from qengine.kernels import fused_linear_logprobs, segment_reduce
 
-    hidden = _decoder(model)(
-        input_ids=batch.input_ids, attention_mask=batch.attention_mask
-    ).last_hidden_state  # [B, T, D]
-    # Position t predicts token t + 1: score the rows whose *next* token is a completion token.
-    scored = batch.completion_mask[:, 1:]  # [B, T-1]
-    rows = hidden[:, :-1][scored]  # [n, D]
-    targets = batch.input_ids[:, 1:][scored]  # [n]
+    rows, targets, cu_seqlens = completion_rows(model, batch)
     head = model.get_output_embeddings()
-    weight = head.weight
-    out = fused_linear_logprobs(rows.to(weight.dtype), weight, targets, getattr(head, "bias", None))
-    per_row = torch.zeros(scored.shape, dtype=torch.float32, device=rows.device)
-    per_row[scored] = out.logp
-    return per_row.sum(dim=1)
+    out = fused_linear_logprobs(
+        rows.to(head.weight.dtype), head.weight, targets, getattr(head, "bias", None)
+    )
+    return segment_reduce(out.logp, cu_seqlens).sum

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .logprobs import completion_logprobs
+from .logprobs import completion_logprobs, completion_rows
 from .tokenize import encode_completions
 
 QMODEL_CONFIG = "qengine_qmodel.json"
@@ -105,6 +105,35 @@ def _pair_logprobs(
     batch = encode_completions(tokenizer, prompts, completions, max_length=cfg.max_length)
     logps = completion_logprobs(model, batch.to(device))
     return logps[: len(chunk)], logps[len(chunk) :]
+
+
+def _fused_dpo_loss(
+    model: Any,
+    tokenizer: Any,
+    chunk: Sequence[dict],
+    reference: torch.Tensor,
+    cfg: StepDPOConfig,
+    device: torch.device,
+) -> torch.Tensor:
+    """DPO loss of a chunk through ``qengine.kernels.fused_linear_dpo_loss``: only the action
+    rows of the final hidden states meet the LM head, and no [tokens x vocab] logits are kept."""
+    from qengine.kernels import fused_linear_dpo_loss
+
+    prompts = [r["prompt"] for r in chunk] * 2
+    completions = [r["chosen"] for r in chunk] + [r["rejected"] for r in chunk]
+    batch = encode_completions(tokenizer, prompts, completions, max_length=cfg.max_length)
+    rows, targets, cu_seqlens = completion_rows(model, batch.to(device))
+    head = model.get_output_embeddings()
+    out = fused_linear_dpo_loss(
+        rows.to(head.weight.dtype),
+        head.weight,
+        targets,
+        bias=getattr(head, "bias", None),
+        cu_seqlens=cu_seqlens,
+        ref_logps=reference,
+        beta=cfg.beta,
+    )
+    return out.loss
 
 
 @torch.no_grad()
@@ -195,15 +224,9 @@ def train_step_dpo(
         micro = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
         for k, idx in enumerate(micro):
             chunk = [train[i] for i in idx]
+            reference = torch.cat([ref_train[0][idx], ref_train[1][idx]]).to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                lw, ll = _pair_logprobs(model, tokenizer, chunk, cfg, device)
-            loss, _ = dpo_loss(
-                lw.float(),
-                ll.float(),
-                ref_train[0][idx].to(device),
-                ref_train[1][idx].to(device),
-                cfg.beta,
-            )
+                loss = _fused_dpo_loss(model, tokenizer, chunk, reference, cfg, device)
             (loss * len(idx) / (cfg.batch_size * cfg.grad_accumulation)).backward()
             losses.append(loss.item())
             if (k + 1) % cfg.grad_accumulation == 0 or k + 1 == len(micro):
