@@ -284,13 +284,15 @@ class ReferenceEngine:
                 )
             if tree.depth[n] + 1 > MAX_DEPTH:
                 raise ValueError(f"node {n} of tree {t} is at the maximum depth {MAX_DEPTH}")
+            busy = [ch for ch in tree.children(n) if tree.in_flight[ch] > 0]
+            if busy:
+                # Refused whether or not the block would move (the literal reading of 5.5, and a
+                # rule the caller can check without knowing the arena layout).
+                raise ValueError(
+                    f"cannot widen node {n} of tree {t}: its child {busy[0]} has leaves in "
+                    "flight (widening may renumber the children); tell or cancel them first"
+                )
             if old > 0 and tree.first_child[n] + old != size[t]:
-                busy = [ch for ch in tree.children(n) if tree.in_flight[ch] > 0]
-                if busy:
-                    raise ValueError(
-                        f"cannot widen node {n} of tree {t}: its children block must move but "
-                        f"child {busy[0]} is in flight; tell or cancel its leaves first"
-                    )
                 dead.update((t, ch) for ch in tree.children(n))
                 size[t] += old
             size[t] += c
@@ -374,8 +376,6 @@ class ReferenceEngine:
             raise ValueError(f"min_visits must be >= 0, got {min_visits}")
         if not math.isfinite(min_q_gap) or min_q_gap < 0:
             raise ValueError(f"min_q_gap must be finite and >= 0, got {min_q_gap}")
-        if max_depth < -1:
-            raise ValueError(f"max_depth must be >= -1 (-1: no limit), got {max_depth}")
         rows = []
         for t, tree in enumerate(self._trees):
             for row in pairs_mod.tree_pairs(
@@ -431,7 +431,14 @@ class ReferenceEngine:
         self, num_simulations: int, num_actions: int, leaves_per_ask: int, seed: int
     ) -> int:
         """Docs section 8: per tree, ask K leaves, expand each with A hashed children, back up
-        each leaf's hashed value, until S leaves were evaluated (or no leaf can be found)."""
+        each leaf's hashed value, until S leaves were evaluated (or no leaf can be found).
+
+        Readings shared with the native core (the doc leaves them open): the trees must have
+        nothing in flight (ValueError); the capacity check is upfront and uses the worst case
+        (S + K - 1) * A new nodes per tree, so the call is all-or-nothing; the root's payload is
+        set to the root key (the key of a node lives in its payload); a leaf at the maximum depth
+        is backed up without children.
+        """
         s = _int("num_simulations", num_simulations)
         a = _int("num_actions", num_actions)
         k = _int("leaves_per_ask", leaves_per_ask)
@@ -440,39 +447,40 @@ class ReferenceEngine:
             raise ValueError(f"num_simulations must be >= 0, got {s}")
         if not 1 <= a <= MAX_CHILDREN:
             raise ValueError(f"num_actions must lie in [1, {MAX_CHILDREN}], got {a}")
-        if k < 1:
-            raise ValueError(f"leaves_per_ask must be >= 1, got {k}")
-        saved = [tree.copy() for tree in self._trees]
-        try:
-            return self._run_synthetic(s, a, k, seed)
-        except CapacityError:
-            self._trees = saved
-            raise
-
-    def _run_synthetic(self, s: int, a: int, k: int, seed: int) -> int:
-        evaluated = 0
+        if not 1 <= k <= MAX_IN_FLIGHT:
+            raise ValueError(f"leaves_per_ask must lie in [1, {MAX_IN_FLIGHT}], got {k}")
+        if s == 0:
+            return 0
+        growth = (s + k - 1) * a
         for t, tree in enumerate(self._trees):
-            root_key = synthetic.root_key(seed, t)
-            done = 0
-            while done < s:
-                scratch = [0] * len(self._trees)
-                leaves = [leaf for leaf, _ in self._ask_tree(t, k, scratch, list(scratch))]
-                if not leaves:
-                    break
-                if tree.size + len(leaves) * a > self._config.max_nodes:
-                    raise CapacityError(
-                        f"tree {t} would grow past max_nodes={self._config.max_nodes}"
-                    )
-                keys = [root_key if leaf == ROOT else tree.payload[leaf] for leaf in leaves]
-                for leaf, key in zip(leaves, keys, strict=True):
-                    children = [synthetic.child_key(key, j) for j in range(a)]
-                    zeros = [0.0] * a
-                    expand_node(tree, leaf, synthetic.priors(key, a), zeros, [False] * a, children)
-                for leaf, key in zip(leaves, keys, strict=True):
-                    backup_path(tree, self._config, leaf, synthetic.value(key, a), tell=True)
-                done += len(leaves)
-            evaluated += done
-        return evaluated
+            self._idle_tree(t, "run_synthetic on")
+            if tree.size + growth > self._config.max_nodes:
+                raise CapacityError(
+                    f"run_synthetic: tree {t} ({tree.size} nodes) may grow by up to {growth} "
+                    f"nodes, past max_nodes={self._config.max_nodes}"
+                )
+        return sum(self._synthetic_tree(t, s, a, k, seed) for t in range(len(self._trees)))
+
+    def _synthetic_tree(self, t: int, s: int, a: int, k: int, seed: int) -> int:
+        tree = self._trees[t]
+        tree.payload[ROOT] = synthetic.root_key(seed, t)
+        done = 0
+        while done < s:
+            scratch = [0] * len(self._trees)
+            leaves = [leaf for leaf, _ in self._ask_tree(t, k, scratch, list(scratch))]
+            if not leaves:
+                break
+            keys = [tree.payload[leaf] & synthetic.MASK32 for leaf in leaves]
+            for leaf, key in zip(leaves, keys, strict=True):
+                if tree.depth[leaf] >= MAX_DEPTH:
+                    continue
+                children = [synthetic.child_key(key, j) for j in range(a)]
+                zeros = [0.0] * a
+                expand_node(tree, leaf, synthetic.priors(key, a), zeros, [False] * a, children)
+            for leaf, key in zip(leaves, keys, strict=True):
+                backup_path(tree, self._config, leaf, synthetic.value(key, a), tell=True)
+            done += len(leaves)
+        return done
 
     # ------------------------------------------------------------------ persistence
     def export_arrays(self) -> dict[str, np.ndarray]:

@@ -44,8 +44,9 @@ def best_path(tree: Tree, config: SearchConfig) -> list[int]:
 
 
 def root_policy(tree: Tree, config: SearchConfig, temperature: float) -> np.ndarray:
-    """N(a)^(1/temperature) normalised (sequential double sum); temperature 0: one-hot on
-    best_action. All zeros when no root child is visited."""
+    """N(a)^(1/temperature) normalised; temperature 0: one-hot on best_action. All zeros when no
+    root child is visited. Computed as (N(a) / max N)^(1/temperature) (no overflow for a small
+    temperature), summed left to right in double, as the native core does."""
     children = tree.children(ROOT)
     out = np.zeros(len(children), dtype=np.float64)
     if temperature == 0.0:
@@ -53,13 +54,16 @@ def root_policy(tree: Tree, config: SearchConfig, temperature: float) -> np.ndar
         if a >= 0:
             out[a] = 1.0
         return out
-    weights = [float(tree.visits[c]) ** (1.0 / temperature) for c in children]
+    top = max((tree.visits[c] for c in children), default=0)
+    if top == 0:
+        return out
+    exponent = 1.0 / temperature
+    weights = [(tree.visits[c] / top) ** exponent for c in children]
     total = 0.0
     for w in weights:
         total += w
-    if total > 0.0:
-        for a, w in enumerate(weights):
-            out[a] = w / total
+    for a, w in enumerate(weights):
+        out[a] = w / total
     return out
 
 
@@ -84,7 +88,7 @@ def tree_pairs(
     for s in range(tree.size):
         if not tree.is_expanded(s) or not tree.is_alive(s):
             continue
-        if max_depth >= 0 and tree.depth[s] > max_depth:
+        if max_depth >= 0 and tree.depth[s] > max_depth:  # any negative: no limit
             continue
         eligible = [c for c in tree.children(s) if tree.visits[c] >= threshold]
         if len(eligible) < 2:

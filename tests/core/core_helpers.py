@@ -22,8 +22,10 @@ FLOAT_FIELDS = ("prior", "q", "reward")
 
 def core_settings(**overrides: Any) -> settings:
     """The tests/core hypothesis profile (``ci`` unless QENGINE_CORE_PROFILE says otherwise)."""
-    profile = settings.get_profile(os.environ.get("QENGINE_CORE_PROFILE", "ci"))
-    return settings(profile, **overrides)
+    name = os.environ.get("QENGINE_CORE_PROFILE", "ci")
+    if name != "ci":  # per-test example counts are tuned for CI time only
+        overrides.pop("max_examples", None)
+    return settings(settings.get_profile(name), **overrides)
 
 
 def make_pair(

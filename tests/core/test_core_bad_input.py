@@ -17,7 +17,8 @@ i32, i64, f32, f64, u8 = np.int32, np.int64, np.float32, np.float64, np.uint8
 
 
 def busy_forest(engine: str, **config) -> Forest:
-    """2 trees: root 0 with children 1..3; node 1 (asked, in flight, expanded) with children 4, 5."""
+    """2 trees: root 0 with children 1..3; node 1 (asked, in flight, expanded) with children
+    4 (terminal) and 5."""
     forest = Forest(2, SearchConfig(**config), engine=engine)
     leaves = forest.ask(1)
     forest.expand(leaves.tree, leaves.node, [3, 3], [0.5, 0.3, 0.2] * 2, payloads=np.arange(6))
@@ -269,12 +270,6 @@ CASES = [
         ValueError,
         r"min_q_gap|gap|finite",
     ),
-    (
-        "pairs max_depth -2",
-        lambda f: f._engine.pairs("paper", 1, 0.0, -2),
-        ValueError,
-        r"max_depth|depth",
-    ),
     # ---- tree operations
     ("reroot with a leaf in flight", lambda f: f.reroot(0, 1), ValueError, r"flight"),
     ("prune with a leaf in flight", lambda f: f.prune(0, 2), ValueError, r"flight"),
@@ -342,7 +337,11 @@ def test_capacity_all_or_nothing_across_trees(engine):
     with pytest.raises(CapacityError):
         forest.expand([0, 1], [2, 2], [1, 5], np.full(6, 0.1))
     assert_arrays_equal(before, forest.export_arrays(), "capacity")
-    with pytest.raises(CapacityError):
+    with pytest.raises(ValueError, match=r"(?i)flight"):  # leaves of the caller are in flight
+        forest.run_synthetic(2, 2)
+    forest.backup([0, 1], [1, 1], [0.5, 0.5])
+    before = forest.export_arrays()
+    with pytest.raises(CapacityError):  # checked upfront for the worst case: (S + K - 1) * A
         forest.run_synthetic(50, 4)
     assert_arrays_equal(before, forest.export_arrays(), "run_synthetic capacity")
     assert issubclass(CapacityError, RuntimeError)

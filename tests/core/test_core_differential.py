@@ -148,7 +148,8 @@ class Driver:
         if error is None:
             if widen:
                 self.relocated.update(trees)
-            self.expanded.update(chosen)
+            else:  # asked leaves that now have children (or are terminal): ready to be told
+                self.expanded.update(chosen)
 
     def backup(self) -> None:
         chosen = self.subset([leaf for leaf in self.in_flight if leaf in self.expanded], 0.7)

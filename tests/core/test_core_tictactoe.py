@@ -85,7 +85,7 @@ def search(board, player, *, engine, rule, values, mark, simulations=800, leaves
     return legal_moves(tuple(board))[action]
 
 
-X, O, _ = 1, 2, 0
+X, O, _ = 1, 2, 0  # noqa: E741 - the board reads better with the game letters
 POSITIONS = [
     # (name, board, player to move, the only good move)
     ("X wins on the top row", (X, X, _, O, O, _, _, _, _), X, 2),
