@@ -125,7 +125,7 @@ py::dict export_to_dict(qengine::ArraysOut&& a) {
   return d;
 }
 
-// One array of from_arrays: exact dtype and 1-D, else ValueError (a corrupt file).
+// One array of from_arrays: exact dtype (else TypeError) and 1-D (else ValueError, corrupt).
 template <class T>
 qengine::ArraysIn::Span<T> import_array(const py::dict& arrays, const char* key,
                                         std::vector<py::array>* keep) {
@@ -134,11 +134,11 @@ qengine::ArraysIn::Span<T> import_array(const py::dict& arrays, const char* key,
   }
   py::object obj = arrays[key];
   if (!py::isinstance<py::array>(obj)) {
-    throw qengine::ValueError(std::string("from_arrays: '") + key + "' must be a numpy array");
+    throw qengine::TypeError(std::string("from_arrays: '") + key + "' must be a numpy array");
   }
   py::array a = py::reinterpret_borrow<py::array>(obj);
   if (!a.dtype().equal(py::dtype::of<T>())) {
-    throw qengine::ValueError(std::string("from_arrays: '") + key + "' must have dtype " +
+    throw qengine::TypeError(std::string("from_arrays: '") + key + "' must have dtype " +
                               dtype_name<T>() + ", got " + std::string(py::str(a.dtype())));
   }
   if (a.ndim() != 1) {

@@ -75,16 +75,22 @@ void add_in_flight(Tree& t, int32_t x) {
   }
 }
 
+bool qualifies_exhausted(const Tree& t, int32_t s) {
+  if (t.terminal(s) && t.visits[s] > 0) return true;
+  return all_children_exhausted(t, s);
+}
+
 void recheck_ancestors_exhausted(Tree& t, int32_t node) {
   for (int32_t a = t.parent[node]; a != kNoNode; a = t.parent[a]) {
-    if (!all_children_exhausted(t, a)) return;
-    t.status[a] |= kExhaustedBit;
+    if (!t.exhausted(a) && qualifies_exhausted(t, a)) t.status[a] |= kExhaustedBit;
   }
 }
 
 void clear_exhausted_upwards(Tree& t, int32_t node) {
-  for (int32_t a = node; a != kNoNode && (t.status[a] & kExhaustedBit); a = t.parent[a]) {
-    t.status[a] = static_cast<uint16_t>(t.status[a] & ~kExhaustedBit);
+  for (int32_t a = node; a != kNoNode; a = t.parent[a]) {
+    if (t.exhausted(a) && !qualifies_exhausted(t, a)) {
+      t.status[a] = static_cast<uint16_t>(t.status[a] & ~kExhaustedBit);
+    }
   }
 }
 

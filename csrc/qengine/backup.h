@@ -21,10 +21,15 @@ void add_in_flight(Tree& tree, int32_t x);
 // True when expanded node s has every child exhausted.
 bool all_children_exhausted(const Tree& tree, int32_t s);
 
-// Marks ancestors of `node` (exclusive) exhausted bottom-up while they qualify (prune, 5.8).
+// Terminal and visited, or expanded with every child exhausted (5.3).
+bool qualifies_exhausted(const Tree& tree, int32_t s);
+
+// Every ancestor of `node` (exclusive), bottom-up to the root, that qualifies gets the flag
+// (prune, 5.8).
 void recheck_ancestors_exhausted(Tree& tree, int32_t node);
 
-// Clears the exhausted flag of `node` and of its exhausted ancestors (node gained children).
+// `node` and every ancestor up to the root: the flag is cleared where it no longer qualifies
+// (after widening, 5.3).
 void clear_exhausted_upwards(Tree& tree, int32_t node);
 
 }  // namespace qengine

@@ -47,7 +47,7 @@ void expand_node(Tree& t, int32_t node, const ChildBlock& ch, int64_t limit) {
   t.size = base + count;
   t.first_child[node] = first;
   t.num_children[node] = static_cast<uint16_t>(old + count);
-  if (t.status[node] & kExhaustedBit) clear_exhausted_upwards(t, node);
+  if (old > 0) clear_exhausted_upwards(t, node);
 }
 
 }  // namespace qengine

@@ -333,7 +333,23 @@ void Forest::expand(const ExpandArgs& a) {
                        " must be finite");
     }
   }
-  // 4. node states.
+  // 4. duplicates (per tree), then every entry in call order against the tree as the earlier
+  //    entries of this call leave it: sizes, blocks moved by widening (dead slots), capacity.
+  group_by_tree(m, a.trees);
+  for (int64_t tb = 0; tb < nb; ++tb) {
+    const int64_t begin = group_begin_[static_cast<size_t>(tb)];
+    const int64_t k = group_begin_[static_cast<size_t>(tb) + 1] - begin;
+    int64_t dup = -1;
+    if (find_duplicate(a.nodes, group_items_.data() + begin, k, &dup)) {
+      throw ValueError(where(op, dup) + "tree " + str(tb) + " node " + str(a.nodes[dup]) +
+                       " appears twice in one call; give all its children in one entry");
+    }
+  }
+  scratch_sizes_.assign(static_cast<size_t>(nb), -1);  // simulated size per tree (-1: untouched)
+  struct Moved {
+    int32_t tree, first, end;  // a children block [first, end) moved by an earlier entry
+  };
+  std::vector<Moved> moved;
   for (int64_t i = 0; i < m; ++i) {
     const Tree& t = trees_[static_cast<size_t>(a.trees[i])];
     const int32_t x = a.nodes[i];
@@ -342,66 +358,44 @@ void Forest::expand(const ExpandArgs& a) {
     if (!t.alive(x)) {
       throw ValueError(where(op, i) + id + " is a dead slot left by progressive widening");
     }
+    for (const Moved& mv : moved) {
+      if (mv.tree == a.trees[i] && x >= mv.first && x < mv.end) {
+        throw ValueError(where(op, i) + id +
+                         " was moved by an earlier widening in this same call; expand it in a "
+                         "separate call (its new id is in view(tree, 'first_child'))");
+      }
+    }
     if (t.terminal(x)) {
       throw ValueError(where(op, i) + id + " is terminal and cannot be expanded");
     }
+    int64_t& size = scratch_sizes_[static_cast<size_t>(a.trees[i])];
+    if (size < 0) size = t.size;
     if (count == 0) continue;
-    if (t.num_children[x] + count > kMaxChildren) {
-      throw ValueError(where(op, i) + id + " would have " + str(t.num_children[x] + count) +
+    const int32_t old = t.num_children[x];
+    if (old + count > kMaxChildren) {
+      throw ValueError(where(op, i) + id + " would have " + str(old + count) +
                        " children; the limit is " + str(kMaxChildren));
     }
     if (t.depth[x] + 1 > kMaxDepth) {
       throw ValueError(where(op, i) + id + " is at depth " + str(t.depth[x]) +
                        "; children would exceed the depth limit " + str(kMaxDepth));
     }
-    if (t.num_children[x] > 0) {
-      const int32_t first = t.first_child[x];
-      for (int32_t c = first, end = first + t.num_children[x]; c < end; ++c) {
-        if (t.in_flight(c) > 0) {
-          throw ValueError(where(op, i) + "cannot widen " + id + ": its child " + str(c) +
-                           " has leaves in flight (widening may renumber the children); tell or "
-                           "cancel them first");
-        }
+    const int32_t first = t.first_child[x];
+    for (int32_t c = first, end = first + old; old > 0 && c < end; ++c) {
+      if (t.in_flight(c) > 0) {
+        throw ValueError(where(op, i) + "cannot widen " + id + ": its child " + str(c) +
+                         " has leaves in flight (widening may move the children); tell or "
+                         "cancel them first");
       }
     }
+    if (old > 0 && static_cast<int64_t>(first) + old != size) {
+      moved.push_back({a.trees[i], first, first + old});
+      size += old;
+    }
+    size += count;
   }
-  // 5. duplicates, children of widened nodes, capacity (per tree, in call order).
-  group_by_tree(m, a.trees);
-  std::vector<int32_t> widened;
   for (int64_t tb = 0; tb < nb; ++tb) {
-    const int64_t begin = group_begin_[static_cast<size_t>(tb)];
-    const int64_t k = group_begin_[static_cast<size_t>(tb) + 1] - begin;
-    if (k == 0) continue;
-    const int64_t* items = group_items_.data() + begin;
-    int64_t dup = -1;
-    if (find_duplicate(a.nodes, items, k, &dup)) {
-      throw ValueError(where(op, dup) + "tree " + str(tb) + " node " + str(a.nodes[dup]) +
-                       " appears twice in one call; give all its children in one entry");
-    }
-    const Tree& t = trees_[static_cast<size_t>(tb)];
-    widened.clear();
-    for (int64_t j = 0; j < k; ++j) {
-      const int64_t i = items[j];
-      if (a.counts[i] > 0 && t.num_children[a.nodes[i]] > 0) widened.push_back(a.nodes[i]);
-    }
-    if (!widened.empty()) {
-      std::sort(widened.begin(), widened.end());
-      for (int64_t j = 0; j < k; ++j) {
-        const int64_t i = items[j];
-        const int32_t p = t.parent[a.nodes[i]];
-        if (p >= 0 && std::binary_search(widened.begin(), widened.end(), p)) {
-          throw ValueError(where(op, i) + "tree " + str(tb) + " node " + str(a.nodes[i]) +
-                           " is a child of node " + str(p) +
-                           ", which this call widens (widening may move its children); expand "
-                           "them in separate calls");
-        }
-      }
-    }
-    int64_t size = t.size;
-    for (int64_t j = 0; j < k; ++j) {
-      const int64_t i = items[j];
-      size = size_after_expand(t, a.nodes[i], a.counts[i], size);
-    }
+    const int64_t size = scratch_sizes_[static_cast<size_t>(tb)];
     if (size > config_.max_nodes) {
       throw CapacityError("expand: tree " + str(tb) + " would grow to " + str(size) +
                           " nodes, past max_nodes = " + str(config_.max_nodes) +
@@ -555,6 +549,7 @@ PairsResult Forest::pairs(PairMode mode, int64_t min_visits, double min_q_gap,
   if (!std::isfinite(min_q_gap) || min_q_gap < 0) {
     throw ValueError("pairs: min_q_gap must be finite and >= 0");
   }
+  if (max_depth < -1) throw ValueError("pairs: max_depth must be >= -1 (-1: no limit)");
   std::vector<PairsResult> parts(static_cast<size_t>(pool_->size()));
   pool_->parallel_for(
       num_trees(),
