@@ -258,7 +258,7 @@ class Driver:
             assert not self.native.view(t, "in_flight").any()
 
 
-@core_settings(max_examples=120)
+@core_settings(max_examples=300)
 @given(
     config=search_configs(),
     num_trees=st.integers(1, 3),
@@ -269,7 +269,7 @@ def test_random_operation_sequences(config, num_trees, steps, seed):
     Driver(config, num_trees, seed).run(steps)
 
 
-@core_settings(max_examples=25)
+@core_settings(max_examples=60)
 @given(
     config=search_configs(),
     num_trees=st.integers(1, 4),

@@ -248,3 +248,23 @@ def test_pairs_and_policy(engine):
     assert forest.root_policy(0, 1.0).tolist() == [0.5, 0.25, 0.25]
     assert forest.root_policy(0, 0.0).tolist() == [1.0, 0.0, 0.0]
     assert math.isclose(forest.root_policy(0, 0.5)[0], 4 / 6)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_one_expand_call_is_processed_in_order(engine):
+    """Docs 5.5: nodes of one tree are processed in the order given. Widening node 1 (in place)
+    and then the root (which moves node 1) in one call is valid; the other order refers to a
+    node the call itself has moved, and is refused."""
+    forest = Forest(1, SearchConfig(rule="uct"), engine=engine)
+    grow_root(forest, [1.0], value=0.5)  # root -> 1
+    visit(forest, 1, 0.5)  # 1 -> 2
+    before = forest.export_arrays()
+    with pytest.raises(ValueError, match=r"(?i)moved|dead|earlier"):
+        forest.expand([0, 0], [0, 1], [1, 1], [0.5, 0.5])
+    assert forest.export_arrays()["parent"].tolist() == before["parent"].tolist()
+    forest.expand([0, 0], [1, 0], [1, 1], [0.25, 0.75], payloads=[10, 20])
+    a = forest.nodes(0)
+    assert a["parent"].tolist() == [-1, -2, 4, 4, 0, 0]
+    assert a["first_child"].tolist() == [4, -1, -1, -1, 2, -1]
+    assert a["num_children"].tolist() == [2, 0, 0, 0, 2, 0]
+    assert a["payload"].tolist()[3:] == [10, 0, 20]
