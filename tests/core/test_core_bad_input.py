@@ -434,3 +434,27 @@ def test_load_refuses_corrupt_files(engine, tmp_path):
     with pytest.raises(ValueError):
         Forest.load(truncated, engine=engine)
     Forest.load(good, engine=engine)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_child_count_limit(engine):
+    forest = busy_forest(engine)
+    before = forest.export_arrays()
+    with pytest.raises(ValueError, match=r"(?i)children|65535|limit"):
+        forest.expand([0], [2], [65536], np.full(65536, 1e-5))
+    assert_arrays_equal(before, forest.export_arrays(), "child count limit")
+
+
+def test_in_flight_overflow_is_all_or_nothing():
+    """docs 5.1: ask fails, changing nothing, if an in-flight count would pass 16383 (native only:
+    16k descents over 16k children are too slow for the reference)."""
+    forest = Forest(2, engine="native")
+    leaves = forest.ask(1)
+    forest.expand(leaves.tree, leaves.node, [16384, 1], np.full(16385, 1.0 / 16384))
+    forest.backup(leaves.tree, leaves.node, [0.5, 0.5])
+    before = forest.export_arrays()
+    with pytest.raises(CapacityError, match=r"(?i)flight|16383"):
+        forest.ask(16384)
+    assert_arrays_equal(before, forest.export_arrays(), "in-flight overflow")
+    leaves = forest.ask(16383)
+    assert len(leaves) == 16383 + 1 and forest.view(0, "in_flight")[0] == 16383
