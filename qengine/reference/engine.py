@@ -34,6 +34,8 @@ from .tree import (
     Tree,
 )
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 # ---------------------------------------------------------------------- argument checks
 def _array(name: str, value: Any, dtype: type) -> np.ndarray:
@@ -147,34 +149,29 @@ class ReferenceEngine:
         if k < 1:
             raise ValueError(f"max_leaves must be >= 1, got {k}")
         with_paths = bool(with_paths)
-        # only trees that could pass the in-flight limit can raise; keep a copy of those
-        saved = {
-            t: tree.copy()
-            for t, tree in enumerate(self._trees)
-            if tree.in_flight[ROOT] + k > MAX_IN_FLIGHT
-        }
+        for t, tree in enumerate(self._trees):  # 5.1: checked upfront, with K, in every tree
+            if tree.in_flight[ROOT] + k > MAX_IN_FLIGHT:
+                raise CapacityError(
+                    f"ask: tree {t} has {tree.in_flight[ROOT]} leaves in flight; {k} more could "
+                    f"pass the limit of {MAX_IN_FLIGHT} (tell or cancel leaves, or ask fewer)"
+                )
         out: dict[str, list] = {
             key: [] for key in ("tree", "node", "depth", "payload", "nodes", "actions", "payloads")
         }
         offsets = [0]
         hits = [0] * len(self._trees)
         collisions = [0] * len(self._trees)
-        try:
-            for t, tree in enumerate(self._trees):
-                for leaf, path in self._ask_tree(t, k, hits, collisions):
-                    out["tree"].append(t)
-                    out["node"].append(leaf)
-                    out["depth"].append(tree.depth[leaf])
-                    out["payload"].append(tree.payload[leaf])
-                    if with_paths:
-                        out["nodes"].extend(path)
-                        out["actions"].extend(tree.action[p] for p in path)
-                        out["payloads"].extend(tree.payload[p] for p in path)
-                    offsets.append(len(out["nodes"]))
-        except CapacityError:
-            for t, tree in saved.items():
-                self._trees[t] = tree
-            raise
+        for t, tree in enumerate(self._trees):
+            for leaf, path in self._ask_tree(t, k, hits, collisions):
+                out["tree"].append(t)
+                out["node"].append(leaf)
+                out["depth"].append(tree.depth[leaf])
+                out["payload"].append(tree.payload[leaf])
+                if with_paths:
+                    out["nodes"].extend(path)
+                    out["actions"].extend(tree.action[p] for p in path)
+                    out["payloads"].extend(tree.payload[p] for p in path)
+                offsets.append(len(out["nodes"]))
         return dict(
             tree=np.array(out["tree"], dtype=np.int32),
             node=np.array(out["node"], dtype=np.int32),
@@ -308,8 +305,8 @@ class ReferenceEngine:
         ts, ns = self._leaf_batch(trees, nodes)
         if values.shape[0] != len(ts):
             raise ValueError(f"values has {values.shape[0]} entries, expected {len(ts)}")
-        if not np.all(np.isfinite(values)):
-            raise ValueError("values must be finite (no NaN or inf)")
+        if not np.all(np.isfinite(values)) or np.any(np.abs(values) > FLOAT32_MAX):
+            raise ValueError("values must be finite, also as float32 (|v| <= 3.4028235e38)")
         for t, n, v in zip(ts, ns, values.tolist(), strict=True):
             backup_path(self._trees[t], self._config, n, v, tell=True)
 
@@ -376,6 +373,8 @@ class ReferenceEngine:
             raise ValueError(f"min_visits must be >= 0, got {min_visits}")
         if not math.isfinite(min_q_gap) or min_q_gap < 0:
             raise ValueError(f"min_q_gap must be finite and >= 0, got {min_q_gap}")
+        if max_depth < -1:
+            raise ValueError(f"max_depth must be >= -1 (-1: no limit), got {max_depth}")
         rows = []
         for t, tree in enumerate(self._trees):
             for row in pairs_mod.tree_pairs(

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from qengine.config import SearchConfig
-from qengine.errors import CapacityError
 
 from .select import q_raw, select_child, sign
-from .tree import MAX_IN_FLIGHT, ROOT, Tree
+from .tree import ROOT, Tree
 
 
 # ---------------------------------------------------------------------- exhaustion (5.3)
@@ -93,8 +92,8 @@ class Descent:
 
 def descend(tree: Tree, config: SearchConfig, tree_id: int) -> Descent:
     """One walk from the root (the root must not be exhausted). Applies its effects: in-flight + 1
-    along the path of a leaf, or the immediate backup of 0.0 of a terminal hit. Raises
-    CapacityError (after nothing changed) if the leaf would overflow the 14-bit in-flight count."""
+    along the path of a leaf, or the immediate backup of 0.0 of a terminal hit. (The 14-bit
+    in-flight limit is checked by the caller, upfront.)"""
     node = ROOT
     path = [ROOT]
     while tree.is_expanded(node) and not tree.terminal[node]:
@@ -110,10 +109,6 @@ def descend(tree: Tree, config: SearchConfig, tree_id: int) -> Descent:
         return Descent("terminal_hit", path)
     if tree.own_in_flight(node) >= 1:
         return Descent("collision", path)
-    if tree.in_flight[ROOT] + 1 > MAX_IN_FLIGHT:  # the root's count is the largest on any path
-        raise CapacityError(
-            f"more than {MAX_IN_FLIGHT} leaves in flight in one tree; tell or cancel some first"
-        )
     for p in path:
         tree.in_flight[p] += 1
     return Descent("leaf", path)

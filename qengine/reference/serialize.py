@@ -167,6 +167,8 @@ def _tree_from_columns(col: dict[str, list], t: int) -> Tree:
             raise bad(i, f"prior {tree.prior[i]} is not finite and >= 0")
         if not (math.isfinite(tree.q[i]) and math.isfinite(tree.reward[i])):
             raise bad(i, "non-finite q or reward")
+        if nc > 0 and not tree.exhausted[i] and all(tree.exhausted[c] for c in tree.children(i)):
+            raise bad(i, "every child is exhausted but the node is not marked exhausted")
         own = tree.in_flight[i] - sum(tree.in_flight[c] for c in tree.children(i))
         if own not in (0, 1):
             raise bad(i, f"in-flight count {tree.in_flight[i]} inconsistent with its children")

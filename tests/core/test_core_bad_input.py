@@ -211,6 +211,12 @@ CASES = [
     ("backup NaN value", lambda f: f.backup([0], [1], [np.nan]), ValueError, r"finite|nan|value"),
     ("backup inf value", lambda f: f.backup([0], [1], [np.inf]), ValueError, r"finite|inf|value"),
     (
+        "backup value overflowing float32",
+        lambda f: f.backup([0], [1], [1e39]),
+        ValueError,
+        r"finite|float32|value",
+    ),
+    (
         "backup never-asked leaf",
         lambda f: f.backup([0], [2], [0.5]),
         ValueError,
@@ -269,6 +275,12 @@ CASES = [
         lambda f: f._engine.pairs("paper", 1, float("nan"), -1),
         ValueError,
         r"min_q_gap|gap|finite",
+    ),
+    (
+        "pairs max_depth -2",
+        lambda f: f._engine.pairs("paper", 1, 0.0, -2),
+        ValueError,
+        r"max_depth|depth",
     ),
     # ---- tree operations
     ("reroot with a leaf in flight", lambda f: f.reroot(0, 1), ValueError, r"flight"),
@@ -370,6 +382,12 @@ def corrupt(arrays: dict[str, np.ndarray], key: str, index: int, value) -> dict:
     return out
 
 
+def exhaust(arrays: dict[str, np.ndarray], nodes: list[int]) -> dict:
+    out = {k: v.copy() for k, v in arrays.items()}
+    out["status"][nodes] |= np.uint16(1 << 15)
+    return out
+
+
 CORRUPTIONS = [
     ("parent out of range", lambda a: corrupt(a, "parent", 2, 40)),
     ("root with a parent", lambda a: corrupt(a, "parent", 0, 1)),
@@ -382,6 +400,9 @@ CORRUPTIONS = [
     ("offsets past the end", lambda a: corrupt(a, "tree_offsets", 2, 100)),
     ("offsets decreasing", lambda a: corrupt(a, "tree_offsets", 1, 0)),
     ("missing array", lambda a: {k: v for k, v in a.items() if k != "q"}),
+    ("extra array", lambda a: {**a, "value_sum": a["q"]}),
+    ("children exhausted, parent not", lambda a: exhaust(a, [1, 2, 3])),
+    ("minmax NaN", lambda a: corrupt(a, "minmax_lo", 0, np.nan)),
     ("short array", lambda a: {**a, "visits": a["visits"][:-1]}),
     ("short minmax", lambda a: {**a, "minmax_lo": a["minmax_lo"][:1]}),
 ]
