@@ -333,6 +333,10 @@ class Forest:
         """Node ids [depth+1] from the root following the most visited child (int32)."""
         return self._engine.best_path(int(tree))
 
+    def root_epoch(self, tree: int) -> int:
+        """How many times the tree was re-rooted or reset (it seeds the Gumbel noise)."""
+        return int(self._engine.root_epoch(int(tree)))
+
     def minmax(self, tree: int) -> tuple[float, float]:
         """Tree-wide (low, high) of the edge values seen in backups (+inf, -inf when none)."""
         lo, hi = self._engine.minmax(int(tree))
@@ -430,19 +434,27 @@ class Forest:
         engine: Literal["native", "reference"] = "native",
     ) -> Forest:
         """Read a forest written by :meth:`save`."""
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
         arrays: dict[str, np.ndarray] = {}
-        with safe_open(str(path), framework="numpy") as handle:
-            metadata = handle.metadata() or {}
-            if metadata.get("format") != _SAVE_FORMAT:
-                raise ValueError(
-                    f"{path} is not a qengine forest (format {metadata.get('format')!r}, "
-                    f"expected {_SAVE_FORMAT!r})"
-                )
-            for key in handle.keys():
-                arrays[key] = handle.get_tensor(key)
-        config = SearchConfig.from_dict(json.loads(metadata["config"]))
+        try:
+            with safe_open(str(path), framework="numpy") as handle:
+                metadata = handle.metadata() or {}
+                if metadata.get("format") != _SAVE_FORMAT:
+                    raise ValueError(
+                        f"{path} is not a qengine forest (format {metadata.get('format')!r}, "
+                        f"expected {_SAVE_FORMAT!r})"
+                    )
+                for key in handle.keys():
+                    arrays[key] = handle.get_tensor(key)
+        except SafetensorError as error:
+            raise ValueError(f"{path} is not a readable qengine forest: {error}") from error
+        try:
+            config = SearchConfig.from_dict(json.loads(metadata["config"]))
+        except (KeyError, json.JSONDecodeError, TypeError) as error:
+            raise ValueError(
+                f"{path} has no valid search config in its metadata: {error}"
+            ) from error
         return cls.from_arrays(arrays, config, num_threads=num_threads, engine=engine)
 
     def __getstate__(self) -> dict[str, Any]:
