@@ -139,7 +139,7 @@ qengine::ArraysIn::Span<T> import_array(const py::dict& arrays, const char* key,
   py::array a = py::reinterpret_borrow<py::array>(obj);
   if (!a.dtype().equal(py::dtype::of<T>())) {
     throw qengine::TypeError(std::string("from_arrays: '") + key + "' must have dtype " +
-                              dtype_name<T>() + ", got " + std::string(py::str(a.dtype())));
+                             dtype_name<T>() + ", got " + std::string(py::str(a.dtype())));
   }
   if (a.ndim() != 1) {
     throw qengine::ValueError(std::string("from_arrays: '") + key + "' must be 1-D");

@@ -615,9 +615,10 @@ int64_t Forest::run_synthetic(int64_t num_simulations, int64_t num_actions, int6
   }
   if (num_simulations == 0) return 0;
   const int64_t growth = (num_simulations + leaves_per_ask - 1) * num_actions;
+  for (int64_t b = 0; b < num_trees(); ++b)
+    check_idle(trees_[static_cast<size_t>(b)], b, "run_synthetic");
   for (int64_t b = 0; b < num_trees(); ++b) {
     const Tree& t = trees_[static_cast<size_t>(b)];
-    check_idle(t, b, "run_synthetic");
     if (t.size + growth > config_.max_nodes) {
       throw CapacityError("run_synthetic: tree " + str(b) + " (" + str(t.size) +
                           " nodes) may grow by up to " + str(growth) +
