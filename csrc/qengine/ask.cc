@@ -26,4 +26,93 @@ Descent descend(Tree& t, const SearchConfig& cfg, uint64_t tree_id, int32_t* lea
   return Descent::kLeaf;
 }
 
+namespace {
+
+// Outcome of a descent that reached node x (not expanded, or terminal): 5.1.
+Descent finish(Tree& t, const SearchConfig& cfg, int32_t x) {
+  if (t.terminal(x)) {
+    backup_leaf(t, cfg, x, 0.0, /*tell=*/false);
+    return Descent::kTerminalHit;
+  }
+  if (t.in_flight(x) >= 1) return Descent::kCollision;
+  add_in_flight(t, x);
+  return Descent::kLeaf;
+}
+
+constexpr int kSlots = 8;  // trees descended together
+
+}  // namespace
+
+void ask_trees(Tree* trees, const SearchConfig& cfg, int64_t begin, int64_t end, int64_t k,
+               std::vector<AskedLeaf>* leaves, int64_t* hits, int64_t* collisions) {
+  struct Slot {
+    int64_t tree;  // tree id, -1 when idle
+    int64_t done;  // descents finished in this tree
+    int32_t node;  // current node of the descent
+  };
+  // Leaves are appended in completion order; trees start in increasing order and at most kSlots
+  // run at once, so the list is nearly sorted by tree and an insertion sort (stable: descent
+  // order within a tree is kept) restores tree order cheaply at the end.
+  const size_t first_leaf = leaves->size();
+  int64_t next_tree = begin;
+  Slot slots[kSlots];
+  int active = 0;
+  auto start_tree = [&](Slot& s) {
+    while (next_tree < end) {
+      const int64_t b = next_tree++;
+      Tree& t = trees[b];
+      if (t.exhausted(kRoot)) continue;
+      s.tree = b;
+      s.done = 0;
+      s.node = kRoot;
+      prefetch_children(t, kRoot);
+      return true;
+    }
+    s.tree = -1;
+    return false;
+  };
+  for (Slot& s : slots) active += start_tree(s) ? 1 : 0;
+  while (active > 0) {
+    for (Slot& s : slots) {
+      if (s.tree < 0) continue;
+      Tree& t = trees[s.tree];
+      const int32_t x = s.node;
+      if (t.num_children[x] != 0 && !t.terminal(x)) {
+        const int32_t c = select_child(t, cfg, static_cast<uint64_t>(s.tree), x);
+        if (c != kNoNode) {
+          s.node = c;
+          prefetch_children(t, c);
+          continue;
+        }
+        ++collisions[s.tree - begin];  // every child exhausted: unreachable with consistent flags
+      } else {
+        const Descent d = finish(t, cfg, x);
+        if (d == Descent::kLeaf) {
+          leaves->push_back({static_cast<int32_t>(s.tree), x});
+        } else if (d == Descent::kTerminalHit) {
+          ++hits[s.tree - begin];
+        } else {
+          ++collisions[s.tree - begin];
+        }
+      }
+      // The descent is over: next descent of this tree, or the next tree.
+      if (++s.done < k && !t.exhausted(kRoot)) {
+        s.node = kRoot;
+        continue;
+      }
+      if (!start_tree(s)) --active;
+    }
+  }
+  AskedLeaf* out = leaves->data();
+  for (size_t i = first_leaf + 1; i < leaves->size(); ++i) {
+    const AskedLeaf v = out[i];
+    size_t j = i;
+    while (j > first_leaf && out[j - 1].tree > v.tree) {
+      out[j] = out[j - 1];
+      --j;
+    }
+    out[j] = v;
+  }
+}
+
 }  // namespace qengine

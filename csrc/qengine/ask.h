@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "qengine/config.h"
 #include "qengine/tree.h"
@@ -18,5 +19,34 @@ enum class Descent : uint8_t {
 
 // Walks from the root by select_child and applies the outcome. `*leaf` receives the node reached.
 Descent descend(Tree& tree, const SearchConfig& config, uint64_t tree_id, int32_t* leaf);
+
+// A leaf returned by ask_trees.
+struct AskedLeaf {
+  int32_t tree;  // tree id
+  int32_t node;  // node id
+};
+
+// K descents in each tree of [begin, end) (trees[b] is tree id b), exactly as K calls of descend
+// per tree in order, but with the descents of several trees interleaved one level at a time and
+// the next children block prefetched, so the cache misses of different trees overlap. Appends the
+// leaves to `leaves` in tree order (descent order within a tree); counts terminal hits and
+// collisions into hits[b - begin] and collisions[b - begin].
+void ask_trees(Tree* trees, const SearchConfig& config, int64_t begin, int64_t end, int64_t k,
+               std::vector<AskedLeaf>* leaves, int64_t* hits, int64_t* collisions);
+
+// Prefetches the selection data of node x's children block (no-op if unexpanded).
+inline void prefetch_children(const Tree& t, int32_t x) {
+  const int32_t nc = t.num_children[x];
+  if (nc == 0) return;
+  const int32_t fc = t.first_child[x];
+  __builtin_prefetch(t.visits + fc);
+  __builtin_prefetch(t.status + fc);
+  __builtin_prefetch(t.q + fc);
+  __builtin_prefetch(t.prior + fc);
+  __builtin_prefetch(t.reward + fc);
+  __builtin_prefetch(t.first_child + fc);
+  __builtin_prefetch(t.num_children + fc);
+  __builtin_prefetch(t.parent + fc);  // read by the in-flight walk when a leaf is found
+}
 
 }  // namespace qengine

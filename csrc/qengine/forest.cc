@@ -23,7 +23,37 @@ constexpr int64_t kMinTreesPerThread = 16;
 // Initial arena capacity of a fresh tree (grows geometrically).
 constexpr int64_t kInitialCapacity = 16;
 
+// Items ahead whose node data is prefetched by the validation and mutation loops (each batch
+// touches every tree once, cold: overlapping the misses of different trees is most of the speed).
+constexpr int64_t kPrefetchAhead = 8;
+
 std::string str(int64_t v) { return std::to_string(v); }
+
+// Prefetches the per-node fields of x that validation reads.
+inline void prefetch_node(const Tree& t, int32_t x) {
+  __builtin_prefetch(t.status + x);
+  __builtin_prefetch(t.num_children + x);
+  __builtin_prefetch(t.first_child + x);
+  __builtin_prefetch(t.parent + x);
+  __builtin_prefetch(t.depth + x);
+}
+
+// Prefetches, for writing, the arena end of t (where expansion appends).
+inline void prefetch_arena_end(const Tree& t) {
+  const int32_t e = t.size;
+  if (e >= t.capacity) return;
+  __builtin_prefetch(t.payload + e, 1);
+  __builtin_prefetch(t.parent + e, 1);
+  __builtin_prefetch(t.first_child + e, 1);
+  __builtin_prefetch(t.visits + e, 1);
+  __builtin_prefetch(t.prior + e, 1);
+  __builtin_prefetch(t.q + e, 1);
+  __builtin_prefetch(t.reward + e, 1);
+  __builtin_prefetch(t.num_children + e, 1);
+  __builtin_prefetch(t.action + e, 1);
+  __builtin_prefetch(t.depth + e, 1);
+  __builtin_prefetch(t.status + e, 1);
+}
 
 std::string where(const char* op, int64_t i) {
   return std::string(op) + ": entry " + str(i) + ": ";
@@ -65,7 +95,7 @@ Forest::Forest(const SearchConfig& config, int num_threads) : config_(config) {
   config_.validate();
   if (num_threads < 0) throw ValueError("num_threads must be >= 0 (0 = all cores)");
   pool_ = std::make_unique<ThreadPool>(num_threads);
-  ask_parts_.resize(static_cast<size_t>(pool_->size()));
+  ask_leaves_.resize(static_cast<size_t>(pool_->size()));
 }
 
 Forest::Forest(int64_t num_trees, const SearchConfig& config, int num_threads,
@@ -166,6 +196,10 @@ void Forest::validate_leaves(int64_t n, const int32_t* trees, const int32_t* nod
     }
   }
   for (int64_t i = 0; i < n; ++i) {
+    if (i + kPrefetchAhead < n) {
+      prefetch_node(trees_[static_cast<size_t>(trees[i + kPrefetchAhead])],
+                    nodes[i + kPrefetchAhead]);
+    }
     const Tree& t = trees_[static_cast<size_t>(trees[i])];
     if (!t.alive(nodes[i]) || t.own_in_flight(nodes[i]) != 1) {
       throw ValueError(where(op, i) + "tree " + str(trees[i]) + " node " + str(nodes[i]) +
@@ -201,92 +235,52 @@ AskResult Forest::ask(int64_t max_leaves, bool with_paths) {
   AskResult result;
   result.terminal_hits.assign(static_cast<size_t>(nb), 0);
   result.collisions.assign(static_cast<size_t>(nb), 0);
-  for (auto& part : ask_parts_) {
-    part.tree.clear();
-    part.node.clear();
-    part.depth.clear();
-    part.payload.clear();
-    part.path_offsets.clear();
-    part.path_nodes.clear();
-    part.path_actions.clear();
-    part.path_payloads.clear();
-  }
+  for (auto& part : ask_leaves_) part.clear();
   pool_->parallel_for(
       nb,
       [&](int64_t begin, int64_t end, int thread) {
-        AskResult& part = ask_parts_[static_cast<size_t>(thread)];
-        for (int64_t b = begin; b < end; ++b) {
-          Tree& t = trees_[static_cast<size_t>(b)];
-          int64_t hits = 0, collisions = 0;
-          for (int64_t k = 0; k < max_leaves; ++k) {
-            int32_t leaf = kNoNode;
-            const Descent d = descend(t, config_, static_cast<uint64_t>(b), &leaf);
-            if (d == Descent::kExhausted) break;
-            if (d == Descent::kTerminalHit) {
-              ++hits;
-              continue;
-            }
-            if (d == Descent::kCollision) {
-              ++collisions;
-              continue;
-            }
-            part.tree.push_back(static_cast<int32_t>(b));
-            part.node.push_back(leaf);
-            part.depth.push_back(t.depth[leaf]);
-            part.payload.push_back(t.payload[leaf]);
-            if (with_paths) {
-              const size_t len = static_cast<size_t>(t.depth[leaf]) + 1;
-              const size_t base = part.path_nodes.size();
-              part.path_offsets.push_back(static_cast<int64_t>(base));
-              part.path_nodes.resize(base + len);
-              part.path_actions.resize(base + len);
-              part.path_payloads.resize(base + len);
-              size_t pos = base + len;
-              for (int32_t x = leaf; x != kNoNode; x = t.parent[x]) {
-                --pos;
-                part.path_nodes[pos] = x;
-                part.path_actions[pos] = t.action[x];
-                part.path_payloads[pos] = t.payload[x];
-              }
-            }
-          }
-          result.terminal_hits[static_cast<size_t>(b)] = hits;
-          result.collisions[static_cast<size_t>(b)] = collisions;
-        }
+        ask_trees(trees_.data(), config_, begin, end, max_leaves,
+                  &ask_leaves_[static_cast<size_t>(thread)], result.terminal_hits.data() + begin,
+                  result.collisions.data() + begin);
       },
       kMinTreesPerThread);
-  // Concatenate the per-thread parts (contiguous tree ranges, so tree order is kept).
-  size_t leaves = 0, entries = 0;
-  for (const auto& part : ask_parts_) {
-    leaves += part.node.size();
-    entries += part.path_nodes.size();
-  }
-  result.tree.reserve(leaves);
-  result.node.reserve(leaves);
-  result.depth.reserve(leaves);
-  result.payload.reserve(leaves);
-  result.path_offsets.reserve(leaves + 1);
-  result.path_nodes.reserve(entries);
-  result.path_actions.reserve(entries);
-  result.path_payloads.reserve(entries);
-  for (const auto& part : ask_parts_) {
-    const int64_t base = static_cast<int64_t>(result.path_nodes.size());
-    result.tree.insert(result.tree.end(), part.tree.begin(), part.tree.end());
-    result.node.insert(result.node.end(), part.node.begin(), part.node.end());
-    result.depth.insert(result.depth.end(), part.depth.begin(), part.depth.end());
-    result.payload.insert(result.payload.end(), part.payload.begin(), part.payload.end());
-    for (int64_t off : part.path_offsets) result.path_offsets.push_back(base + off);
-    result.path_nodes.insert(result.path_nodes.end(), part.path_nodes.begin(),
-                             part.path_nodes.end());
-    result.path_actions.insert(result.path_actions.end(), part.path_actions.begin(),
-                               part.path_actions.end());
-    result.path_payloads.insert(result.path_payloads.end(), part.path_payloads.begin(),
-                                part.path_payloads.end());
+  // Outputs, tree by tree (the parts are contiguous tree ranges in thread order). Paths are read
+  // after all descents: descents change counts, never the structure.
+  size_t leaves = 0;
+  for (const auto& part : ask_leaves_) leaves += part.size();
+  result.tree.resize(leaves);
+  result.node.resize(leaves);
+  result.depth.resize(leaves);
+  result.payload.resize(leaves);
+  result.path_offsets.assign(leaves + 1, 0);
+  size_t i = 0;
+  int64_t entries = 0;
+  for (const auto& part : ask_leaves_) {
+    for (const AskedLeaf& l : part) {
+      const Tree& t = trees_[static_cast<size_t>(l.tree)];
+      result.tree[i] = l.tree;
+      result.node[i] = l.node;
+      result.depth[i] = t.depth[l.node];
+      result.payload[i] = t.payload[l.node];
+      entries += t.depth[l.node] + 1;
+      if (with_paths) result.path_offsets[i + 1] = entries;
+      ++i;
+    }
   }
   if (with_paths) {
-    result.path_offsets.push_back(static_cast<int64_t>(result.path_nodes.size()));
-  } else {
-    result.path_offsets.assign(leaves + 1, 0);
+    result.path_nodes.resize(static_cast<size_t>(entries));
+    result.path_actions.resize(static_cast<size_t>(entries));
+    result.path_payloads.resize(static_cast<size_t>(entries));
+    for (size_t j = 0; j < leaves; ++j) {
+      const Tree& t = trees_[static_cast<size_t>(result.tree[j])];
+      size_t pos = static_cast<size_t>(result.path_offsets[j + 1]);
+      for (int32_t x = result.node[j]; x != kNoNode; x = t.parent[x]) {
+        --pos;
+        result.path_nodes[pos] = x;
+        result.path_actions[pos] = t.action[x];
+        result.path_payloads[pos] = t.payload[x];
+      }
+    }
   }
   return result;
 }
@@ -351,39 +345,44 @@ void Forest::expand(const ExpandArgs& a) {
   };
   std::vector<Moved> moved;
   for (int64_t i = 0; i < m; ++i) {
+    if (i + kPrefetchAhead < m) {
+      const Tree& ahead = trees_[static_cast<size_t>(a.trees[i + kPrefetchAhead])];
+      prefetch_node(ahead, a.nodes[i + kPrefetchAhead]);
+      prefetch_arena_end(ahead);
+    }
     const Tree& t = trees_[static_cast<size_t>(a.trees[i])];
     const int32_t x = a.nodes[i];
     const int64_t count = a.counts[i];
-    const std::string id = "tree " + str(a.trees[i]) + " node " + str(x);
+    auto id = [&] { return "tree " + str(a.trees[i]) + " node " + str(x); };
     if (!t.alive(x)) {
-      throw ValueError(where(op, i) + id + " is a dead slot left by progressive widening");
+      throw ValueError(where(op, i) + id() + " is a dead slot left by progressive widening");
     }
     for (const Moved& mv : moved) {
       if (mv.tree == a.trees[i] && x >= mv.first && x < mv.end) {
-        throw ValueError(where(op, i) + id +
+        throw ValueError(where(op, i) + id() +
                          " was moved by an earlier widening in this same call; expand it in a "
                          "separate call (its new id is in view(tree, 'first_child'))");
       }
     }
     if (t.terminal(x)) {
-      throw ValueError(where(op, i) + id + " is terminal and cannot be expanded");
+      throw ValueError(where(op, i) + id() + " is terminal and cannot be expanded");
     }
     int64_t& size = scratch_sizes_[static_cast<size_t>(a.trees[i])];
     if (size < 0) size = t.size;
     if (count == 0) continue;
     const int32_t old = t.num_children[x];
     if (old + count > kMaxChildren) {
-      throw ValueError(where(op, i) + id + " would have " + str(old + count) +
+      throw ValueError(where(op, i) + id() + " would have " + str(old + count) +
                        " children; the limit is " + str(kMaxChildren));
     }
     if (t.depth[x] + 1 > kMaxDepth) {
-      throw ValueError(where(op, i) + id + " is at depth " + str(t.depth[x]) +
+      throw ValueError(where(op, i) + id() + " is at depth " + str(t.depth[x]) +
                        "; children would exceed the depth limit " + str(kMaxDepth));
     }
     const int32_t first = t.first_child[x];
     for (int32_t c = first, end = first + old; old > 0 && c < end; ++c) {
       if (t.in_flight(c) > 0) {
-        throw ValueError(where(op, i) + "cannot widen " + id + ": its child " + str(c) +
+        throw ValueError(where(op, i) + "cannot widen " + id() + ": its child " + str(c) +
                          " has leaves in flight (widening may move the children); tell or "
                          "cancel them first");
       }
@@ -616,15 +615,15 @@ int64_t Forest::run_synthetic(int64_t num_simulations, int64_t num_actions, int6
   if (num_simulations == 0) return 0;
   const int64_t growth = (num_simulations + leaves_per_ask - 1) * num_actions;
   for (int64_t b = 0; b < num_trees(); ++b)
-    check_idle(trees_[static_cast<size_t>(b)], b, "run_synthetic");
-  for (int64_t b = 0; b < num_trees(); ++b) {
-    const Tree& t = trees_[static_cast<size_t>(b)];
-    if (t.size + growth > config_.max_nodes) {
-      throw CapacityError("run_synthetic: tree " + str(b) + " (" + str(t.size) +
-                          " nodes) may grow by up to " + str(growth) +
-                          " nodes, past max_nodes = " + str(config_.max_nodes));
+    for (int64_t b = 0; b < num_trees(); ++b) {
+      const Tree& t = trees_[static_cast<size_t>(b)];
+      check_idle(t, b, "run_synthetic");
+      if (t.size + growth > config_.max_nodes) {
+        throw CapacityError("run_synthetic: tree " + str(b) + " (" + str(t.size) +
+                            " nodes) may grow by up to " + str(growth) +
+                            " nodes, past max_nodes = " + str(config_.max_nodes));
+      }
     }
-  }
   const SyntheticTables tables(static_cast<int32_t>(num_actions));
   std::vector<int64_t> evaluated(trees_.size(), 0);
   pool_->parallel_for(

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "qengine/ask.h"
 #include "qengine/config.h"
 #include "qengine/pairs.h"
 #include "qengine/serialize.h"
@@ -116,7 +117,7 @@ class Forest {
   std::vector<int64_t> group_items_;    // group_items_[group_begin_[b] .. group_begin_[b+1])
   std::vector<int64_t> scratch_sizes_;  // [B] scratch: simulated tree sizes of expand
   std::vector<int64_t> child_offsets_;  // [M+1] scratch: CSR offsets of expand
-  std::vector<AskResult> ask_parts_;    // per thread scratch of ask
+  std::vector<std::vector<AskedLeaf>> ask_leaves_;  // per thread scratch of ask
 };
 
 }  // namespace qengine
