@@ -30,7 +30,9 @@ import numpy as np
 import qengine
 from qengine import Forest, SearchConfig
 
-CONFIG = SearchConfig(rule="muzero", c1=1.25, c2=19652.0)
+# Values lie in [-1, 1]: a pending leaf counts as a loss (-1), which keeps the K leaves of
+# one ask apart (76% distinct at K=64 with the default virtual loss value 0, 99.8% with -1).
+CONFIG = SearchConfig(rule="muzero", c1=1.25, c2=19652.0, virtual_loss_value=-1.0)
 U32 = np.uint32
 
 
