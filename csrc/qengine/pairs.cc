@@ -31,6 +31,8 @@ int32_t best_child(const Tree& t, const SearchConfig& cfg, int32_t s) {
   int32_t best = kNoNode;
   int32_t best_visits = 0;
   double best_q = 0.0;
+  int32_t solved = kNoNode;  // visited terminal child with the highest Qraw (ties: lower id)
+  double solved_q = 0.0;
   const int32_t first = t.first_child[s];
   for (int32_t c = first, end = first + t.num_children[s]; c < end; ++c) {
     const int32_t v = t.visits[c];
@@ -41,7 +43,13 @@ int32_t best_child(const Tree& t, const SearchConfig& cfg, int32_t s) {
       best_visits = v;
       best_q = q;
     }
+    if (t.terminal(c) && (solved == kNoNode || q > solved_q)) {
+      solved = c;
+      solved_q = q;
+    }
   }
+  // A visited terminal child's value is exact: it overrides the visit count when strictly better.
+  if (solved != kNoNode && solved_q > best_q) return solved;
   return best;
 }
 

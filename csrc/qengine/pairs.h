@@ -28,8 +28,9 @@ struct PairsResult {
   void append(const PairsResult& other);
 };
 
-// The child of s with the most visits (ties: higher Qraw, then lower id); kNoNode if no child
-// of s is visited.
+// The child of s with the most visits (ties: higher Qraw, then lower id), unless a visited
+// terminal child has a strictly higher Qraw: then the visited terminal child with the highest
+// Qraw (ties: lower id), since its value is exact (docs 5.6). kNoNode if no child is visited.
 int32_t best_child(const Tree& tree, const SearchConfig& config, int32_t s);
 
 // Node ids root, best_child(root), ... until a node without a visited child.

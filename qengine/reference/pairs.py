@@ -13,7 +13,9 @@ from .tree import ROOT, Tree
 
 
 def best_child(tree: Tree, config: SearchConfig, node: int) -> int:
-    """Visited child with the most visits, ties: higher Qraw, then lower id; -1 if none."""
+    """Visited child with the most visits, ties: higher Qraw, then lower id; -1 if none. A visited
+    terminal child whose Qraw is strictly higher than that child's overrides it (the visited
+    terminal child with the highest Qraw, ties: lower id): its value is exact (docs 5.6)."""
     best = -1
     for c in tree.children(node):
         if tree.visits[c] == 0:
@@ -26,6 +28,16 @@ def best_child(tree: Tree, config: SearchConfig, node: int) -> int:
             and q_raw(tree, config, c) > q_raw(tree, config, best)
         ):
             best = c
+    if best < 0:
+        return best
+    solved = -1
+    for c in tree.children(node):
+        if tree.visits[c] == 0 or not tree.terminal[c]:
+            continue
+        if solved < 0 or q_raw(tree, config, c) > q_raw(tree, config, solved):
+            solved = c
+    if solved >= 0 and q_raw(tree, config, solved) > q_raw(tree, config, best):
+        return solved
     return best
 
 

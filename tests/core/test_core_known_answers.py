@@ -268,3 +268,62 @@ def test_one_expand_call_is_processed_in_order(engine):
     assert a["first_child"].tolist() == [4, -1, -1, -1, 2, -1]
     assert a["num_children"].tolist() == [2, 0, 0, 0, 2, 0]
     assert a["payload"].tolist()[3:] == [10, 0, 20]
+
+
+def run_constant(forest: Forest, descents: int, value: float) -> None:
+    """``descents`` asks of one leaf; every leaf gets one child and ``value``."""
+    for _ in range(descents):
+        leaves = forest.ask(1)
+        if len(leaves):
+            forest.expand(leaves.tree, leaves.node, [1] * len(leaves), [1.0] * len(leaves))
+            forest.backup(leaves.tree, leaves.node, [value] * len(leaves))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("mark", [True, False])
+def test_best_child_prefers_a_solved_terminal_child(engine, mark):
+    """Docs 5.6 step 2: the visited terminal child (Qraw = reward 1.0, exact) beats the most
+    visited child (Qraw 0.5); with marking it keeps 1 visit while its siblings collect more."""
+    forest = Forest(1, SearchConfig(mark_exhausted=mark), engine=engine)
+    grow_root(forest, [0.6, 0.2, 0.2], terminal=[False, True, False], rewards=[0.0, 1.0, 0.0])
+    run_constant(forest, 12, 0.5)
+    visits = forest.view(0, "visits")[1:4].tolist()
+    assert visits[1] >= 1 and forest.qvalues(0, 0).tolist() == [0.5, 1.0, 0.5]
+    if mark:  # without marking the terminal child is simply the most visited one too
+        assert visits[1] == 1 and visits[0] > 1
+    assert forest.best_action(0) == 1
+    assert forest.best_path(0).tolist() == [0, 2]
+    assert forest.root_policy(0, 0.0).tolist() == [0.0, 1.0, 0.0]
+    p = forest.pairs("paper")
+    assert p.parent.tolist() == [0] and p.chosen.tolist() == [2] and p.rejected.tolist() == [3]
+    assert p.q_chosen.tolist() == [1.0] and p.q_rejected.tolist() == [0.5]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    ("rewards", "terminal", "best"),
+    [
+        ([0.0, 0.5, 0.0], [False, True, False], 0),  # equal Qraw: not strictly better, visits win
+        ([0.0, -1.0, 0.0], [False, True, False], 0),  # a losing terminal child changes nothing
+        ([0.0, 0.75, 0.75], [False, True, True], 1),  # two solved children: the lower id
+        ([0.0, 0.75, 0.8], [False, True, True], 2),  # two solved children: the higher Qraw
+    ],
+)
+def test_best_child_solved_rule_ties(engine, rewards, terminal, best):
+    forest = Forest(1, SearchConfig(), engine=engine)
+    grow_root(forest, [0.6, 0.2, 0.2], terminal=terminal, rewards=rewards)
+    run_constant(forest, 10, 0.5)
+    assert forest.view(0, "visits")[1] > max(forest.view(0, "visits")[2:4])
+    assert forest.best_action(0) == best
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_best_child_ignores_unvisited_terminal_children(engine):
+    """Only visited terminal children count (an unvisited one has no value yet)."""
+    forest = Forest(1, SearchConfig(rule="lats"), engine=engine)
+    grow_root(forest, [0.6, 0.4], terminal=[False, True], rewards=[0.0, 1.0])
+    run_constant(forest, 1, 0.5)  # lats: the higher prior first; the terminal child unvisited
+    assert forest.view(0, "visits").tolist()[1:3] == [1, 0]
+    assert forest.best_action(0) == 0
+    run_constant(forest, 1, 0.5)  # now the terminal child is hit
+    assert forest.best_action(0) == 1 and forest.best_path(0).tolist() == [0, 2]

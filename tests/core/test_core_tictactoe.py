@@ -36,11 +36,11 @@ def rollout(board: tuple[int, ...], player: int, rng: np.random.Generator) -> fl
 
 
 def search(board, player, *, engine, rule, values, mark, simulations=800, leaves_per_ask=2) -> int:
-    """Run the search; return the move (cell) of the best root action.
+    """Run the search; return the move (cell) of the search's own best root action.
 
-    Without exhaustion marking the best action is the most visited one. With it, a winning
-    terminal child is exhausted after its first visit (docs 5.3) and never gains visits, so the
-    decision is the visited child with the highest edge value Qraw instead.
+    With exhaustion marking a winning terminal child is exhausted after its first visit (docs
+    5.3) and never gains visits; best_action still picks it, since a visited terminal child with
+    a higher (exact) Qraw overrides the most visited child (docs 5.6).
     """
     rng = np.random.default_rng(0)
     states = [(tuple(board), player)]  # payload = index into this list
@@ -74,13 +74,7 @@ def search(board, player, *, engine, rule, values, mark, simulations=800, leaves
             leaf_values.append(rollout(state, mover, rng) if values == "rollout" else 0.0)
         forest.expand(leaves.tree, leaves.node, counts, priors, rewards, terminal, payloads)
         forest.backup(leaves.tree, leaves.node, leaf_values)
-    if mark:
-        first, count = int(forest.view(0, "first_child")[0]), len(legal_moves(board))
-        visited = forest.view(0, "visits")[first : first + count]
-        q = np.where(visited > 0, forest.qvalues(0, 0), -np.inf)
-        action = int(np.argmax(q))
-    else:
-        action = forest.best_action(0)
+    action = forest.best_action(0)
     assert action >= 0
     return legal_moves(tuple(board))[action]
 
@@ -98,7 +92,7 @@ POSITIONS = [
 @pytest.mark.parametrize("engine", ["native", "reference"])
 @pytest.mark.parametrize("rule", ["puct", "uct"])
 @pytest.mark.parametrize("values", ["rollout", "zero"])
-@pytest.mark.parametrize("mark", [False, True], ids=["visits", "exhausted-q"])
+@pytest.mark.parametrize("mark", [False, True], ids=["unmarked", "marked"])
 @pytest.mark.parametrize(
     ("name", "board", "player", "move"), POSITIONS, ids=[p[0] for p in POSITIONS]
 )
