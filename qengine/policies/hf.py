@@ -1,0 +1,390 @@
+"""``HFPolicy``: a Hugging Face causal LM as a batched ReAct policy.
+
+``B`` denotes the number of states of a micro-batch, ``n`` the samples per state, ``T`` prompt
+tokens (left-padded), ``L`` new tokens, ``A`` action tokens, ``V`` the vocabulary.
+
+One ``propose`` call:
+
+1. renders each live state as a ReAct prompt (:mod:`qengine.policies.react`: the environment's
+   action grammar, the state as :func:`qengine.data.prompts.render_prompt` renders it, the
+   admissible actions when known, then ``"Thought:"`` or ``"Action: "``); when a prompt is longer
+   than ``max_prompt_tokens`` its oldest steps are dropped;
+2. samples ``n`` continuations per state with one ``generate`` call per micro-batch of
+   ``batch_size`` states (left padding, ``[B·n, T + L]``), stopping each row as soon as its text
+   holds a finished action;
+3. parses the action of each sample (unparseable samples are dropped) and removes duplicates,
+   keeping the first sample of each action (sampling order);
+4. scores each kept action with one forward pass per micro-batch of ``score_batch_size`` rows:
+
+       logprob = Σ_{t ∈ action} log π(t | prompt + thought + "Action: ", earlier action tokens)
+
+   under the model's own distribution (temperature 1, no top-p), the text ``context + action``
+   tokenised as one string (so the tokens are the ones the model would produce); a token that
+   straddles the boundary (``" click"``) counts as an action token. The action is the canonical
+   text of the candidate (``verb[arg]``), which is what the environment receives. Only the last
+   ``A + 1`` positions reach the LM head (``logits_to_keep``), so no ``[B, T, V]`` logits exist.
+
+Sampling uses torch's global generator: seed it (``torch.manual_seed``) for reproducible
+proposals. ``greedy=True`` decodes one sequence per state (``n`` is then an upper bound that is
+never reached: at most one candidate per state), for evaluation.
+
+Nothing here downloads: ``model`` is a local checkpoint directory or a loaded model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from qengine.envs.base import TextState
+
+from .base import Candidate, dedupe
+from .react import (
+    ActionGrammar,
+    ReactPrompt,
+    action_complete,
+    build_prompt,
+    grammar_for,
+    match_admissible,
+    parse_action_text,
+)
+
+__all__ = ["HFPolicy", "load_causal_lm"]
+
+_DTYPES = {
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "float16": "float16", "fp16": "float16", "half": "float16",
+    "float32": "float32", "fp32": "float32", "float": "float32",
+}  # fmt: skip
+
+
+def _resolve_dtype(dtype: Any, device: Any) -> Any:
+    import torch
+
+    if dtype is None or dtype == "auto":
+        return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    name = _DTYPES.get(str(dtype).lower())
+    if name is None:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(sorted(_DTYPES))}")
+    return getattr(torch, name)
+
+
+def _resolve_attn(attn_implementation: str | None) -> str | None:
+    if attn_implementation == "flash_attention_2" and (
+        importlib.util.find_spec("flash_attn") is None
+    ):
+        warnings.warn(
+            "attn_implementation='flash_attention_2' needs flash-attn (pip install flash-attn, "
+            "CUDA only); falling back to 'sdpa'",
+            stacklevel=3,
+        )
+        return "sdpa"
+    return attn_implementation
+
+
+def load_causal_lm(
+    path: str | Path,
+    *,
+    device: Any = None,
+    dtype: Any = None,
+    attn_implementation: str | None = "sdpa",
+) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` from a local checkpoint directory, never downloading.
+
+    ``dtype`` defaults to bfloat16 on CUDA and float32 elsewhere; ``attn_implementation``
+    ``"flash_attention_2"`` falls back to ``"sdpa"`` when flash-attn is not importable, and
+    ``"sdpa"`` to ``"eager"`` for architectures without SDPA support.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    p = Path(path).expanduser()
+    if not p.is_dir() or not (p / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{str(path)!r} is not a local model checkpoint (a directory with config.json); "
+            "qengine never downloads models: pass a local checkpoint directory (one written by "
+            "save_pretrained, or a downloaded snapshot) or a (model, tokenizer) pair"
+        )
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    kwargs: dict[str, Any] = {"local_files_only": True, "dtype": _resolve_dtype(dtype, device)}
+    attn = _resolve_attn(attn_implementation)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(p, attn_implementation=attn, **kwargs)
+    except (ValueError, ImportError) as e:
+        if attn in (None, "eager"):
+            raise
+        warnings.warn(f"attn_implementation={attn!r} failed ({e}); using 'eager'", stacklevel=2)
+        model = AutoModelForCausalLM.from_pretrained(p, attn_implementation="eager", **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(p, local_files_only=True)
+    return model.to(device).eval(), tokenizer
+
+
+class HFPolicy:
+    """A Hugging Face causal LM proposing ReAct actions for batches of states.
+
+    Args:
+        model: a local checkpoint directory, or a loaded ``*ForCausalLM`` (then pass ``tokenizer``).
+        tokenizer: the tokenizer of a loaded model (loaded from the directory otherwise).
+        temperature: sampling temperature (> 0); 0 means greedy.
+        top_p: nucleus sampling mass in (0, 1].
+        max_new_tokens: cap on generated tokens per sample (thought + action).
+        batch_size: states per ``generate`` call (rows = ``batch_size · n``).
+        score_batch_size: rows per scoring forward pass (default ``batch_size · n``).
+        greedy: decode greedily, one sequence (at most one candidate) per state.
+        think: ReAct prompting ("Thought: ... Action: ..."); False asks for the action directly,
+            with the prompt the Q-value model is trained on.
+        device, dtype, attn_implementation: where and how to load a checkpoint directory (see
+            :func:`load_causal_lm`); ``device`` also moves a given model.
+        max_prompt_tokens: longest prompt; older steps are dropped beyond it (default: the
+            model's ``max_position_embeddings - max_new_tokens``).
+        restrict_to_admissible: when a state lists its admissible actions, keep only samples
+            that are one of them (matched ignoring case and spaces; the admissible spelling is
+            used).
+        grammars: per-environment :class:`~qengine.policies.react.ActionGrammar` overrides.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | Any,
+        tokenizer: Any = None,
+        *,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 64,
+        batch_size: int = 16,
+        score_batch_size: int | None = None,
+        greedy: bool = False,
+        think: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        attn_implementation: str | None = "sdpa",
+        max_prompt_tokens: int | None = None,
+        restrict_to_admissible: bool = False,
+        grammars: Mapping[str, ActionGrammar] | None = None,
+    ) -> None:
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if not 0.0 < top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        for name, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if score_batch_size is not None and score_batch_size < 1:
+            raise ValueError(f"score_batch_size must be >= 1, got {score_batch_size}")
+        if isinstance(model, (str, Path)):
+            loaded, loaded_tok = load_causal_lm(
+                model, device=device, dtype=dtype, attn_implementation=attn_implementation
+            )
+            self.model, self.tokenizer = loaded, tokenizer if tokenizer is not None else loaded_tok
+        else:
+            if tokenizer is None:
+                raise TypeError("pass the tokenizer together with a loaded model")
+            self.model, self.tokenizer = model, tokenizer
+            if device is not None:
+                self.model = self.model.to(device)
+            self.model.eval()
+        self.temperature = float(temperature)
+        self.top_p = float(top_p)
+        self.max_new_tokens = int(max_new_tokens)
+        self.batch_size = int(batch_size)
+        self.score_batch_size = score_batch_size
+        self.greedy = bool(greedy) or self.temperature == 0.0
+        self.think = bool(think)
+        self.restrict_to_admissible = bool(restrict_to_admissible)
+        self.grammars = dict(grammars or {})
+        if max_prompt_tokens is None:
+            limit = getattr(self.model.config, "max_position_embeddings", None)
+            max_prompt_tokens = None if limit is None else max(1, limit - self.max_new_tokens)
+        self.max_prompt_tokens = max_prompt_tokens
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
+        self._pad_id = int(pad)
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    # ------------------------------------------------------------------ prompts
+    def _ids(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def prompt(self, state: TextState) -> tuple[ReactPrompt, list[int]]:
+        """The ReAct prompt of ``state`` and its token ids, shortened to ``max_prompt_tokens``."""
+        grammar = grammar_for(state.env_name, self.grammars)
+        for skip in range(len(state.history) + 1):
+            prompt = build_prompt(state, grammar, think=self.think, skip_steps=skip)
+            ids = self._ids(prompt.text)
+            if self.max_prompt_tokens is None or len(ids) <= self.max_prompt_tokens:
+                return prompt, ids
+        raise ValueError(
+            f"state of task {state.task_id!r}: the prompt without any history is {len(ids)} "
+            f"tokens, more than max_prompt_tokens={self.max_prompt_tokens}; use a model with a "
+            "longer context or a smaller max_new_tokens"
+        )
+
+    # ------------------------------------------------------------------ propose
+    def propose(self, states: Sequence[TextState], n: int) -> list[list[Candidate]]:
+        """``B`` lists of at most ``n`` distinct parsed actions with their log-probs (<= 0)."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        out: list[list[Candidate]] = [[] for _ in states]
+        live = [i for i, s in enumerate(states) if not s.done]
+        for lo in range(0, len(live), self.batch_size):
+            chunk = live[lo : lo + self.batch_size]
+            for i, cands in zip(
+                chunk, self._propose_chunk([states[i] for i in chunk], n), strict=True
+            ):
+                out[i] = cands
+        return out
+
+    def act(self, states: Sequence[TextState]) -> list[str | None]:
+        """One action per state (``None`` for a finished episode or no parseable sample)."""
+        return [c[0].text if c else None for c in self.propose(states, 1)]
+
+    def _propose_chunk(self, states: Sequence[TextState], n: int) -> list[list[Candidate]]:
+        import torch
+
+        k = 1 if self.greedy else n
+        prompts = [self.prompt(s) for s in states]
+        grammars = [grammar_for(s.env_name, self.grammars) for s in states]
+        input_ids, attention = self._left_pad([ids for _, ids in prompts])
+        width = input_ids.shape[1]
+        tails = [p.tail for p, _ in prompts for _ in range(k)]
+        row_grammars = [g for g in grammars for _ in range(k)]
+        stop = _make_stop(self.tokenizer, width, tails, row_grammars)
+        gen_kwargs: dict[str, Any] = {
+            "max_new_tokens": self.max_new_tokens,
+            "num_return_sequences": k,
+            "pad_token_id": self._pad_id,
+            "stopping_criteria": [stop],
+        }
+        if self.greedy:
+            gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            gen_kwargs.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
+            gen_kwargs["top_k"] = None
+        with torch.inference_mode():
+            seqs = self.model.generate(input_ids=input_ids, attention_mask=attention, **gen_kwargs)
+        texts = self.tokenizer.batch_decode(seqs[:, width:], skip_special_tokens=True)
+
+        # Parse, restrict, dedupe: (state, action, scoring context) in sampling order.
+        picks: list[list[tuple[str, str]]] = []
+        for b, state in enumerate(states):
+            prompt, _ = prompts[b]
+            seen: dict[str, str] = {}
+            for j in range(k):
+                text = prompt.tail + texts[b * k + j]
+                parsed = parse_action_text(text, grammars[b])
+                if parsed is None:
+                    continue
+                action = parsed.action
+                if self.restrict_to_admissible and state.admissible:
+                    action = match_admissible(action, state.admissible)
+                    if action is None:
+                        continue
+                seen.setdefault(action, prompt.head + text[: parsed.start])
+            picks.append(list(seen.items()))
+
+        flat = [(ctx, act) for row in picks for act, ctx in row]
+        scores = self.score(flat) if flat else []
+        out, pos = [], 0
+        for row in picks:
+            cands = [Candidate(act, scores[pos + i]) for i, (act, _) in enumerate(row)]
+            pos += len(row)
+            out.append(dedupe(cands)[:n])
+        return out
+
+    def _left_pad(self, rows: Sequence[Sequence[int]]) -> tuple[Any, Any]:
+        import torch
+
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            if r:
+                ids[i, width - len(r) :] = torch.tensor(list(r), dtype=torch.long)
+                mask[i, width - len(r) :] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    # ------------------------------------------------------------------ scoring
+    def _split(self, context: str, action: str) -> tuple[list[int], int]:
+        """Token ids of ``context + action`` and how many trailing ones are action tokens."""
+        tok = self.tokenizer
+        full = context + action
+        if getattr(tok, "is_fast", False):
+            enc = tok(full, add_special_tokens=True, return_offsets_mapping=True)
+            ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
+            while ids and len(ids) > 1 and tuple(offsets[-1]) == (0, 0):  # trailing specials
+                ids.pop()
+                offsets.pop()
+            boundary = len(context)
+            n_act = sum(1 for lo, hi in offsets if hi > boundary and hi > lo)
+        else:  # slow tokenizer: tokenise the two parts separately
+            ids = self._ids(context)
+            act = list(tok(action, add_special_tokens=False)["input_ids"])
+            ids, n_act = ids + act, len(act)
+        if n_act == 0 or n_act >= len(ids):
+            raise ValueError(f"action {action!r} has no tokens of its own after {context[-30:]!r}")
+        return ids, n_act
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """Σ log π(action tokens | context) for each ``(context, action)`` pair (float, <= 0)."""
+        import torch
+
+        rows = [self._split(ctx, act) for ctx, act in pairs]
+        step = self.score_batch_size or self.batch_size * 8
+        out: list[float] = []
+        for lo in range(0, len(rows), step):
+            part = rows[lo : lo + step]
+            ids, mask = self._left_pad([r for r, _ in part])
+            n_act = torch.tensor([a for _, a in part], device=ids.device)
+            a_max = int(n_act.max())
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.inference_mode():
+                try:
+                    logits = self.model(
+                        input_ids=ids,
+                        attention_mask=mask,
+                        position_ids=positions,
+                        logits_to_keep=a_max + 1,
+                    ).logits
+                except TypeError:  # architectures without logits_to_keep
+                    logits = self.model(
+                        input_ids=ids, attention_mask=mask, position_ids=positions
+                    ).logits
+                logits = logits[:, -(a_max + 1) : -1].float()  # [B, A, V] predicting the last A
+                targets = ids[:, -a_max:]  # [B, A]
+                logp = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
+                cols = torch.arange(a_max, device=ids.device)
+                keep = cols[None, :] >= (a_max - n_act)[:, None]  # the row's own action tokens
+                out.extend((logp * keep).sum(dim=1).tolist())
+        return [min(0.0, v) for v in out]
+
+
+def _make_stop(tokenizer: Any, width: int, tails: Sequence[str], grammars: Sequence[Any]) -> Any:
+    """A stopping criterion ending each row once ``tail + generated`` holds a finished action."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class _StopAtAction(StoppingCriteria):
+        def __init__(self) -> None:
+            self.done: Any = None
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            if self.done is None:
+                self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool)
+            todo = (~self.done).nonzero().flatten().tolist()
+            if todo:
+                texts = tokenizer.batch_decode(input_ids[todo, width:], skip_special_tokens=True)
+                for r, text in zip(todo, texts, strict=True):
+                    if action_complete(tails[r] + text, grammars[r]):
+                        self.done[r] = True
+            return self.done.to(input_ids.device).clone()
+
+    return _StopAtAction()
