@@ -116,8 +116,21 @@ class Pairs:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
+def _ready(values: Any, dtype: type) -> bool:
+    """True for a 1-D C-contiguous numpy array of exactly ``dtype`` (passed on as is: the hot
+    loop's arrays usually are, and each skipped check or copy is a few microseconds per call)."""
+    return (
+        type(values) is np.ndarray
+        and values.dtype == dtype
+        and values.ndim == 1
+        and values.flags.c_contiguous
+    )
+
+
 def _ids(name: str, values: Any) -> np.ndarray:
     """Any integer array-like → contiguous int32 [L], with range checks that say what is wrong."""
+    if _ready(values, np.int32) and values.size:
+        return values
     array = np.asarray(values)
     if array.ndim == 0:
         array = array.reshape(1)
@@ -133,8 +146,12 @@ def _ids(name: str, values: Any) -> np.ndarray:
 
 
 def _numbers(name: str, values: Any, dtype: type, length: int | None) -> np.ndarray:
+    if _ready(values, dtype) and (length is None or values.shape[0] == length):
+        return values
     array = np.asarray(values)
     if array.ndim == 0 and length is not None:
+        if array.dtype.kind in "iuf":  # a scalar of the right kind: fill at the target dtype
+            return np.full(length, array, dtype=dtype)
         array = np.full(length, array)
     if array.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
@@ -147,6 +164,8 @@ def _numbers(name: str, values: Any, dtype: type, length: int | None) -> np.ndar
 
 def _flags(name: str, values: Any, length: int) -> np.ndarray:
     array = np.asarray(values)
+    if array.ndim == 0 and array.dtype.kind in "biu":  # a scalar flag: fill at uint8
+        return np.full(length, 1 if array != 0 else 0, dtype=np.uint8)
     if array.ndim == 0:
         array = np.full(length, array)
     if array.ndim != 1 or array.shape[0] != length:
@@ -157,6 +176,8 @@ def _flags(name: str, values: Any, length: int) -> np.ndarray:
 
 
 def _payloads(name: str, values: Any, length: int) -> np.ndarray:
+    if _ready(values, np.int64) and values.shape[0] == length:
+        return values
     array = np.asarray(values)
     if array.ndim == 0:
         array = np.full(length, array)

@@ -28,27 +28,19 @@ Descent descend(Tree& t, const SearchConfig& cfg, uint64_t tree_id, int32_t* lea
 
 namespace {
 
-// Outcome of a descent that reached node x (not expanded, or terminal): 5.1.
-Descent finish(Tree& t, const SearchConfig& cfg, int32_t x) {
-  if (t.terminal(x)) {
-    backup_leaf(t, cfg, x, 0.0, /*tell=*/false);
-    return Descent::kTerminalHit;
-  }
-  if (t.in_flight(x) >= 1) return Descent::kCollision;
-  add_in_flight(t, x);
-  return Descent::kLeaf;
-}
-
-constexpr int kSlots = 8;  // trees descended together
+constexpr int kSlots = 8;       // trees descended together
+constexpr int kPathSlots = 62;  // path nodes a slot remembers (deeper paths walk the parents)
 
 }  // namespace
 
 void ask_trees(Tree* trees, const SearchConfig& cfg, int64_t begin, int64_t end, int64_t k,
                std::vector<AskedLeaf>* leaves, int64_t* hits, int64_t* collisions) {
   struct Slot {
-    int64_t tree;  // tree id, -1 when idle
-    int64_t done;  // descents finished in this tree
-    int32_t node;  // current node of the descent
+    int64_t tree;              // tree id, -1 when idle
+    int64_t done;              // descents finished in this tree
+    int32_t node;              // current node of the descent
+    int32_t length;            // nodes on the path root..node
+    int32_t path[kPathSlots];  // the path root..node (its first kPathSlots nodes)
   };
   // Leaves are appended in completion order; trees start in increasing order and at most kSlots
   // run at once, so the list is nearly sorted by tree and an insertion sort (stable: descent
@@ -65,6 +57,8 @@ void ask_trees(Tree* trees, const SearchConfig& cfg, int64_t begin, int64_t end,
       s.tree = b;
       s.done = 0;
       s.node = kRoot;
+      s.length = 1;
+      s.path[0] = kRoot;
       prefetch_children(t, kRoot);
       return true;
     }
@@ -81,23 +75,32 @@ void ask_trees(Tree* trees, const SearchConfig& cfg, int64_t begin, int64_t end,
         const int32_t c = select_child(t, cfg, static_cast<uint64_t>(s.tree), x);
         if (c != kNoNode) {
           s.node = c;
+          if (s.length < kPathSlots) s.path[s.length] = c;
+          ++s.length;
           prefetch_children(t, c);
           continue;
         }
         ++collisions[s.tree - begin];  // every child exhausted: unreachable with consistent flags
-      } else {
-        const Descent d = finish(t, cfg, x);
-        if (d == Descent::kLeaf) {
-          leaves->push_back({static_cast<int32_t>(s.tree), x});
-        } else if (d == Descent::kTerminalHit) {
-          ++hits[s.tree - begin];
+      } else if (t.terminal(x)) {      // 5.1: a terminal hit
+        backup_leaf(t, cfg, x, 0.0, /*tell=*/false);
+        ++hits[s.tree - begin];
+      } else if (t.in_flight(x) >= 1) {  // 5.1: a collision
+        ++collisions[s.tree - begin];
+      } else {  // 5.1: a leaf; in-flight + 1 along the remembered path (its lines are cached)
+        if (s.length <= kPathSlots) {
+          for (int32_t j = 0; j < s.length; ++j) {
+            uint16_t& status = t.status[s.path[j]];
+            status = static_cast<uint16_t>(status + 1);
+          }
         } else {
-          ++collisions[s.tree - begin];
+          add_in_flight(t, x);
         }
+        leaves->push_back({static_cast<int32_t>(s.tree), x, t.depth[x], t.payload[x]});
       }
       // The descent is over: next descent of this tree, or the next tree.
       if (++s.done < k && !t.exhausted(kRoot)) {
         s.node = kRoot;
+        s.length = 1;
         continue;
       }
       if (!start_tree(s)) --active;

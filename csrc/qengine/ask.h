@@ -22,8 +22,10 @@ Descent descend(Tree& tree, const SearchConfig& config, uint64_t tree_id, int32_
 
 // A leaf returned by ask_trees.
 struct AskedLeaf {
-  int32_t tree;  // tree id
-  int32_t node;  // node id
+  int32_t tree;     // tree id
+  int32_t node;     // node id
+  int32_t depth;    // depth of the node
+  int64_t payload;  // payload of the node
 };
 
 // K descents in each tree of [begin, end) (trees[b] is tree id b), exactly as K calls of descend
@@ -34,10 +36,15 @@ struct AskedLeaf {
 void ask_trees(Tree* trees, const SearchConfig& config, int64_t begin, int64_t end, int64_t k,
                std::vector<AskedLeaf>* leaves, int64_t* hits, int64_t* collisions);
 
-// Prefetches the selection data of node x's children block (no-op if unexpanded).
+// Prefetches the selection data of node x's children block; for an unexpanded node, the fields
+// ask returns for a leaf.
 inline void prefetch_children(const Tree& t, int32_t x) {
   const int32_t nc = t.num_children[x];
-  if (nc == 0) return;
+  if (nc == 0) {
+    __builtin_prefetch(t.depth + x);
+    __builtin_prefetch(t.payload + x);
+    return;
+  }
   const int32_t fc = t.first_child[x];
   __builtin_prefetch(t.visits + fc);
   __builtin_prefetch(t.status + fc);
@@ -46,7 +53,6 @@ inline void prefetch_children(const Tree& t, int32_t x) {
   __builtin_prefetch(t.reward + fc);
   __builtin_prefetch(t.first_child + fc);
   __builtin_prefetch(t.num_children + fc);
-  __builtin_prefetch(t.parent + fc);  // read by the in-flight walk when a leaf is found
 }
 
 }  // namespace qengine

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <exception>
 #include <limits>
 #include <string>
 
@@ -195,18 +196,35 @@ void Forest::validate_leaves(int64_t n, const int32_t* trees, const int32_t* nod
       }
     }
   }
-  for (int64_t i = 0; i < n; ++i) {
-    if (i + kPrefetchAhead < n) {
-      prefetch_node(trees_[static_cast<size_t>(trees[i + kPrefetchAhead])],
-                    nodes[i + kPrefetchAhead]);
-    }
-    const Tree& t = trees_[static_cast<size_t>(trees[i])];
-    if (!t.alive(nodes[i]) || t.own_in_flight(nodes[i]) != 1) {
-      throw ValueError(where(op, i) + "tree " + str(trees[i]) + " node " + str(nodes[i]) +
-                       " is not a leaf in flight (was it asked and not yet told or cancelled?)");
-    }
-  }
   group_by_tree(n, trees);
+  // The state checks read the trees (cold memory): on the thread pool, with the partition of the
+  // mutation that follows, each thread keeping its earliest failing entry (the error is the one a
+  // sequential pass in call order meets first).
+  std::vector<int64_t> fail(static_cast<size_t>(pool_->size()), n);
+  pool_->parallel_for(
+      b,
+      [&](int64_t begin, int64_t end, int thread) {
+        int64_t& first_fail = fail[static_cast<size_t>(thread)];
+        const int64_t g0 = group_begin_[static_cast<size_t>(begin)];
+        const int64_t g1 = group_begin_[static_cast<size_t>(end)];
+        for (int64_t g = g0; g < g1; ++g) {
+          if (g + kPrefetchAhead < g1) {
+            const int64_t ahead = group_items_[static_cast<size_t>(g + kPrefetchAhead)];
+            prefetch_node(trees_[static_cast<size_t>(trees[ahead])], nodes[ahead]);
+          }
+          const int64_t i = group_items_[static_cast<size_t>(g)];
+          const Tree& t = trees_[static_cast<size_t>(trees[i])];
+          if (i < first_fail && (!t.alive(nodes[i]) || t.own_in_flight(nodes[i]) != 1)) {
+            first_fail = i;
+          }
+        }
+      },
+      kMinTreesPerThread);
+  const int64_t i = *std::min_element(fail.begin(), fail.end());
+  if (i < n) {
+    throw ValueError(where(op, i) + "tree " + str(trees[i]) + " node " + str(nodes[i]) +
+                     " is not a leaf in flight (was it asked and not yet told or cancelled?)");
+  }
   for (int64_t tb = 0; tb < b; ++tb) {
     const int64_t begin = group_begin_[static_cast<size_t>(tb)];
     const int64_t k = group_begin_[static_cast<size_t>(tb) + 1] - begin;
@@ -257,12 +275,11 @@ AskResult Forest::ask(int64_t max_leaves, bool with_paths) {
   int64_t entries = 0;
   for (const auto& part : ask_leaves_) {
     for (const AskedLeaf& l : part) {
-      const Tree& t = trees_[static_cast<size_t>(l.tree)];
       result.tree[i] = l.tree;
       result.node[i] = l.node;
-      result.depth[i] = t.depth[l.node];
-      result.payload[i] = t.payload[l.node];
-      entries += t.depth[l.node] + 1;
+      result.depth[i] = l.depth;
+      result.payload[i] = l.payload;
+      entries += l.depth + 1;
       if (with_paths) result.path_offsets[i + 1] = entries;
       ++i;
     }
@@ -339,69 +356,118 @@ void Forest::expand(const ExpandArgs& a) {
                        " appears twice in one call; give all its children in one entry");
     }
   }
-  scratch_sizes_.assign(static_cast<size_t>(nb), -1);  // simulated size per tree (-1: untouched)
-  struct Moved {
-    int32_t tree, first, end;  // a children block [first, end) moved by an earlier entry
-  };
-  std::vector<Moved> moved;
-  for (int64_t i = 0; i < m; ++i) {
-    if (i + kPrefetchAhead < m) {
-      const Tree& ahead = trees_[static_cast<size_t>(a.trees[i + kPrefetchAhead])];
-      prefetch_node(ahead, a.nodes[i + kPrefetchAhead]);
-      prefetch_arena_end(ahead);
-    }
-    const Tree& t = trees_[static_cast<size_t>(a.trees[i])];
-    const int32_t x = a.nodes[i];
-    const int64_t count = a.counts[i];
-    auto id = [&] { return "tree " + str(a.trees[i]) + " node " + str(x); };
-    if (!t.alive(x)) {
-      throw ValueError(where(op, i) + id() + " is a dead slot left by progressive widening");
-    }
-    for (const Moved& mv : moved) {
-      if (mv.tree == a.trees[i] && x >= mv.first && x < mv.end) {
-        throw ValueError(where(op, i) + id() +
-                         " was moved by an earlier widening in this same call; expand it in a "
-                         "separate call (its new id is in view(tree, 'first_child'))");
-      }
-    }
-    if (t.terminal(x)) {
-      throw ValueError(where(op, i) + id() + " is terminal and cannot be expanded");
-    }
-    int64_t& size = scratch_sizes_[static_cast<size_t>(a.trees[i])];
-    if (size < 0) size = t.size;
-    if (count == 0) continue;
-    const int32_t old = t.num_children[x];
-    if (old + count > kMaxChildren) {
-      throw ValueError(where(op, i) + id() + " would have " + str(old + count) +
-                       " children; the limit is " + str(kMaxChildren));
-    }
-    if (t.depth[x] + 1 > kMaxDepth) {
-      throw ValueError(where(op, i) + id() + " is at depth " + str(t.depth[x]) +
-                       "; children would exceed the depth limit " + str(kMaxDepth));
-    }
-    const int32_t first = t.first_child[x];
-    for (int32_t c = first, end = first + old; old > 0 && c < end; ++c) {
-      if (t.in_flight(c) > 0) {
-        throw ValueError(where(op, i) + "cannot widen " + id() + ": its child " + str(c) +
-                         " has leaves in flight (widening may move the children); tell or "
-                         "cancel them first");
-      }
-    }
-    if (old > 0 && static_cast<int64_t>(first) + old != size) {
-      moved.push_back({a.trees[i], first, first + old});
-      size += old;
-    }
-    size += count;
+  // The per-entry checks read the trees (cold memory): they run on the thread pool with the same
+  // static partition as the mutation below, so each thread finds its trees in its own cache. Each
+  // thread keeps its earliest failing entry (and its first tree over capacity); the error thrown
+  // is the one a sequential pass in call order would meet first, whatever the thread count.
+  const int parts = pool_->size();
+  std::vector<int64_t> fail_item(static_cast<size_t>(parts), m);
+  std::vector<int64_t> fail_tree(static_cast<size_t>(parts), nb);
+  std::vector<std::exception_ptr> fail_error(static_cast<size_t>(parts));
+  std::vector<std::exception_ptr> capacity_error(static_cast<size_t>(parts));
+  pool_->parallel_for(
+      nb,
+      [&](int64_t begin, int64_t end, int thread) {
+        const size_t th = static_cast<size_t>(thread);
+        struct Moved {
+          int32_t first, end;  // a children block [first, end) moved by an earlier entry
+        };
+        std::vector<Moved> moved;
+        const int64_t g_end = group_begin_[static_cast<size_t>(end)];
+        int64_t tb = begin;
+        for (; tb < end &&
+               group_begin_[static_cast<size_t>(tb) + 1] == group_begin_[static_cast<size_t>(tb)];)
+          ++tb;
+        while (tb < end) {
+          const int64_t g0 = group_begin_[static_cast<size_t>(tb)];
+          const int64_t g1 = group_begin_[static_cast<size_t>(tb) + 1];
+          const Tree& t = trees_[static_cast<size_t>(tb)];
+          int64_t size = t.size;
+          moved.clear();
+          bool failed = false;
+          for (int64_t g = g0; g < g1; ++g) {
+            if (g + kPrefetchAhead < g_end) {
+              const int64_t ahead = group_items_[static_cast<size_t>(g + kPrefetchAhead)];
+              const Tree& at = trees_[static_cast<size_t>(a.trees[ahead])];
+              prefetch_node(at, a.nodes[ahead]);
+              prefetch_arena_end(at);
+            }
+            const int64_t i = group_items_[static_cast<size_t>(g)];
+            const int32_t x = a.nodes[i];
+            const int64_t count = a.counts[i];
+            std::string error;
+            auto id = [&] { return "tree " + str(tb) + " node " + str(x); };
+            if (!t.alive(x)) {
+              error = where(op, i) + id() + " is a dead slot left by progressive widening";
+            }
+            for (size_t k = 0; error.empty() && k < moved.size(); ++k) {
+              if (x >= moved[k].first && x < moved[k].end) {
+                error = where(op, i) + id() +
+                        " was moved by an earlier widening in this same call; expand it in a "
+                        "separate call (its new id is in view(tree, 'first_child'))";
+              }
+            }
+            if (error.empty() && t.terminal(x)) {
+              error = where(op, i) + id() + " is terminal and cannot be expanded";
+            }
+            if (error.empty() && count != 0) {
+              const int32_t old = t.num_children[x];
+              const int32_t first = t.first_child[x];
+              if (old + count > kMaxChildren) {
+                error = where(op, i) + id() + " would have " + str(old + count) +
+                        " children; the limit is " + str(kMaxChildren);
+              } else if (t.depth[x] + 1 > kMaxDepth) {
+                error = where(op, i) + id() + " is at depth " + str(t.depth[x]) +
+                        "; children would exceed the depth limit " + str(kMaxDepth);
+              }
+              for (int32_t c = first, e = first + old; error.empty() && old > 0 && c < e; ++c) {
+                if (t.in_flight(c) > 0) {
+                  error = where(op, i) + "cannot widen " + id() + ": its child " + str(c) +
+                          " has leaves in flight (widening may move the children); tell or "
+                          "cancel them first";
+                }
+              }
+              if (error.empty()) {
+                if (old > 0 && static_cast<int64_t>(first) + old != size) {
+                  moved.push_back({first, first + old});
+                  size += old;
+                }
+                size += count;
+              }
+            }
+            if (!error.empty()) {
+              if (i < fail_item[th]) {
+                fail_item[th] = i;
+                fail_error[th] = std::make_exception_ptr(ValueError(error));
+              }
+              failed = true;
+              break;
+            }
+          }
+          if (!failed && size > config_.max_nodes && tb < fail_tree[th]) {
+            fail_tree[th] = tb;
+            capacity_error[th] = std::make_exception_ptr(CapacityError(
+                "expand: tree " + str(tb) + " would grow to " + str(size) +
+                " nodes, past max_nodes = " + str(config_.max_nodes) +
+                " (raise SearchConfig.max_nodes, or reroot / prune / compact the tree)"));
+          }
+          for (++tb; tb < end && group_begin_[static_cast<size_t>(tb) + 1] ==
+                                     group_begin_[static_cast<size_t>(tb)];)
+            ++tb;
+        }
+      },
+      kMinTreesPerThread);
+  size_t worst = 0;
+  for (size_t th = 1; th < fail_item.size(); ++th) {
+    if (fail_item[th] < fail_item[worst]) worst = th;
   }
-  for (int64_t tb = 0; tb < nb; ++tb) {
-    const int64_t size = scratch_sizes_[static_cast<size_t>(tb)];
-    if (size > config_.max_nodes) {
-      throw CapacityError("expand: tree " + str(tb) + " would grow to " + str(size) +
-                          " nodes, past max_nodes = " + str(config_.max_nodes) +
-                          " (raise SearchConfig.max_nodes, or reroot / prune / compact the tree)");
-    }
+  if (fail_error[worst]) std::rethrow_exception(fail_error[worst]);
+  worst = 0;
+  for (size_t th = 1; th < fail_tree.size(); ++th) {
+    if (fail_tree[th] < fail_tree[worst]) worst = th;
   }
-  // Mutation.
+  if (capacity_error[worst]) std::rethrow_exception(capacity_error[worst]);
+  // Mutation (same partition as the checks).
   pool_->parallel_for(
       nb,
       [&](int64_t begin, int64_t end, int) {

@@ -115,7 +115,7 @@ class Forest {
   std::unique_ptr<ThreadPool> pool_;    // persistent workers
   std::vector<int64_t> group_begin_;    // [B+1] scratch: items of tree b are
   std::vector<int64_t> group_items_;    // group_items_[group_begin_[b] .. group_begin_[b+1])
-  std::vector<int64_t> scratch_sizes_;  // [B] scratch: simulated tree sizes of expand
+  std::vector<int64_t> scratch_sizes_;  // [B] scratch: fill cursors of group_by_tree
   std::vector<int64_t> child_offsets_;  // [M+1] scratch: CSR offsets of expand
   std::vector<std::vector<AskedLeaf>> ask_leaves_;  // per thread scratch of ask
 };
