@@ -18,11 +18,13 @@ One ``propose`` call:
 
        logprob = Σ_{t ∈ action} log π(t | prompt + thought + "Action: ", earlier action tokens)
 
-   under the model's own distribution (temperature 1, no top-p), the text ``context + action``
-   tokenised as one string (so the tokens are the ones the model would produce); a token that
-   straddles the boundary (``" click"``) counts as an action token. The action is the canonical
-   text of the candidate (``verb[arg]``), which is what the environment receives. Only the last
-   ``A + 1`` positions reach the LM head (``logits_to_keep``), so no ``[B, T, V]`` logits exist.
+   (``think=False``: given the prompt alone, i.e. ``log π(action | state)``, what the Q-value
+   model's reference scores), under the model's own distribution (temperature 1, no top-p).
+   ``context + action`` is tokenised as one string, so the tokens are the ones the model would
+   produce; a token that straddles the boundary (``" click"``) counts as an action token. The
+   action is the canonical text of the candidate (``verb[arg]``), which is what the environment
+   receives. Only the last ``A + 1`` positions reach the LM head (``logits_to_keep``), so no
+   ``[B, T, V]`` logits are made.
 
 Sampling uses torch's global generator: seed it (``torch.manual_seed``) for reproducible
 proposals. ``greedy=True`` decodes one sequence per state (``n`` is then an upper bound that is
@@ -288,7 +290,10 @@ class HFPolicy:
                     action = match_admissible(action, state.admissible)
                     if action is None:
                         continue
-                seen.setdefault(action, prompt.head + text[: parsed.start])
+                # think: the action given the prompt and this sample's thought; no-think: given
+                # the prompt alone (stray text before the action is not conditioned on).
+                context = prompt.head + text[: parsed.start] if self.think else prompt.text
+                seen.setdefault(action, context)
             picks.append(list(seen.items()))
 
         flat = [(ctx, act) for row in picks for act, ctx in row]
