@@ -1,0 +1,223 @@
+"""Training a :class:`~qengine.qrm.QRewardModel` on preference records (prompt / chosen / rejected).
+
+Records are the pipeline's output (``qengine.data.pairs``) or any Hugging Face preference dataset
+with string columns ``prompt``, ``chosen``, ``rejected`` (a ``datasets.Dataset`` or a list of
+dicts). Each micro-batch puts its P chosen and P rejected responses in ONE forward pass ([2P, T])
+and the loss comes from the fused ``qengine.kernels.qrm_pairwise_loss``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from qengine.train.tokenize import encode_completions
+
+from .model import QRewardModel
+
+__all__ = ["QRMTrainConfig", "as_records", "evaluate_qrm", "train_qrm"]
+
+_COLUMNS = ("prompt", "chosen", "rejected")
+
+
+@dataclass(frozen=True, kw_only=True)
+class QRMTrainConfig:
+    """Optimisation of the Q-RM loss (β and γ live on the model)."""
+
+    learning_rate: float = 1e-5
+    epochs: int = 1
+    batch_size: int = 8  # pairs per micro-batch (2 × batch_size sequences per forward)
+    grad_accumulation: int = 1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int = 512
+    eval_fraction: float = 0.1  # held-out pairs for pairwise accuracy (0: none)
+    bf16: bool | None = None  # None: on CUDA when supported
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.grad_accumulation < 1:
+            raise ValueError("epochs, batch_size and grad_accumulation must be >= 1")
+        if not 0.0 <= self.eval_fraction < 1.0:
+            raise ValueError("eval_fraction must lie in [0, 1)")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+
+
+def as_records(data: Iterable[Any]) -> list[dict[str, str]]:
+    """prompt / chosen / rejected strings from a list of dicts or a ``datasets.Dataset``.
+
+    Raises ValueError on a missing column or a non-string value (conversational datasets: apply
+    the chat template to the messages first).
+    """
+    records = []
+    for i, row in enumerate(data):
+        missing = [c for c in _COLUMNS if c not in row]
+        if missing:
+            raise ValueError(f"record {i} lacks column(s) {missing}; need {list(_COLUMNS)}")
+        bad = [c for c in _COLUMNS if not isinstance(row[c], str)]
+        if bad:
+            raise ValueError(
+                f"record {i}: {bad} must be strings (got {type(row[bad[0]]).__name__}); for "
+                "conversational data render the messages with tokenizer.apply_chat_template first"
+            )
+        records.append({c: row[c] for c in _COLUMNS} | {"task": row.get("task", None)})
+    if not records:
+        raise ValueError("no preference records")
+    return records
+
+
+def _split(records: list[dict], fraction: float, seed: int) -> tuple[list, list]:
+    """Held-out split by task (or prompt when there is no task): no state leaks into evaluation."""
+
+    def key(r: dict) -> str:
+        return str(r["task"]) if r.get("task") is not None else r["prompt"]
+
+    groups = sorted({key(r) for r in records})
+    random.Random(seed).shuffle(groups)
+    held = set(groups[: round(len(groups) * fraction)]) if fraction > 0 else set()
+    return [r for r in records if key(r) not in held], [r for r in records if key(r) in held]
+
+
+def _encode(qrm: QRewardModel, tokenizer: Any, chunk: Sequence[dict], max_length: int) -> Any:
+    prompts = [r["prompt"] for r in chunk] * 2
+    completions = [r["chosen"] for r in chunk] + [r["rejected"] for r in chunk]
+    return encode_completions(tokenizer, prompts, completions, max_length=max_length).to(qrm.device)
+
+
+def _use_bf16(flag: bool | None, device: torch.device) -> bool:
+    if flag is not None:
+        return flag
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+@torch.no_grad()
+def evaluate_qrm(
+    qrm: QRewardModel,
+    tokenizer: Any,
+    records: Iterable[Any],
+    *,
+    batch_size: int = 16,
+    max_length: int = 512,
+    bf16: bool | None = None,
+) -> dict[str, float]:
+    """Pairwise accuracy (mean Z of chosen > mean Z of rejected; ties count 1/2), mean margin and
+    mean loss on preference records."""
+    records = as_records(records)
+    device = qrm.device
+    use_bf16 = _use_bf16(bf16, device)
+    was_training = qrm.training
+    qrm.eval()
+    margins, losses = [], []
+    for start in range(0, len(records), batch_size):
+        chunk = records[start : start + batch_size]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            out = qrm.pairwise_loss(_encode(qrm, tokenizer, chunk, max_length))
+        margins.append(out.margins.float().cpu())
+        losses.append(float(out.loss) * len(chunk))
+    qrm.train(was_training)
+    margin = torch.cat(margins)
+    accuracy = (margin > 0).float().mean() + 0.5 * (margin == 0).float().mean()
+    return {
+        "accuracy": float(accuracy),
+        "margin": float(margin.mean()),
+        "loss": sum(losses) / len(records),
+        "pairs": len(records),
+    }
+
+
+def train_qrm(
+    qrm: QRewardModel,
+    tokenizer: Any,
+    records: Iterable[Any],
+    *,
+    config: QRMTrainConfig | None = None,
+    output_dir: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train ``qrm`` in place on preference records with AdamW, linear warmup + decay and
+    gradient accumulation (bf16 autocast on CUDA).
+
+    Returns a history: config, pair counts, per-epoch mean loss and held-out accuracy / margin,
+    ``eval_before`` and ``eval_after``. With ``output_dir`` the model is saved with
+    :meth:`QRewardModel.save_pretrained` (+ the tokenizer).
+    """
+    cfg = config or QRMTrainConfig()
+    records = as_records(records)
+    torch.manual_seed(cfg.seed)
+    device = qrm.device
+    use_bf16 = _use_bf16(cfg.bf16, device)
+    train, held_out = _split(records, cfg.eval_fraction, cfg.seed)
+    if not train:
+        raise ValueError("no training pairs left after the held-out split; lower eval_fraction")
+
+    def evaluate() -> dict[str, float]:
+        if not held_out:
+            return {}
+        return evaluate_qrm(
+            qrm, tokenizer, held_out, batch_size=cfg.batch_size, max_length=cfg.max_length,
+            bf16=use_bf16,
+        )  # fmt: skip
+
+    history: dict[str, Any] = {
+        "config": asdict(cfg),
+        "qrm": qrm.config_dict(),
+        "train_pairs": len(train),
+        "eval_pairs": len(held_out),
+        "epochs": [],
+        "eval_before": evaluate(),
+    }
+    params = [p for p in qrm.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(train) / (cfg.batch_size * cfg.grad_accumulation))
+    total = steps_per_epoch * cfg.epochs
+    warmup = int(total * cfg.warmup_ratio)
+
+    def schedule(step: int) -> float:  # linear warmup, then linear decay to 0
+        if step < warmup:
+            return (step + 1) / max(warmup, 1)
+        return max(0.0, (total - step) / max(total - warmup, 1))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    order = list(range(len(train)))
+    rng = random.Random(cfg.seed)
+    bar = tqdm(total=total, desc="Q-RM", unit="step", disable=not progress)
+    for epoch in range(cfg.epochs):
+        qrm.train()
+        rng.shuffle(order)
+        losses, accs = [], []
+        micro = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+        for k, idx in enumerate(micro):
+            batch = _encode(qrm, tokenizer, [train[i] for i in idx], cfg.max_length)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                out = qrm.pairwise_loss(batch)
+            (out.loss * len(idx) / (cfg.batch_size * cfg.grad_accumulation)).backward()
+            losses.append(out.loss.item())
+            accs.append(float(out.accuracy))
+            if (k + 1) % cfg.grad_accumulation == 0 or k + 1 == len(micro):
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        row = {
+            "epoch": epoch,
+            "loss": sum(losses) / len(losses),
+            "train_accuracy": sum(accs) / len(accs),
+        }
+        row.update({f"eval_{k}": v for k, v in evaluate().items()})
+        history["epochs"].append(row)
+    bar.close()
+    history["eval_after"] = evaluate()
+    if output_dir is not None:
+        qrm.save_pretrained(output_dir, tokenizer)
+    return history

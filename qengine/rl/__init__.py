@@ -1,0 +1,39 @@
+"""RL glue for token-level rewards, plain PyTorch and framework-agnostic.
+
+Legend: ``B`` sequences, ``T`` positions; every per-token tensor is [B, T] with a response mask.
+
+- :mod:`.advantages`: returns-to-go, GAE, Q-RM advantages ``A = r - c·V``, masked statistics;
+- :mod:`.losses`: REINFORCE, PPO's clipped surrogate, KL penalty (k1 / k2 / k3);
+- :mod:`.policy`: sampling rollouts and the policy's token log-probs (fused kernel);
+- :mod:`.trl_reward`: a Q-RM reward function for TRL's ``GRPOTrainer``;
+- :mod:`.example_loop`: a runnable REINFORCE + Q-RM loop; :mod:`.arith`: the Q-RM vs ORM experiment.
+"""
+
+from .advantages import (
+    check_rl_inputs,
+    gae_advantages,
+    masked_mean,
+    masked_whiten,
+    q_advantages,
+    returns_to_go,
+)
+from .losses import PGOutput, kl_penalty, ppo_clip_loss, reinforce_loss
+from .policy import Rollout, policy_token_logprobs, sample_completions
+from .trl_reward import QRMRewardFunction
+
+__all__ = [
+    "PGOutput",
+    "QRMRewardFunction",
+    "Rollout",
+    "check_rl_inputs",
+    "gae_advantages",
+    "kl_penalty",
+    "masked_mean",
+    "masked_whiten",
+    "policy_token_logprobs",
+    "ppo_clip_loss",
+    "q_advantages",
+    "reinforce_loss",
+    "returns_to_go",
+    "sample_completions",
+]
