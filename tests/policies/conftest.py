@@ -23,6 +23,17 @@ def _shared_dir(request: pytest.FixtureRequest, factory: pytest.TempPathFactory)
     return base.parent if hasattr(request.config, "workerinput") else base
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Tiny models on a busy 2-core machine: two threads per xdist worker run 20-40x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def states() -> list[TextState]:
     """Two shop tasks: each one's search page (free-form) and results page (admissible clicks)."""
@@ -43,6 +54,15 @@ def react_model_dir(
             train_react_model(tmp, states)
             tmp.rename(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def react_pair(react_model_dir) -> tuple:
+    """``(model, tokenizer)`` of ``react_model_dir``, loaded once per worker."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(react_model_dir).eval()
+    return model, AutoTokenizer.from_pretrained(react_model_dir)
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,12 @@ from qengine.policies import Candidate, HFPolicy, Policy
 from qengine.policies.react import build_prompt, grammar_for, parse_action_text
 
 
-def policy(path: Path, **kw) -> HFPolicy:
+def policy(model: Path | tuple, **kw) -> HFPolicy:
+    """A policy over a checkpoint directory, or over a loaded ``(model, tokenizer)`` pair."""
     kw.setdefault("max_new_tokens", 24)
-    return HFPolicy(path, grammars=SHORT_GRAMMARS, **kw)
+    if isinstance(model, tuple):
+        return HFPolicy(*model, grammars=SHORT_GRAMMARS, **kw)
+    return HFPolicy(model, grammars=SHORT_GRAMMARS, **kw)
 
 
 def check_shape(states, out, n: int) -> None:
@@ -46,8 +49,8 @@ def test_batched_proposals_are_parsed_distinct_actions(react_model_dir, states, 
     assert learned >= len(states), out
 
 
-def test_propose_is_deterministic_under_a_torch_seed(react_model_dir, states) -> None:
-    pol = policy(react_model_dir, temperature=1.5)
+def test_propose_is_deterministic_under_a_torch_seed(react_pair, states) -> None:
+    pol = policy(react_pair, temperature=1.5)
     torch.manual_seed(123)
     a = pol.propose(states, 4)
     torch.manual_seed(123)
@@ -70,51 +73,51 @@ def test_missing_path_says_to_pass_a_local_checkpoint(tmp_path) -> None:
             HFPolicy(bad)
 
 
-def test_bad_arguments(react_model_dir, states) -> None:
+def test_bad_arguments(react_pair, states) -> None:
     with pytest.raises(ValueError, match="temperature"):
-        policy(react_model_dir, temperature=-1)
+        policy(react_pair, temperature=-1)
     with pytest.raises(ValueError, match="top_p"):
-        policy(react_model_dir, top_p=0)
+        policy(react_pair, top_p=0)
     with pytest.raises(ValueError, match="batch_size"):
-        policy(react_model_dir, batch_size=0)
+        policy(react_pair, batch_size=0)
     with pytest.raises(TypeError, match="tokenizer"):
         HFPolicy(object())
     with pytest.raises(ValueError, match="n must be"):
-        policy(react_model_dir).propose(states, 0)
+        policy(react_pair).propose(states, 0)
 
 
-def test_greedy_and_temperature(react_model_dir, states) -> None:
-    greedy = policy(react_model_dir, greedy=True, think=False)
+def test_greedy_and_temperature(react_pair, states) -> None:
+    greedy = policy(react_pair, greedy=True, think=False)
     torch.manual_seed(0)
     g1 = greedy.propose(states, 5)
     torch.manual_seed(99)
     assert greedy.propose(states, 5) == g1  # greedy ignores the seed
     assert all(len(c) == 1 for c in g1)  # one sequence per state
-    assert policy(react_model_dir, temperature=0, think=False).propose(states, 5) == g1
+    assert policy(react_pair, temperature=0, think=False).propose(states, 5) == g1
     # Sampling at a very low temperature collapses onto the greedy action.
-    cold = policy(react_model_dir, temperature=0.02, think=False)
+    cold = policy(react_pair, temperature=0.02, think=False)
     torch.manual_seed(0)
     assert [[c.text for c in cs] for cs in cold.propose(states, 5)] == [
         [c.text for c in cs] for cs in g1
     ]
     # A hot policy spreads over more distinct actions than a cold one.
-    hot = policy(react_model_dir, temperature=2.0, think=False)
+    hot = policy(react_pair, temperature=2.0, think=False)
     torch.manual_seed(0)
     assert sum(map(len, hot.propose(states, 8))) > len(states)
 
 
-def test_micro_batching_equals_one_batch(react_model_dir, states) -> None:
+def test_micro_batching_equals_one_batch(react_pair, states) -> None:
     many = states * 2
-    one = policy(react_model_dir, greedy=True, batch_size=len(many)).propose(many, 3)
-    micro = policy(react_model_dir, greedy=True, batch_size=3, score_batch_size=2).propose(many, 3)
+    one = policy(react_pair, greedy=True, batch_size=len(many)).propose(many, 3)
+    micro = policy(react_pair, greedy=True, batch_size=3, score_batch_size=2).propose(many, 3)
     assert [[c.text for c in cs] for cs in one] == [[c.text for c in cs] for cs in micro]
     for a, b in zip(one, micro, strict=True):
         for ca, cb in zip(a, b, strict=True):
             assert ca.logprob == pytest.approx(cb.logprob, abs=1e-4)
 
 
-def test_logprob_is_the_action_tokens_under_the_model(react_model_dir, states) -> None:
-    pol = policy(react_model_dir, think=False)
+def test_logprob_is_the_action_tokens_under_the_model(react_pair, states) -> None:
+    pol = policy(react_pair, think=False)
     torch.manual_seed(1)
     out = pol.propose(states, 5)
     tok, model = pol.tokenizer, pol.model
@@ -135,8 +138,8 @@ def test_logprob_is_the_action_tokens_under_the_model(react_model_dir, states) -
         assert total <= 1.0 + 1e-5
 
 
-def test_done_states_and_empty_batches(react_model_dir, states) -> None:
-    pol = policy(react_model_dir)
+def test_done_states_and_empty_batches(react_pair, states) -> None:
+    pol = policy(react_pair)
     finished = replace(states[0], done=True)
     out = pol.propose([finished, states[1], finished], 3)
     assert out[0] == [] and out[2] == [] and len(out[1]) <= 3
@@ -145,8 +148,8 @@ def test_done_states_and_empty_batches(react_model_dir, states) -> None:
     assert pol.act([finished]) == [None]
 
 
-def test_restrict_to_admissible(react_model_dir, states) -> None:
-    pol = policy(react_model_dir, restrict_to_admissible=True)
+def test_restrict_to_admissible(react_pair, states) -> None:
+    pol = policy(react_pair, restrict_to_admissible=True)
     torch.manual_seed(0)
     out = pol.propose(states, 8)
     for state, cands in zip(states, out, strict=True):
@@ -154,24 +157,20 @@ def test_restrict_to_admissible(react_model_dir, states) -> None:
             assert cands and all(c.text in state.admissible for c in cands)
 
 
-def test_long_histories_lose_their_oldest_steps(react_model_dir, states) -> None:
+def test_long_histories_lose_their_oldest_steps(react_pair, states) -> None:
     long = replace(states[1], history=states[1].history * 30)
-    pol = policy(react_model_dir, max_prompt_tokens=300)
+    pol = policy(react_pair, max_prompt_tokens=300)
     prompt, ids = pol.prompt(long)
     assert len(ids) <= 300 and "earlier steps are omitted" in prompt.text
     assert long.instruction.lower() in prompt.text.lower()
     torch.manual_seed(0)
     check_shape([long], pol.propose([long], 3), 3)
     with pytest.raises(ValueError, match="max_prompt_tokens"):
-        policy(react_model_dir, max_prompt_tokens=5).propose([long], 2)
+        policy(react_pair, max_prompt_tokens=5).propose([long], 2)
 
 
-def test_model_and_tokenizer_pair_and_flash_fallback(react_model_dir, states) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(react_model_dir)
-    tok = AutoTokenizer.from_pretrained(react_model_dir)
-    from_pair = HFPolicy(model, tok, greedy=True, grammars=SHORT_GRAMMARS, max_new_tokens=24)
+def test_model_and_tokenizer_pair_and_flash_fallback(react_model_dir, react_pair, states) -> None:
+    from_pair = policy(react_pair, greedy=True)
     with pytest.warns(UserWarning, match="flash-attn"):
         from_path = policy(react_model_dir, greedy=True, attn_implementation="flash_attention_2")
     assert from_path.model.config._attn_implementation == "sdpa"
