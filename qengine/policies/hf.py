@@ -270,7 +270,7 @@ class HFPolicy:
             gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
             gen_kwargs.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
-            gen_kwargs["top_k"] = None
+            gen_kwargs["top_k"] = 0  # no top-k: plain sampling at temperature, top_p
         with torch.inference_mode():
             seqs = self.model.generate(input_ids=input_ids, attention_mask=attention, **gen_kwargs)
         texts = self.tokenizer.batch_decode(seqs[:, width:], skip_special_tokens=True)
