@@ -13,8 +13,11 @@ def add_env_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy",
         default="scripted",
-        help="'scripted' (the noisy expert of the environment) or a local Hugging Face model path",
+        help="'scripted' (the environment's noisy expert), a local Hugging Face checkpoint "
+        "directory, or the base URL of an OpenAI-compatible server",
     )
+    parser.add_argument("--model-name", default=None, help="model name on the HTTP server")
+    parser.add_argument("--temperature", type=float, default=1.0, help="LLM sampling temperature")
     parser.add_argument(
         "--expert-p", type=float, default=0.5, help="scripted policy: probability of the oracle"
     )
@@ -31,10 +34,14 @@ def make_env_and_policy(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
     if args.tasks < 1:
         raise SystemExit("--tasks must be >= 1")
     tasks = tasks[: args.tasks]
-    if args.policy != "scripted":
-        raise SystemExit(
-            f"--policy {args.policy!r}: only the scripted policy is wired into the CLI so far; "
-            "use qengine.search.collect from Python with your own policy object"
-        )
-    policy = ScriptedPolicy(env, p=args.expert_p, seed=args.seed)
-    return env, policy, tasks
+    if args.policy == "scripted":
+        return env, ScriptedPolicy(env, p=args.expert_p, seed=args.seed), tasks
+    if args.policy.startswith(("http://", "https://")):
+        from qengine.policies import OpenAICompatiblePolicy
+
+        if not args.model_name:
+            raise SystemExit("--policy URL needs --model-name (the served model's name)")
+        return env, OpenAICompatiblePolicy(args.policy, args.model_name), tasks
+    from qengine.policies import HFPolicy
+
+    return env, HFPolicy(args.policy, temperature=args.temperature), tasks
