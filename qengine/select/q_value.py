@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.prompts import style_prompt
 from ..train.step_dpo import QMODEL_CONFIG
 
 
@@ -73,6 +74,8 @@ class QValueModel:
             )
         meta = json.loads(meta_file.read_text())
         self.beta = float(meta["beta"])
+        self.prompt_style = meta.get("prompt_style", "full")
+        self.max_length = int(meta.get("max_length", 512))
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModelForCausalLM.from_pretrained(path).to(self.device).eval()
@@ -81,12 +84,17 @@ class QValueModel:
         )
 
     def _ids(self, prompt: str, candidates: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+        """Token ids styled and truncated exactly as in training (``encode_completions``)."""
+        prompt = style_prompt(prompt, self.prompt_style)
         prompt_ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
         eos = self.tokenizer.eos_token_id
         cands = []
         for text in candidates:
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             cands.append(ids + ([eos] if eos is not None else []))
+        keep = self.max_length - max(len(c) for c in cands)
+        if len(prompt_ids) > keep:  # drop the oldest history, keep the first (bos) token
+            prompt_ids = prompt_ids[:1] + prompt_ids[len(prompt_ids) - keep + 1 :]
         return prompt_ids, cands
 
     def score(self, prompt: str, candidates: Sequence[str]) -> np.ndarray:

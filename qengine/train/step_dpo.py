@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..data.prompts import PromptStyle, style_prompt
 from .logprobs import completion_logprobs, completion_rows
 from .tokenize import encode_completions
 
@@ -45,6 +46,7 @@ class StepDPOConfig:
     max_grad_norm: float = 1.0
     max_length: int = 512
     eval_fraction: float = 0.1  # held-out pairs for preference accuracy (0: none)
+    prompt_style: PromptStyle = "full"  # "compact": instruction, past actions, last observation
     bf16: bool | None = None  # None: on CUDA when supported
     seed: int = 0
 
@@ -100,7 +102,7 @@ def _pair_logprobs(
     model: Any, tokenizer: Any, chunk: Sequence[dict], cfg: StepDPOConfig, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Chosen and rejected completions of a chunk in ONE forward pass → ([P], [P])."""
-    prompts = [r["prompt"] for r in chunk] * 2
+    prompts = [style_prompt(r["prompt"], cfg.prompt_style) for r in chunk] * 2
     completions = [r["chosen"] for r in chunk] + [r["rejected"] for r in chunk]
     batch = encode_completions(tokenizer, prompts, completions, max_length=cfg.max_length)
     logps = completion_logprobs(model, batch.to(device))
@@ -119,7 +121,7 @@ def _fused_dpo_loss(
     rows of the final hidden states meet the LM head, and no [tokens x vocab] logits are kept."""
     from qengine.kernels import fused_linear_dpo_loss
 
-    prompts = [r["prompt"] for r in chunk] * 2
+    prompts = [style_prompt(r["prompt"], cfg.prompt_style) for r in chunk] * 2
     completions = [r["chosen"] for r in chunk] + [r["rejected"] for r in chunk]
     batch = encode_completions(tokenizer, prompts, completions, max_length=cfg.max_length)
     rows, targets, cu_seqlens = completion_rows(model, batch.to(device))
@@ -242,7 +244,16 @@ def train_step_dpo(
     bar.close()
     history["eval_after"] = history["epochs"][-1]
     if output_dir is not None:
-        save_q_model(model, reference_model, tokenizer, output_dir, cfg.beta, history)
+        save_q_model(
+            model,
+            reference_model,
+            tokenizer,
+            output_dir,
+            cfg.beta,
+            history,
+            prompt_style=cfg.prompt_style,
+            max_length=cfg.max_length,
+        )
     return history
 
 
@@ -253,6 +264,9 @@ def save_q_model(
     output_dir: str | Path,
     beta: float,
     history: dict[str, Any] | None = None,
+    *,
+    prompt_style: PromptStyle = "full",
+    max_length: int = 512,
 ) -> Path:
     """Write a Q-value model: model + tokenizer, ``reference/``, ``qengine_qmodel.json``."""
     out = Path(output_dir)
@@ -260,6 +274,12 @@ def save_q_model(
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     reference.save_pretrained(out / REFERENCE_DIR)
-    meta = {"beta": beta, "reference": REFERENCE_DIR, "history": history or {}}
+    meta = {
+        "beta": beta,
+        "reference": REFERENCE_DIR,
+        "prompt_style": prompt_style,
+        "max_length": max_length,
+        "history": history or {},
+    }
     (out / QMODEL_CONFIG).write_text(json.dumps(meta, indent=2))
     return out

@@ -103,3 +103,35 @@ def test_bad_input_is_explained(tmp_path) -> None:
         QValueModel(tmp_path)
     with pytest.raises(ValueError, match="beta"):
         StepDPOConfig(beta=0.0)
+
+
+def test_compact_prompt_keeps_instruction_actions_and_last_observation() -> None:
+    from qengine.data.prompts import compact_prompt, render_prompt, style_prompt
+
+    full = render_prompt(
+        "buy a red shirt", "home", [("search[red]", "page 1"), ("click[a]", "item a")]
+    )
+    assert compact_prompt(full) == (
+        "Instruction: buy a red shirt\nPrevious actions: search[red] | click[a]\n"
+        "Observation: item a\nAction: "
+    )
+    assert style_prompt(full, "full") == full
+    with pytest.raises(ValueError, match="prompt style"):
+        style_prompt(full, "tiny")
+
+
+def test_q_value_model_styles_and_truncates_like_training(trained) -> None:
+    out, _ = trained
+    meta_path = out / "qengine_qmodel.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["prompt_style"] == "full" and meta["max_length"] == 512
+    q_model = QValueModel(out, device="cpu")
+    q_model.max_length = 12  # force truncation: bos + the most recent prompt tokens
+    long_prompt = "Instruction: buy a red shirt " * 5 + "\nAction: "
+    prompt_ids, cands = q_model._ids(long_prompt, ["click[red shirt]"])
+    assert len(prompt_ids) + len(cands[0]) == 12
+    assert prompt_ids[0] == q_model.tokenizer.bos_token_id
+    batch = encode_completions(
+        q_model.tokenizer, [long_prompt], ["click[red shirt]"], max_length=12
+    )
+    assert batch.input_ids[0].tolist() == prompt_ids + cands[0]
