@@ -45,6 +45,7 @@ def test_console_script_runs_the_demo(tmp_path: Path) -> None:
             "-m",
             "qengine",
             "demo",
+            "--search-only",
             "--tasks",
             "8",
             "--iterations",
@@ -58,3 +59,21 @@ def test_console_script_runs_the_demo(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert json.loads(out.stdout)["tasks"] == 8
+
+
+def test_pipeline_demo_writes_results(tmp_path: Path) -> None:
+    """A miniature `qengine demo`: every step runs and results.json has what users read."""
+    from qengine.pipeline import PipelineSettings, run_pipeline
+
+    settings = PipelineSettings(train_tasks=12, test_tasks=4, iterations=10, epochs=1)
+    summary = run_pipeline(settings, out=tmp_path, progress=False, log=lambda *_: None)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["pairs"] == summary["pairs"] > 0
+    for agent in ("base", "Q-guided"):
+        row = saved["agents"][agent]
+        assert row["tasks"] == 4
+        assert 0.0 <= row["success_rate"] <= 1.0
+        assert row["success_ci"][0] <= row["success_rate"] <= row["success_ci"][1]
+        assert 0.0 <= row["mean_reward"] <= 1.0
+    for name in ("agents.png", "q_distributions.png", "pairs.jsonl", "qmodel/model.safetensors"):
+        assert (tmp_path / name).stat().st_size > 0
