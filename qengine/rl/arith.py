@@ -12,10 +12,11 @@ all on CPU with a tiny word-level Llama (:mod:`qengine.models.tiny`):
 4. RL from the same SFT policy, same prompt stream, same optimiser, twice:
    - ORM: reward 1 / 0 on the last response token (final answer right / wrong), reward-to-go,
      batch-mean baseline;
-   - Q-RM: token rewards β·Z, the authors' recipe (EOS re-scored with the sequence mean, divided by
-     the batch std, each token weighted by its own reward);
+   - Q-RM: token rewards β·Z, EOS re-scored with the sequence mean (the authors' REINFORCE), then
+     whitened over the batch (``qrm_normalize="mean_std"``, the paper's text; ``"std"`` is the
+     authors' code default), each token weighted by its own reward (Q-values need no reward-to-go);
    greedy accuracy on held-out problems every ``eval_every`` steps; the score is the number of RL
-   steps until it reaches ``target_accuracy``.
+   steps until it reaches ``target_accuracy`` (default: SFT accuracy + ``target_gain``).
 
 :func:`run_experiment` returns everything measured; ``python -m qengine.rl.arith`` runs the default
 configuration and writes ``bench/results/qrm_vs_orm.json`` and ``.md``.
@@ -27,6 +28,7 @@ import copy
 import json
 import math
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -111,20 +113,22 @@ class ArithConfig:
     seed: int = 0
     hidden_size: int = 64
     num_layers: int = 2
-    sft_steps: int = 100
+    sft_steps: int = 180
     sft_batch: int = 32
     sft_lr: float = 3e-3
-    qrm_prompts: int = 384
+    qrm_prompts: int = 128
     qrm_samples: int = 4
     qrm_head: Literal["lm", "value"] = "value"
-    qrm_epochs: int = 3
+    qrm_epochs: int = 2
     qrm_lr: float = 1e-3
-    rl_steps: int = 100
+    rl_steps: int = 60
     rl_batch: int = 32
-    rl_lr: float = 5e-4
+    rl_lr: float = 1e-4
     eval_every: int = 5
-    eval_problems: int = 256
-    target_accuracy: float = 0.6
+    eval_problems: int = 128
+    target_accuracy: float | None = None  # None: SFT accuracy + target_gain
+    target_gain: float = 0.15
+    qrm_normalize: Literal["std", "mean_std", "none"] = "mean_std"
     max_new_tokens: int = 20
     methods: tuple[str, ...] = ("qrm", "orm")
     extra: dict[str, Any] = field(default_factory=dict)
@@ -181,8 +185,19 @@ def _qrm_records(model: Any, tokenizer: Any, cfg: ArithConfig) -> tuple[list[dic
     return records, right_total / len(prompts)
 
 
+def _log(progress: bool, *parts: Any) -> None:
+    if progress:
+        print("[arith]", *parts, file=sys.stderr, flush=True)
+
+
 def _rl(
-    method: str, policy: Any, qrm: QRewardModel | None, tokenizer: Any, cfg: ArithConfig
+    method: str,
+    policy: Any,
+    qrm: QRewardModel | None,
+    tokenizer: Any,
+    cfg: ArithConfig,
+    target: float,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """REINFORCE from the SFT policy; returns the accuracy curve and steps to target."""
     torch.manual_seed(cfg.seed + 3)
@@ -190,7 +205,7 @@ def _rl(
     stream = generate_problems(cfg.rl_steps * cfg.rl_batch, cfg.seed + 4)
     held_out = generate_problems(cfg.eval_problems, cfg.seed + 5)
     curve = [(0, _accuracy(policy, tokenizer, held_out, cfg.max_new_tokens))]
-    rewards_log, losses, reached = [], [], 0 if curve[0][1] >= cfg.target_accuracy else None
+    rewards_log, losses, reached = [], [], 0 if curve[0][1] >= target else None
     start = time.perf_counter()
     for step in range(1, cfg.rl_steps + 1):
         chunk = stream[(step - 1) * cfg.rl_batch : step * cfg.rl_batch]
@@ -210,7 +225,11 @@ def _rl(
         elif method == "qrm":
             assert qrm is not None
             rewards = qrm.token_rewards(
-                roll.input_ids, roll.attention_mask, mask, normalize="std", eos_mean=True
+                roll.input_ids,
+                roll.attention_mask,
+                mask,
+                normalize=cfg.qrm_normalize,
+                eos_mean=True,
             )
             returns, baseline = "immediate", None
         else:
@@ -227,7 +246,8 @@ def _rl(
         if step % cfg.eval_every == 0 or step == cfg.rl_steps:
             acc = _accuracy(policy, tokenizer, held_out, cfg.max_new_tokens)
             curve.append((step, acc))
-            if reached is None and acc >= cfg.target_accuracy:
+            _log(progress, f"{method} step {step}: held-out accuracy {acc:.3f}")
+            if reached is None and acc >= target:
                 reached = step
                 if cfg.extra.get("stop_at_target", True):
                     break
@@ -255,11 +275,16 @@ def run_experiment(config: ArithConfig | None = None, *, progress: bool = False)
     held_out = generate_problems(cfg.eval_problems, cfg.seed + 5)
     sft_acc = _accuracy(policy, tokenizer, held_out, cfg.max_new_tokens)
     t_sft = time.perf_counter()
+    target = cfg.target_accuracy
+    if target is None:
+        target = min(0.95, sft_acc + cfg.target_gain)
+    _log(progress, f"SFT: loss {sft_losses[-1]:.3f}, greedy accuracy {sft_acc:.3f}")
 
     result: dict[str, Any] = {
         "config": asdict(cfg),
         "torch_threads": _device_threads(),
         "sft": {"final_loss": sft_losses[-1], "greedy_accuracy": sft_acc, "steps": cfg.sft_steps},
+        "target_accuracy": target,
         "methods": {},
     }
     qrm = None
@@ -279,15 +304,20 @@ def run_experiment(config: ArithConfig | None = None, *, progress: bool = False)
             "eval_before": history["eval_before"],
             "eval_after": history["eval_after"],
         }
+        _log(progress, f"Q-RM: {len(records)} pairs, held-out {history['eval_after']}")
     t_qrm = time.perf_counter()
     for method in cfg.methods:
-        result["methods"][method] = _rl(method, copy.deepcopy(policy), qrm, tokenizer, cfg)
+        result["methods"][method] = _rl(
+            method, copy.deepcopy(policy), qrm, tokenizer, cfg, target, progress
+        )
     steps = {m: result["methods"][m]["steps_to_target"] for m in cfg.methods}
     ratio = None
     if steps.get("qrm") and steps.get("orm"):
         ratio = steps["orm"] / steps["qrm"]
     elif steps.get("qrm") and steps.get("orm") is None and "orm" in steps:
         ratio = f">{cfg.rl_steps / steps['qrm']:.2f} (ORM did not reach the target)"
+    elif steps.get("orm") and steps.get("qrm") is None and "qrm" in steps:
+        ratio = f"<{steps['orm'] / cfg.rl_steps:.2f} (Q-RM did not reach the target)"
     result["steps_to_target"] = steps
     result["speedup_orm_over_qrm"] = ratio
     result["seconds"] = {
@@ -323,13 +353,13 @@ def write_results(results: dict[str, Any] | list[dict[str, Any]], path: str | Pa
         ratio_s = f"{ratio:.2f}" if isinstance(ratio, float) else str(ratio)
         lines.append(
             f"| {c['seed']} | {r['sft']['greedy_accuracy']:.3f} | {qacc:.3f} | "
-            f"{c['target_accuracy']} | {s.get('qrm')} | {s.get('orm')} | {ratio_s} |"
+            f"{r['target_accuracy']:.3f} | {s.get('qrm')} | {s.get('orm')} | {ratio_s} |"
         )
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")
     return path.with_suffix(".json")
 
 
 if __name__ == "__main__":  # pragma: no cover - the default experiment
-    res = run_experiment(progress=False)
+    res = run_experiment(progress=True)
     print(json.dumps({k: res[k] for k in ("steps_to_target", "speedup_orm_over_qrm", "seconds")}))
     write_results(res, "bench/results/qrm_vs_orm")
