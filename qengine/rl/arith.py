@@ -242,7 +242,7 @@ def _rl(
         torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
         opt.step()
         rewards_log.append(float(correct.mean()))
-        losses.append(float(out.loss))
+        losses.append(out.loss.item())
         if step % cfg.eval_every == 0 or step == cfg.rl_steps:
             acc = _accuracy(policy, tokenizer, held_out, cfg.max_new_tokens)
             curve.append((step, acc))

@@ -74,7 +74,7 @@ def reinforce_with_qrm(
         log.append(
             {
                 "step": step,
-                "loss": float(out.loss),
+                "loss": out.loss.item(),
                 "qrm_reward": float(raw.sum() / n),
                 "kl": float(kl.sum() / n),
             }
