@@ -57,20 +57,6 @@ py::dtype numpy_dtype(qengine::Dtype d) {
   return py::dtype::of<int32_t>();
 }
 
-size_t itemsize(qengine::Dtype d) {
-  switch (d) {
-    case qengine::Dtype::kInt32:
-      return 4;
-    case qengine::Dtype::kUint16:
-      return 2;
-    case qengine::Dtype::kFloat32:
-      return 4;
-    case qengine::Dtype::kInt64:
-      return 8;
-  }
-  return 4;
-}
-
 void same_length(const char* op, const char* a, int64_t na, const char* b, int64_t nb) {
   if (na != nb) {
     throw qengine::ValueError(std::string(op) + ": " + a + " has " + std::to_string(na) +
@@ -263,9 +249,9 @@ Use qengine.Forest, which converts friendly input to the exact dtypes this class
         auto* holder = new std::shared_ptr<const void>(std::move(v.owner));
         py::capsule owner(holder,
                           [](void* p) { delete static_cast<std::shared_ptr<const void>*>(p); });
-        const size_t item = itemsize(v.dtype);
+        // Hot fields are strided views into the records (stride sizeof(HotNode)).
         py::array out(numpy_dtype(v.dtype), {static_cast<py::ssize_t>(v.size)},
-                      {static_cast<py::ssize_t>(item)}, v.data, owner);
+                      {static_cast<py::ssize_t>(v.stride)}, v.data, owner);
         out.attr("setflags")(py::arg("write") = false);
         return out;
       },

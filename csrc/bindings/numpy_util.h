@@ -83,10 +83,10 @@ Input<T> input(const py::handle& obj, const char* op, const char* name) {
 }
 
 // Moves a vector into a numpy array without copying (a capsule owns the vector).
-template <class T>
-py::array to_numpy(std::vector<T>&& values) {
-  auto* heap = new std::vector<T>(std::move(values));
-  py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+template <class T, class A>
+py::array to_numpy(std::vector<T, A>&& values) {
+  auto* heap = new std::vector<T, A>(std::move(values));
+  py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<T, A>*>(p); });
   return py::array_t<T>({static_cast<py::ssize_t>(heap->size())}, {sizeof(T)}, heap->data(), owner);
 }
 

@@ -41,28 +41,20 @@ void expand_node(Tree& t, int32_t node, const ChildBlock& ch, int64_t limit) {
   } else if (old == 0) {
     first = t.size;
   }
-  // The new children, column by column (tight loops the compiler vectorises; the same values as
-  // Tree::init_node).
+  // The new children (the same values as Tree::init_node): hot records in one pass, then the
+  // cold columns in tight loops.
   const uint16_t depth = static_cast<uint16_t>(t.depth[node] + 1);
   const int32_t base = t.size;
   const size_t n = static_cast<size_t>(count);
+  HotNode* hot = t.hot + base;
+  for (int32_t j = 0; j < count; ++j) {
+    const uint16_t status = ch.terminal != nullptr && ch.terminal[j] != 0 ? kTerminalBit : 0;
+    hot[j] = HotNode{node, kNoNode, 0, 0.0f, ch.rewards[j], ch.priors[j], 0, status};
+  }
   std::memcpy(t.payload + base, ch.payloads, n * sizeof(int64_t));
-  std::memcpy(t.prior + base, ch.priors, n * sizeof(float));
-  std::memcpy(t.reward + base, ch.rewards, n * sizeof(float));
-  std::fill_n(t.parent + base, n, node);
-  std::fill_n(t.first_child + base, n, kNoNode);
-  std::fill_n(t.visits + base, n, 0);
-  std::fill_n(t.q + base, n, 0.0f);
-  std::fill_n(t.num_children + base, n, uint16_t{0});
   std::fill_n(t.depth + base, n, depth);
   uint16_t* action = t.action + base;
   for (int32_t j = 0; j < count; ++j) action[j] = static_cast<uint16_t>(old + j);
-  uint16_t* status = t.status + base;
-  if (ch.terminal == nullptr) {
-    std::fill_n(status, n, uint16_t{0});
-  } else {
-    for (int32_t j = 0; j < count; ++j) status[j] = ch.terminal[j] != 0 ? kTerminalBit : 0;
-  }
   t.size = base + count;
   t.first_child[node] = first;
   t.num_children[node] = static_cast<uint16_t>(old + count);

@@ -32,10 +32,8 @@ std::string str(int64_t v) { return std::to_string(v); }
 
 // Prefetches the per-node fields of x that validation reads.
 inline void prefetch_node(const Tree& t, int32_t x) {
-  __builtin_prefetch(t.status + x);
-  __builtin_prefetch(t.num_children + x);
-  __builtin_prefetch(t.first_child + x);
-  __builtin_prefetch(t.parent + x);
+  __builtin_prefetch(t.hot + x);
+  __builtin_prefetch(reinterpret_cast<const char*>(t.hot + x + 1) - 1);
   __builtin_prefetch(t.depth + x);
 }
 
@@ -44,16 +42,10 @@ inline void prefetch_arena_end(const Tree& t) {
   const int32_t e = t.size;
   if (e >= t.capacity) return;
   __builtin_prefetch(t.payload + e, 1);
-  __builtin_prefetch(t.parent + e, 1);
-  __builtin_prefetch(t.first_child + e, 1);
-  __builtin_prefetch(t.visits + e, 1);
-  __builtin_prefetch(t.prior + e, 1);
-  __builtin_prefetch(t.q + e, 1);
-  __builtin_prefetch(t.reward + e, 1);
-  __builtin_prefetch(t.num_children + e, 1);
+  __builtin_prefetch(t.hot + e, 1);
+  __builtin_prefetch(reinterpret_cast<const char*>(t.hot + e) + 64, 1);
   __builtin_prefetch(t.action + e, 1);
   __builtin_prefetch(t.depth + e, 1);
-  __builtin_prefetch(t.status + e, 1);
 }
 
 std::string where(const char* op, int64_t i) {

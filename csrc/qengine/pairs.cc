@@ -83,19 +83,45 @@ void tree_pairs(const Tree& t, const SearchConfig& cfg, int32_t tree_id, PairMod
   const int64_t threshold = std::max<int64_t>(min_visits, 1);
   auto depth_ok = [&](int32_t s) { return max_depth < 0 || t.depth[s] <= max_depth; };
   if (mode == PairMode::kMaxMin) {
-    for (int32_t s = 0; s < t.size; ++s) {
-      if (t.num_children[s] < 2 || !t.alive(s) || !depth_ok(s)) continue;
+    // Children blocks are the maximal runs of alive slots with one parent, and they cover every
+    // alive non-root node; so one sequential pass over the records finds every block and its
+    // parent without touching the parent (a scan over s reads the records, then jumps to each
+    // block: 1.5x the time with hot records). The results are put in place by parent id and
+    // emitted in increasing s, the order of the contract.
+    struct Found {
+      int32_t hi, lo;
+      double qhi, qlo;
+    };
+    thread_local std::vector<Found> found;
+    thread_local std::vector<uint64_t> marked;
+    if (found.size() < static_cast<size_t>(t.size)) found.resize(static_cast<size_t>(t.size));
+    marked.assign((static_cast<size_t>(t.size) + 63) / 64, 0);
+    for (int32_t c = 1; c < t.size;) {
+      const int32_t s = t.parent[c];
+      if (s == kDeadSlot) {
+        ++c;
+        continue;
+      }
       int32_t hi = kNoNode, lo = kNoNode, eligible = 0;
       double qhi = 0.0, qlo = 0.0;
-      const int32_t first = t.first_child[s];
-      for (int32_t c = first, end = first + t.num_children[s]; c < end; ++c) {
+      for (; c < t.size && t.parent[c] == s; ++c) {
         if (t.visits[c] < threshold) continue;
         ++eligible;
         const double q = edge_value(t, ds, c);
         if (hi == kNoNode || q > qhi) hi = c, qhi = q;
         if (lo == kNoNode || q <= qlo) lo = c, qlo = q;  // ties: higher id
       }
-      if (eligible >= 2) emit(t, tree_id, s, hi, qhi, lo, qlo, min_q_gap, out);
+      if (eligible >= 2 && depth_ok(s)) {  // two eligible children: s has at least 2
+        found[static_cast<size_t>(s)] = Found{hi, lo, qhi, qlo};
+        marked[static_cast<size_t>(s) / 64] |= uint64_t{1} << (s % 64);
+      }
+    }
+    for (size_t w = 0; w < marked.size(); ++w) {
+      for (uint64_t bits = marked[w]; bits != 0; bits &= bits - 1) {
+        const int32_t s = static_cast<int32_t>(w * 64 + static_cast<size_t>(__builtin_ctzll(bits)));
+        const Found& f = found[static_cast<size_t>(s)];
+        emit(t, tree_id, s, f.hi, f.qhi, f.lo, f.qlo, min_q_gap, out);
+      }
     }
     return;
   }

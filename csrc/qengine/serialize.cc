@@ -10,7 +10,7 @@ namespace qengine {
 namespace {
 
 template <class T>
-void put(std::vector<T>& dst, int64_t offset, const T* src, int32_t n) {
+void put(NodeColumn<T>& dst, int64_t offset, const T* src, int32_t n) {
   std::memcpy(dst.data() + offset, src, sizeof(T) * static_cast<size_t>(n));
 }
 
@@ -28,17 +28,30 @@ void get(T* dst, const ArraysIn::Span<T>& src, int64_t offset, int32_t n) {
 
 void export_tree(const Tree& t, int64_t offset, ArraysOut* out) {
   const int32_t n = t.size;
-  put(out->parent, offset, t.parent, n);
-  put(out->first_child, offset, t.first_child, n);
-  put(out->num_children, offset, t.num_children, n);
   put(out->action, offset, t.action, n);
   put(out->depth, offset, t.depth, n);
-  put(out->status, offset, t.status, n);
-  put(out->prior, offset, t.prior, n);
-  put(out->visits, offset, t.visits, n);
-  put(out->q, offset, t.q, n);
-  put(out->reward, offset, t.reward, n);
   put(out->payload, offset, t.payload, n);
+  // The hot records, split into their columns in one pass.
+  const HotNode* hot = t.hot;
+  int32_t* parent = out->parent.data() + offset;
+  int32_t* first_child = out->first_child.data() + offset;
+  uint16_t* num_children = out->num_children.data() + offset;
+  uint16_t* status = out->status.data() + offset;
+  float* prior = out->prior.data() + offset;
+  int32_t* visits = out->visits.data() + offset;
+  float* q = out->q.data() + offset;
+  float* reward = out->reward.data() + offset;
+  for (int32_t i = 0; i < n; ++i) {
+    const HotNode r = hot[i];  // a copy: the stores below cannot alias it
+    parent[i] = r.parent;
+    first_child[i] = r.first_child;
+    num_children[i] = r.num_children;
+    status[i] = r.status;
+    prior[i] = r.prior;
+    visits[i] = r.visits;
+    q[i] = r.q;
+    reward[i] = r.reward;
+  }
 }
 
 int64_t check_array_shapes(const ArraysIn& in, const SearchConfig& config) {
@@ -88,17 +101,15 @@ Tree import_tree(const ArraysIn& in, int64_t b) {
   const int64_t offset = in.tree_offsets.data[b];
   const int32_t n = static_cast<int32_t>(in.tree_offsets.data[b + 1] - offset);
   Tree t = Tree::make_uninitialised(n, n);
-  get(t.parent, in.parent, offset, n);
-  get(t.first_child, in.first_child, offset, n);
-  get(t.num_children, in.num_children, offset, n);
   get(t.action, in.action, offset, n);
   get(t.depth, in.depth, offset, n);
-  get(t.status, in.status, offset, n);
-  get(t.prior, in.prior, offset, n);
-  get(t.visits, in.visits, offset, n);
-  get(t.q, in.q, offset, n);
-  get(t.reward, in.reward, offset, n);
   get(t.payload, in.payload, offset, n);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t j = offset + i;
+    t.hot[i] = HotNode{
+        in.parent.data[j], in.first_child.data[j], in.visits.data[j],       in.q.data[j],
+        in.reward.data[j], in.prior.data[j],       in.num_children.data[j], in.status.data[j]};
+  }
   t.minmax_lo = in.minmax_lo.data[b];
   t.minmax_hi = in.minmax_hi.data[b];
   t.root_epoch = in.root_epoch.data[b];

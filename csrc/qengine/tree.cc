@@ -8,24 +8,17 @@
 namespace qengine {
 namespace {
 
-// Byte offsets of the columns inside a block of `cap` slots (8-byte column first, then 4, then 2).
+// Byte offsets inside a block of `cap` slots (8-byte column first, then the 4-aligned records,
+// then 4 and 2).
 struct Layout {
-  size_t payload, parent, first_child, visits, prior, q, reward, num_children, action, depth,
-      status, total;
+  size_t payload, hot, action, depth, total;
   explicit Layout(int64_t cap) {
     const size_t n = static_cast<size_t>(cap);
     payload = 0;
-    parent = payload + 8 * n;
-    first_child = parent + 4 * n;
-    visits = first_child + 4 * n;
-    prior = visits + 4 * n;
-    q = prior + 4 * n;
-    reward = q + 4 * n;
-    num_children = reward + 4 * n;
-    action = num_children + 2 * n;
+    hot = payload + 8 * n;
+    action = hot + sizeof(HotNode) * n;
     depth = action + 2 * n;
-    status = depth + 2 * n;
-    total = status + 2 * n;
+    total = depth + 2 * n;
   }
 };
 
@@ -38,16 +31,18 @@ void bind_columns(Tree* t) {
   const Layout l(t->capacity);
   uint8_t* base = t->block.get();
   t->payload = reinterpret_cast<int64_t*>(base + l.payload);
-  t->parent = reinterpret_cast<int32_t*>(base + l.parent);
-  t->first_child = reinterpret_cast<int32_t*>(base + l.first_child);
-  t->visits = reinterpret_cast<int32_t*>(base + l.visits);
-  t->prior = reinterpret_cast<float*>(base + l.prior);
-  t->q = reinterpret_cast<float*>(base + l.q);
-  t->reward = reinterpret_cast<float*>(base + l.reward);
-  t->num_children = reinterpret_cast<uint16_t*>(base + l.num_children);
+  t->hot = reinterpret_cast<HotNode*>(base + l.hot);
   t->action = reinterpret_cast<uint16_t*>(base + l.action);
   t->depth = reinterpret_cast<uint16_t*>(base + l.depth);
-  t->status = reinterpret_cast<uint16_t*>(base + l.status);
+  HotNode* h = t->hot;
+  t->parent.records = h;
+  t->first_child.records = h;
+  t->visits.records = h;
+  t->q.records = h;
+  t->reward.records = h;
+  t->prior.records = h;
+  t->num_children.records = h;
+  t->status.records = h;
 }
 
 template <class T>
@@ -80,16 +75,9 @@ void Tree::grow(int64_t needed, int64_t limit) {
   cap = std::max<int64_t>(std::min<int64_t>(cap, limit), needed);
   Tree bigger = make_uninitialised(size, cap);
   copy_column(bigger.payload, payload, size);
-  copy_column(bigger.parent, parent, size);
-  copy_column(bigger.first_child, first_child, size);
-  copy_column(bigger.visits, visits, size);
-  copy_column(bigger.prior, prior, size);
-  copy_column(bigger.q, q, size);
-  copy_column(bigger.reward, reward, size);
-  copy_column(bigger.num_children, num_children, size);
+  copy_column(bigger.hot, hot, size);
   copy_column(bigger.action, action, size);
   copy_column(bigger.depth, depth, size);
-  copy_column(bigger.status, status, size);
   bigger.minmax_lo = minmax_lo;
   bigger.minmax_hi = minmax_hi;
   bigger.root_epoch = root_epoch;
@@ -99,92 +87,77 @@ void Tree::grow(int64_t needed, int64_t limit) {
 void Tree::init_node(int32_t id, int32_t parent_id, uint16_t action_index, uint16_t node_depth,
                      float node_prior, float node_reward, bool is_terminal, int64_t node_payload) {
   payload[id] = node_payload;
-  parent[id] = parent_id;
-  first_child[id] = kNoNode;
-  visits[id] = 0;
-  prior[id] = node_prior;
-  q[id] = 0.0f;
-  reward[id] = node_reward;
-  num_children[id] = 0;
+  hot[id] =
+      HotNode{parent_id,   kNoNode,    0, 0.0f,
+              node_reward, node_prior, 0, static_cast<uint16_t>(is_terminal ? kTerminalBit : 0)};
   action[id] = action_index;
   depth[id] = node_depth;
-  status[id] = is_terminal ? kTerminalBit : 0;
 }
 
 void Tree::kill_node(int32_t id) {
   payload[id] = 0;
-  parent[id] = kDeadSlot;
-  first_child[id] = kNoNode;
-  visits[id] = 0;
-  prior[id] = 0.0f;
-  q[id] = 0.0f;
-  reward[id] = 0.0f;
-  num_children[id] = 0;
+  hot[id] = HotNode{kDeadSlot, kNoNode, 0, 0.0f, 0.0f, 0.0f, 0, 0};
   action[id] = 0;
   depth[id] = 0;
-  status[id] = 0;
 }
 
 void Tree::copy_node(const Tree& s, int32_t from, int32_t to) {
   payload[to] = s.payload[from];
-  parent[to] = s.parent[from];
-  first_child[to] = s.first_child[from];
-  visits[to] = s.visits[from];
-  prior[to] = s.prior[from];
-  q[to] = s.q[from];
-  reward[to] = s.reward[from];
-  num_children[to] = s.num_children[from];
+  hot[to] = s.hot[from];
   action[to] = s.action[from];
   depth[to] = s.depth[from];
-  status[to] = s.status[from];
 }
 
 ColumnView Tree::view(Field field) const {
   ColumnView v;
   v.size = size;
+  v.stride = static_cast<int64_t>(sizeof(HotNode));
   switch (field) {
     case Field::kParent:
-      v.data = parent;
+      v.data = parent.at(0);
       v.dtype = Dtype::kInt32;
       break;
     case Field::kFirstChild:
-      v.data = first_child;
+      v.data = first_child.at(0);
       v.dtype = Dtype::kInt32;
       break;
     case Field::kNumChildren:
-      v.data = num_children;
+      v.data = num_children.at(0);
       v.dtype = Dtype::kUint16;
       break;
     case Field::kAction:
       v.data = action;
+      v.stride = sizeof(*action);
       v.dtype = Dtype::kUint16;
       break;
     case Field::kDepth:
       v.data = depth;
+      v.stride = sizeof(*depth);
       v.dtype = Dtype::kUint16;
       break;
     case Field::kStatus:
-      v.data = status;
+      v.data = status.at(0);
       v.dtype = Dtype::kUint16;
       break;
     case Field::kPrior:
-      v.data = prior;
+      v.data = prior.at(0);
       v.dtype = Dtype::kFloat32;
       break;
     case Field::kVisits:
-      v.data = visits;
+      v.data = visits.at(0);
       v.dtype = Dtype::kInt32;
       break;
     case Field::kQ:
-      v.data = q;
+      v.data = q.at(0);
       v.dtype = Dtype::kFloat32;
       break;
     case Field::kReward:
-      v.data = reward;
+      v.data = reward.at(0);
       v.dtype = Dtype::kFloat32;
       break;
     case Field::kPayload:
       v.data = payload;
+      v.stride = sizeof(*payload);
       v.dtype = Dtype::kInt64;
       break;
   }

@@ -35,8 +35,8 @@ using qengine::SearchConfig;
   std::exit(1);
 }
 
-template <class T>
-bool same_vec(const std::vector<T>& a, const std::vector<T>& b) {
+template <class T, class A>
+bool same_vec(const std::vector<T, A>& a, const std::vector<T, A>& b) {
   return a.size() == b.size() &&
          (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
 }
