@@ -26,7 +26,21 @@ __all__ = [
     "__version__",
 ]
 
-_LAZY_SUBMODULES = ("envs", "policies", "kernels", "reference", "demo")
+_LAZY_SUBMODULES = (
+    "data",
+    "demo",
+    "envs",
+    "kernels",
+    "models",
+    "pipeline",
+    "policies",
+    "qrm",
+    "reference",
+    "rl",
+    "search",
+    "select",
+    "train",
+)
 
 
 def __getattr__(name: str) -> Any:

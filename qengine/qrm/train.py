@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from qengine.train.tokenize import encode_completions
 
+from ..train.optim import adamw_with_warmup
 from .model import QRewardModel
 
 __all__ = ["QRMTrainConfig", "as_records", "evaluate_qrm", "train_qrm"]
@@ -176,17 +177,16 @@ def train_qrm(
         "eval_before": evaluate(),
     }
     params = [p for p in qrm.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(train) / (cfg.batch_size * cfg.grad_accumulation))
-    total = steps_per_epoch * cfg.epochs
-    warmup = int(total * cfg.warmup_ratio)
-
-    def schedule(step: int) -> float:  # linear warmup, then linear decay to 0
-        if step < warmup:
-            return (step + 1) / max(warmup, 1)
-        return max(0.0, (total - step) / max(total - warmup, 1))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    optimizer, scheduler, total = adamw_with_warmup(
+        params,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        examples=len(train),
+        batch_size=cfg.batch_size,
+        grad_accumulation=cfg.grad_accumulation,
+        epochs=cfg.epochs,
+        warmup_ratio=cfg.warmup_ratio,
+    )
     order = list(range(len(train)))
     rng = random.Random(cfg.seed)
     bar = tqdm(total=total, desc="Q-RM", unit="step", disable=not progress)
