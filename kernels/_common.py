@@ -34,11 +34,13 @@ class TokenLogprobs(NamedTuple):
 
 
 def normalize_target(
-    target: torch.Tensor, ignore_index: int, mask: torch.Tensor | None
+    target: torch.Tensor, ignore_index: int, mask: torch.Tensor | None, vocab_size: int
 ) -> torch.Tensor:
     """Flatten ``target`` to int32 [N], every ignored token (``ignore_index``, ``~mask``) = -1.
 
-    The kernels treat any negative id as "ignored", so ``ignore_index`` may be any value.
+    The kernels treat any negative id as "ignored", so ``ignore_index`` may be any value. A kept id
+    outside [0, vocab_size) raises IndexError instead of silently scoring a logit of 0 (one
+    reduction and one host sync per call).
     """
     if target.dtype.is_floating_point or target.dtype == torch.bool:
         raise TypeError(f"target must hold integer token ids, got dtype {target.dtype}")
@@ -48,6 +50,13 @@ def normalize_target(
         if mask.shape != target.shape:
             raise ValueError(f"mask {tuple(mask.shape)} != target shape {tuple(target.shape)}")
         ignored = ignored | ~mask.reshape(-1).bool()
+    bad = ~ignored & ((flat < 0) | (flat >= vocab_size))
+    if bool(bad.any()):
+        first = int(flat[bad][0])
+        raise IndexError(
+            f"target id {first} is outside the vocabulary [0, {vocab_size}); mark tokens that must "
+            f"not be scored with ignore_index={ignore_index} or the mask"
+        )
     return torch.where(ignored, -1, flat).to(torch.int32).contiguous()
 
 

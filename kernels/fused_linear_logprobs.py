@@ -356,7 +356,7 @@ def fused_linear_logprobs_reference(
         logits.to(torch.promote_types(logits.dtype, torch.float32)), temperature, softcap
     )
     out = logit_stats_reference(
-        z, normalize_target(target, ignore_index, mask), with_entropy=with_entropy
+        z, normalize_target(target, ignore_index, mask, weight.shape[0]), with_entropy=with_entropy
     )
     return TokenLogprobs(*(None if t is None else t.reshape(lead) for t in out))
 
@@ -415,7 +415,7 @@ def fused_linear_logprobs(
     h = h if h.stride(-1) == 1 else h.contiguous()
     w = weight if weight.stride(-1) == 1 else weight.contiguous()
     b = None if bias is None else bias.contiguous()
-    tgt = normalize_target(target, ignore_index, mask)
+    tgt = normalize_target(target, ignore_index, mask, weight.shape[0])
     logp, lse, zt, ent, amax = _FusedLinearLogprobsFunction.apply(
         h, w, b, tgt, float(temperature), None if softcap is None else float(softcap),
         config or FusedLinearConfig(),

@@ -193,7 +193,7 @@ def token_logprobs_reference(
 ) -> TokenLogprobs:
     """Eager PyTorch reference of :func:`token_logprobs` (materialises fp32 [N, V])."""
     lead = logits.shape[:-1]
-    tgt = normalize_target(target, ignore_index, mask)
+    tgt = normalize_target(target, ignore_index, mask, logits.shape[-1])
     z = transform_reference(
         logits.reshape(-1, logits.shape[-1]).to(torch.promote_types(logits.dtype, torch.float32)),
         temperature,
@@ -248,7 +248,7 @@ def token_logprobs(
     x = logits.reshape(-1, logits.shape[-1])
     if x.stride(-1) != 1:
         x = x.contiguous()
-    tgt = normalize_target(target, ignore_index, mask)
+    tgt = normalize_target(target, ignore_index, mask, logits.shape[-1])
     logp, lse, zt, ent, amax = _TokenLogprobsFunction.apply(
         x, tgt, float(temperature), None if softcap is None else float(softcap), with_entropy,
         block_v,

@@ -95,3 +95,19 @@ def test_bad_inputs_raise_readable_errors():
         token_logprobs(torch.randn(3, 5), torch.zeros(3, dtype=torch.long), temperature=0)
     with pytest.raises(ValueError, match="impl"):
         token_logprobs(torch.randn(3, 5), torch.zeros(3, dtype=torch.long), impl="cuda")
+
+
+@pytest.mark.parametrize("impl", ["torch", pytest.param("triton", marks=pytest.mark.triton)])
+def test_out_of_vocabulary_target_is_refused(impl: str) -> None:
+    from qengine.kernels import fused_linear_logprobs, token_logprobs
+
+    logits = torch.randn(5, 11)
+    with pytest.raises(IndexError, match="outside the vocabulary"):
+        token_logprobs(logits, torch.tensor([0, 1, 11, 2, 3]), impl=impl)
+    with pytest.raises(IndexError, match="outside the vocabulary"):
+        token_logprobs(logits, torch.tensor([0, -3, 1, 2, 3]), impl=impl)
+    ok = token_logprobs(logits, torch.tensor([0, -100, 1, 2, 3]), impl=impl)
+    assert ok.logp[1] == 0
+    hidden, weight = torch.randn(5, 7), torch.randn(11, 7)
+    with pytest.raises(IndexError, match="outside the vocabulary"):
+        fused_linear_logprobs(hidden, weight, torch.tensor([0, 1, 2, 3, 40]), impl=impl)
