@@ -56,15 +56,21 @@ def _priors(favourite: np.ndarray, num_actions: int, boost: float = 2.0) -> np.n
 
 
 def _rollouts(
-    task: np.ndarray, start_depth: np.ndarray, puzzle: LockPuzzle, rng: np.random.Generator
+    secret: np.ndarray,
+    favourite: np.ndarray,
+    start_depth: np.ndarray,
+    puzzle: LockPuzzle,
+    rng: np.random.Generator,
 ) -> np.ndarray:
-    """float64 [L]: reward of one policy rollout from each leaf (the leaf's path is correct)."""
-    secret, favourite = puzzle.secrets()[task], puzzle.favourites()[task]
-    rewards = np.ones(task.shape[0])
+    """float64 [L]: reward of one policy rollout from each leaf (the leaf's path is correct).
+
+    secret, favourite: int64 [L, depth], the rows of the leaves' tasks.
+    """
+    rewards = np.ones(secret.shape[0])
     for d in range(puzzle.depth):
         active = start_depth <= d
         probs = _priors(favourite[:, d], puzzle.num_actions).astype(np.float64)
-        draws = (probs.cumsum(axis=1) > rng.random((task.shape[0], 1))).argmax(axis=1)
+        draws = (probs.cumsum(axis=1) > rng.random((secret.shape[0], 1))).argmax(axis=1)
         rewards = np.where(active & (draws != secret[:, d]), 0.0, rewards)
     return rewards
 
@@ -108,7 +114,8 @@ def run_demo(
             rewards=rewards.ravel(),
             terminal=terminal.ravel(),
         )
-        forest.backup(leaves.tree, leaves.node, _rollouts(task, depth, puzzle, rng))
+        values = _rollouts(secret[task], favourite[task], depth, puzzle, rng)
+        forest.backup(leaves.tree, leaves.node, values)
         leaves_evaluated += len(leaves)
     elapsed = time.perf_counter() - start
 

@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from ..forest import NODE_FIELDS
+
 ROOT = 0
 NO_PARENT = -1  # parent of the root
 DEAD = -2  # parent of a slot freed by relocating widening
@@ -41,18 +43,7 @@ STORED_DTYPES: dict[str, type] = {
 }
 """Dtype of every stored field, as exported (docs section 9, ``export_arrays``)."""
 
-VIEW_FIELDS: tuple[str, ...] = (
-    "parent",
-    "first_child",
-    "num_children",
-    "action",
-    "depth",
-    "prior",
-    "visits",
-    "q",
-    "reward",
-    "payload",
-)
+VIEW_FIELDS: tuple[str, ...] = NODE_FIELDS  # the fields Forest.view() serves
 DERIVED_DTYPES: dict[str, type] = {
     "in_flight": np.int32,
     "terminal": np.bool_,

@@ -10,23 +10,10 @@ import pytest
 from core_helpers import assert_arrays_equal, assert_same_forest, check_invariants
 
 from qengine import Forest, SearchConfig
+from qengine.forest import DERIVED_FIELDS, NODE_FIELDS
 
 ENGINES = ["native", "reference"]
-FIELDS = (
-    "parent",
-    "first_child",
-    "num_children",
-    "action",
-    "depth",
-    "prior",
-    "visits",
-    "q",
-    "reward",
-    "payload",
-    "in_flight",
-    "terminal",
-    "exhausted",
-)
+FIELDS = NODE_FIELDS + DERIVED_FIELDS
 
 
 def search(forest: Forest, seed: int, iterations: int, *, widen: bool = True) -> None:
