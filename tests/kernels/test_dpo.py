@@ -83,7 +83,7 @@ def test_dpo_packed_precomputed_ref_bf16(dtype):
     hp, tp = h[keep], tgt[keep]
     tp[:4] = -100
     cu = cu_seqlens_from_lengths(lengths)
-    ref_logps = torch.randn(4) - 10
+    ref_logps = torch.randn(4, generator=torch.Generator().manual_seed(1)) - 10
     res = []
     for dt, impl in ((dtype, "triton"), (torch.float64, "torch"), (dtype, "torch")):
         src = [x.to(dtype) for x in (hp, w)]

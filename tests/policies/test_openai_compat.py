@@ -45,6 +45,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, code: int, payload: bytes, headers: dict | None = None) -> None:
+        # The request stops counting as in flight before its answer leaves: once the client has
+        # the bytes it may start its next request, which must not be seen as a 4th concurrent one.
+        self._finish_request()
         self.send_response(code)
         for k, v in (headers or {}).items():
             self.send_header(k, v)
@@ -59,11 +62,17 @@ class _Handler(BaseHTTPRequestHandler):
             srv.requests.append((self.path, dict(self.headers), body))
             srv.in_flight += 1
             srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
+        self._counted = True
         try:
             self._answer(body)
         finally:
-            with srv.lock:
-                srv.in_flight -= 1
+            self._finish_request()
+
+    def _finish_request(self) -> None:
+        if getattr(self, "_counted", False):
+            self._counted = False
+            with self.server.lock:
+                self.server.in_flight -= 1
 
     def _answer(self, body: dict) -> None:
         srv, mode = self.server, body.get("model")
