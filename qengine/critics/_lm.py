@@ -1,0 +1,105 @@
+"""Small helpers shared by the critics: the decoder body of a causal LM, padding, truncation.
+
+Written here rather than imported from ``qengine.train`` / ``qengine.qrm`` (whose private helpers
+may change); ``B`` rows, ``T`` positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def decoder(model: Any) -> Any:
+    """The transformer body of a ``*ForCausalLM`` (returns ``last_hidden_state``, no logits)."""
+    prefix = getattr(model, "base_model_prefix", "model")
+    body = getattr(model, prefix, None)
+    if body is None or body is model:
+        raise TypeError(
+            f"{type(model).__name__} has no decoder attribute {prefix!r}; pass a Hugging Face "
+            "*ForCausalLM (AutoModelForCausalLM.from_pretrained(...))"
+        )
+    return body
+
+
+def hidden_size(model: Any) -> int:
+    """``D`` of a causal LM, read from its config (or its output embeddings)."""
+    config = getattr(model, "config", None)
+    for key in ("hidden_size", "n_embd", "d_model", "word_embed_proj_dim"):
+        value = getattr(config, key, None)
+        if isinstance(value, int):
+            return value
+    head = model.get_output_embeddings()
+    if head is not None:
+        return int(head.weight.shape[1])
+    raise TypeError(f"cannot find the hidden size of {type(model).__name__}")
+
+
+def pad_id(tokenizer: Any) -> int:
+    """The padding id: the tokenizer's pad token, else its eos, else 0."""
+    for value in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if value is not None:
+            return int(value)
+    return 0
+
+
+def keep_recent(ids: list[int], limit: int) -> list[int]:
+    """At most ``limit`` ids: the first (bos) and the most recent ones (the oldest text goes)."""
+    if limit < 2:
+        raise ValueError(f"a token budget must be >= 2 (bos + one token), got {limit}")
+    if len(ids) <= limit:
+        return ids
+    return ids[:1] + ids[len(ids) - limit + 1 :]
+
+
+def pad_rows(
+    rows: Sequence[Sequence[int]], pad: int, *, left: bool, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad token-id rows into ``(input_ids, attention_mask)``, both int64 [B, T]."""
+    width = max((len(r) for r in rows), default=0)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if not row:
+            continue
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[i, span] = torch.tensor(list(row), dtype=torch.long)
+        mask[i, span] = 1
+    return ids.to(device), mask.to(device)
+
+
+def load_local_lm(path: str | Path, *, dtype: Any = None) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` from a local checkpoint directory; never downloads."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    p = Path(path).expanduser()
+    if not p.is_dir() or not (p / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{str(path)!r} is not a local model checkpoint (a directory with config.json); "
+            "qengine never downloads models: pass a directory written by save_pretrained or a "
+            "loaded (model, tokenizer) pair"
+        )
+    kwargs: dict[str, Any] = {"local_files_only": True}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    model = AutoModelForCausalLM.from_pretrained(p, **kwargs)
+    return model, AutoTokenizer.from_pretrained(p, local_files_only=True)
+
+
+def check_texts(texts: Any, what: str = "states") -> list[str]:
+    """``texts`` as a non-empty list of strings, else a ValueError / TypeError saying why."""
+    if isinstance(texts, str):
+        raise TypeError(f"pass a list of {what}, not one string (wrap it: [text])")
+    out = list(texts)
+    if not out:
+        raise ValueError(f"no {what} to score: pass at least one text")
+    bad = [i for i, t in enumerate(out) if not isinstance(t, str)]
+    if bad:
+        raise TypeError(
+            f"{what} must be strings (render TextStates with qengine.data.render_state); "
+            f"item {bad[0]} is {type(out[bad[0]]).__name__}"
+        )
+    return out

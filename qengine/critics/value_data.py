@@ -1,0 +1,201 @@
+"""Training data for a state-value model, read from searched trees (``qengine.search.collect``).
+
+A node's **state text** is ``render_prompt(instruction, first_observation, history)`` of the path
+root → node (the same rendering the Q-model and the agents use; a prompt style is applied later,
+by the value model). A node's **target** is its edge value, the number MCTS ranks it by among
+its siblings (``docs/search-semantics.md`` § 3):
+
+    Q(node) = reward[node] + discount · q[node]
+
+where ``q[node]`` is the mean return backed up *below* the node. On ``shop`` every reward comes at
+the end, so ``Q`` lies in [0, 1] and, for a node that is not terminal, equals ``q``. A terminal
+node (the episode really ended: its text says ``done``) has the exact value ``reward[node]``, so
+it is kept even when the search never visited it again; a node the search only *treated* as
+terminal because it hit ``max_depth`` (not done) has no return behind it and is dropped.
+
+Two record kinds:
+
+* :func:`value_records` — one per eligible node: ``state``, ``value``, ``visits``, ``depth``,
+  ``task``, ``terminal`` (regression, visits as optional weights);
+* :func:`sibling_pairs` — successor states of one parent with different values: ``chosen`` (the
+  child state with the higher Q), ``rejected``, ``q_chosen``, ``q_rejected``, ``depth`` (of the
+  parent), ``task`` (Bradley-Terry).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..data.prompts import render_prompt
+from ..search.storage import SearchedTree, TreeStore
+
+__all__ = ["node_values", "sibling_pairs", "split_by_task", "state_text", "value_records"]
+
+_TERMINAL_BIT = 1 << 14  # status bit 14: terminal (docs/search-semantics.md § 1)
+PairMode = Literal["max_min", "all"]
+
+
+def _trees(trees: Iterable[SearchedTree] | str | Path) -> Iterable[SearchedTree]:
+    if isinstance(trees, (str, Path)):
+        root = Path(trees)
+        if not (root / "trees").is_dir():
+            raise FileNotFoundError(
+                f"{root} holds no searched trees (no trees/ folder); write some with "
+                "`qengine collect` or qengine.search.collect(..., out_dir=...)"
+            )
+        return TreeStore(root)
+    return trees
+
+
+def state_text(tree: SearchedTree, node: int) -> str:
+    """``render_prompt`` of the path root → ``node`` (what the agent saw in that state)."""
+    parent, payload = tree.arrays["parent"], tree.arrays["payload"]
+    chain = []
+    while node > 0:
+        chain.append(node)
+        node = int(parent[node])
+    steps = [tree.texts[int(payload[n])] for n in reversed(chain)]
+    header = tree.header
+    history = [(t.action, t.observation) for t in steps]
+    return render_prompt(header["instruction"], header["first_observation"], history)
+
+
+def node_values(tree: SearchedTree) -> tuple[np.ndarray, np.ndarray]:
+    """Per node: the edge value Q = reward + discount·q (float64 [N]) and whether the node's
+    episode really ended (bool [N])."""
+    a = tree.arrays
+    q = a["reward"].astype(np.float64) + tree.config.discount * a["q"].astype(np.float64)
+    done = np.array([tree.texts[int(p)].done for p in a["payload"]], dtype=bool)
+    return q, done
+
+
+def _eligible(tree: SearchedTree, min_visits: int, max_depth: int) -> np.ndarray:
+    """Nodes with a trustworthy value: alive, visited ``min_visits`` times or really terminal,
+    not merely depth-capped, within ``max_depth``."""
+    a = tree.arrays
+    _, done = node_values(tree)
+    alive = a["parent"] != -2  # dead slots (pruned) carry parent -2
+    capped = ((a["status"].astype(np.int64) & _TERMINAL_BIT) != 0) & ~done
+    ok = alive & ~capped & ((a["visits"] >= max(min_visits, 1)) | done)
+    if max_depth >= 0:
+        ok &= a["depth"] <= max_depth
+    return ok
+
+
+def value_records(
+    trees: Iterable[SearchedTree] | str | Path,
+    *,
+    min_visits: int = 1,
+    max_depth: int = -1,
+    include_root: bool = True,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Regression records ``{state, value, visits, depth, task, terminal}`` of every eligible
+    node (see the module docstring) of ``trees`` (searched trees or a ``collect`` output dir)."""
+    if min_visits < 0 or max_depth < -1:
+        raise ValueError("min_visits must be >= 0 and max_depth >= -1")
+    records = []
+    for tree in tqdm(_trees(trees), desc="value records", unit="tree", disable=not progress):
+        values, done = node_values(tree)
+        ok = _eligible(tree, min_visits, max_depth)
+        if not include_root:
+            ok[0] = False
+        task = str(tree.header["task_id"])
+        for node in np.flatnonzero(ok):
+            records.append(
+                {
+                    "state": state_text(tree, int(node)),
+                    "value": float(values[node]),
+                    "visits": int(tree.arrays["visits"][node]),
+                    "depth": int(tree.arrays["depth"][node]),
+                    "task": task,
+                    "terminal": bool(done[node]),
+                }
+            )
+    return records
+
+
+def sibling_pairs(
+    trees: Iterable[SearchedTree] | str | Path,
+    *,
+    mode: PairMode = "max_min",
+    min_visits: int = 1,
+    min_q_gap: float = 0.0,
+    max_depth: int = -1,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Bradley-Terry records: successor states of one parent, the higher-Q one ``chosen``.
+
+    Args:
+      mode: ``"max_min"`` one pair per parent (best vs worst eligible child, as
+        ``Forest.pairs``); ``"all"`` every pair of eligible children whose values differ.
+      min_q_gap: keep a pair only when ``q_chosen - q_rejected >= min_q_gap`` (and always > 0).
+      max_depth: parents deeper than this are skipped (-1: no limit).
+    """
+    if mode not in ("max_min", "all"):
+        raise ValueError(f"unknown mode {mode!r}; choose 'max_min' or 'all'")
+    if not (np.isfinite(min_q_gap) and min_q_gap >= 0):
+        raise ValueError(f"min_q_gap must be finite and >= 0, got {min_q_gap}")
+    records = []
+    for tree in tqdm(_trees(trees), desc="sibling pairs", unit="tree", disable=not progress):
+        values, _ = node_values(tree)
+        ok = _eligible(tree, min_visits, -1)
+        a = tree.arrays
+        task = str(tree.header["task_id"])
+        texts: dict[int, str] = {}
+
+        def text(node: int, tree: SearchedTree = tree, texts: dict[int, str] = texts) -> str:
+            if node not in texts:
+                texts[node] = state_text(tree, node)
+            return texts[node]
+
+        for parent in np.flatnonzero((a["num_children"] >= 2) & (a["parent"] != -2)):
+            if max_depth >= 0 and a["depth"][parent] > max_depth:
+                continue
+            first = int(a["first_child"][parent])
+            kids = [c for c in range(first, first + int(a["num_children"][parent])) if ok[c]]
+            if len(kids) < 2:
+                continue
+            # Highest value first; ties keep id order (as Forest.pairs breaks them).
+            kids.sort(key=lambda c: (-values[c], c))
+            if mode == "max_min":
+                candidates = [(kids[0], kids[-1])]
+            else:
+                candidates = [(w, lo) for i, w in enumerate(kids) for lo in kids[i + 1 :]]
+            for w, lo in candidates:
+                gap = values[w] - values[lo]
+                if gap <= 0 or gap < min_q_gap:
+                    continue
+                records.append(
+                    {
+                        "chosen": text(w),
+                        "rejected": text(lo),
+                        "q_chosen": float(values[w]),
+                        "q_rejected": float(values[lo]),
+                        "depth": int(a["depth"][parent]),
+                        "task": task,
+                    }
+                )
+    return records
+
+
+def split_by_task(
+    records: Sequence[dict[str, Any]], fraction: float, seed: int = 0
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train, held-out): a ``fraction`` of the tasks is held out whole, so no state of an
+    evaluation task is trained on (records without ``task`` count as their own task)."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"the held-out fraction must lie in [0, 1), got {fraction}")
+    keys = [str(r.get("task", f"#{i}")) for i, r in enumerate(records)]
+    tasks = sorted(set(keys))
+    random.Random(seed).shuffle(tasks)
+    held = set(tasks[: round(len(tasks) * fraction)]) if fraction > 0 else set()
+    train = [r for r, k in zip(records, keys, strict=True) if k not in held]
+    evaluation = [r for r, k in zip(records, keys, strict=True) if k in held]
+    return train, evaluation

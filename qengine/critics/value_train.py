@@ -1,0 +1,305 @@
+"""Training a :class:`ValueModel`: regression on MCTS node values, or Bradley-Terry on siblings.
+
+Regression (records ``{state, value[, visits | weight], task}``, e.g. ``value_records``)::
+
+    L = Σ_i w_i (V(s_i) − y_i)² / Σ_i w_i,     w_i = visits_i (``weight_by_visits``) or 1
+
+Bradley-Terry on successor states of one parent (records ``{chosen, rejected, task}``, e.g.
+``sibling_pairs``; ``chosen`` is the child state with the higher Q)::
+
+    L = −mean_p log σ(V(s_w,p) − V(s_l,p))
+
+Both: AdamW with linear warmup and decay (``qengine.train.optim.adamw_with_warmup``), gradient
+accumulation and clipping, bf16 autocast on CUDA, a held-out split by task evaluated before
+training and after every epoch (regression: MSE, MAE and the MSE of predicting the training mean;
+pairs: accuracy, ties counted half, and the mean margin V_w − V_l). With ``output_dir`` the model
+is saved with :meth:`ValueModel.save_pretrained`, its history in ``qengine_value.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..train.optim import adamw_with_warmup
+from .value_data import split_by_task
+from .value_model import ValueModel
+
+__all__ = [
+    "ValueTrainConfig",
+    "bt_loss",
+    "evaluate_pairs",
+    "evaluate_regression",
+    "regression_loss",
+    "train_value_bt",
+    "train_value_regression",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValueTrainConfig:
+    """Hyper-parameters of both value-model trainers."""
+
+    learning_rate: float = 1e-4
+    epochs: int = 3
+    batch_size: int = 16  # states (regression) or pairs (Bradley-Terry) per micro-batch
+    grad_accumulation: int = 1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    eval_fraction: float = 0.1  # tasks held out for the metrics (0: none)
+    weight_by_visits: bool = False  # regression: weight each node by its MCTS visit count
+    init_bias_to_mean: bool = True  # regression: start the head at the mean training target
+    bf16: bool | None = None  # None: on CUDA when supported
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate}")
+        if self.epochs < 1 or self.batch_size < 1 or self.grad_accumulation < 1:
+            raise ValueError("epochs, batch_size and grad_accumulation must be >= 1")
+        if not 0.0 <= self.eval_fraction < 1.0:
+            raise ValueError("eval_fraction must lie in [0, 1)")
+        if not 0.0 <= self.warmup_ratio <= 1.0:
+            raise ValueError("warmup_ratio must lie in [0, 1]")
+
+
+# ------------------------------------------------------------------------------------ losses
+def regression_loss(
+    values: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Weighted MSE Σ w (v − y)² / Σ w of [B] tensors (scalar)."""
+    err = (values.float() - targets.float()) ** 2
+    if weights is None:
+        return err.mean()
+    w = weights.float()
+    return (w * err).sum() / w.sum().clamp_min(1e-12)
+
+
+def bt_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    """Bradley-Terry −mean log σ(V_w − V_l) of [P] tensors (scalar)."""
+    return -F.logsigmoid(chosen.float() - rejected.float()).mean()
+
+
+# ------------------------------------------------------------------------------------ checks
+def _check_records(records: Sequence[dict], columns: Sequence[str], kind: str) -> list[dict]:
+    records = list(records)
+    if not records:
+        raise ValueError(f"no {kind} records to train on")
+    missing = [c for c in columns if c not in records[0]]
+    if missing:
+        raise ValueError(
+            f"{kind} records need the columns {list(columns)} (missing {missing}); build them "
+            "with qengine.critics.value_records / sibling_pairs"
+        )
+    return records
+
+
+def _targets(records: Sequence[dict]) -> np.ndarray:
+    y = np.array([float(r["value"]) for r in records], dtype=np.float64)
+    if not np.isfinite(y).all():
+        raise ValueError("regression targets must be finite (a record's 'value' is NaN or inf)")
+    return y
+
+
+def _weights(records: Sequence[dict], cfg: ValueTrainConfig) -> np.ndarray:
+    if not cfg.weight_by_visits:
+        return np.ones(len(records))
+    w = np.array([float(r.get("weight", r.get("visits", 1))) for r in records])
+    if not (np.isfinite(w).all() and (w >= 0).all()):
+        raise ValueError("visit weights ('weight' or 'visits') must be finite and >= 0")
+    return np.maximum(w, 1.0)  # an exact terminal node the search never revisited counts once
+
+
+# -------------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate_regression(
+    vm: ValueModel, records: Sequence[dict], *, batch_size: int = 32, train_mean: float = 0.5
+) -> dict[str, float]:
+    """Held-out MSE and MAE of V against ``value``; ``baseline_mse`` predicts ``train_mean``."""
+    if not records:
+        return {}
+    y = _targets(records)
+    v = vm.score([r["state"] for r in records], batch_size=batch_size)
+    return {
+        "mse": float(np.mean((v - y) ** 2)),
+        "mae": float(np.mean(np.abs(v - y))),
+        "baseline_mse": float(np.mean((train_mean - y) ** 2)),
+    }
+
+
+@torch.no_grad()
+def evaluate_pairs(vm: ValueModel, pairs: Sequence[dict], *, batch_size: int = 32) -> dict:
+    """Pair accuracy (V_w > V_l; a tie counts half, like a coin flip) and the mean margin."""
+    if not pairs:
+        return {}
+    vw = vm.score([p["chosen"] for p in pairs], batch_size=batch_size)
+    vl = vm.score([p["rejected"] for p in pairs], batch_size=batch_size)
+    margin = vw - vl
+    accuracy = float((margin > 0).mean() + 0.5 * (margin == 0).mean())
+    return {"accuracy": accuracy, "margin": float(margin.mean())}
+
+
+# ---------------------------------------------------------------------------------- training
+def _fit(
+    vm: ValueModel,
+    train: list[dict],
+    step_loss: Callable[[list[dict]], torch.Tensor],
+    evaluate: Callable[[], dict[str, float]],
+    cfg: ValueTrainConfig,
+    history: dict[str, Any],
+    desc: str,
+    progress: bool,
+) -> None:
+    """The shared loop: micro-batches of ``train``, AdamW + warmup, eval after each epoch."""
+    device = vm.device
+    use_bf16 = (
+        cfg.bf16
+        if cfg.bf16 is not None
+        else (device.type == "cuda" and torch.cuda.is_bf16_supported())
+    )
+    params = [p for p in vm.parameters() if p.requires_grad]
+    optimizer, scheduler, total = adamw_with_warmup(
+        params,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        examples=len(train),
+        batch_size=cfg.batch_size,
+        grad_accumulation=cfg.grad_accumulation,
+        epochs=cfg.epochs,
+        warmup_ratio=cfg.warmup_ratio,
+    )
+    rng = random.Random(cfg.seed)
+    order = list(range(len(train)))
+    bar = tqdm(total=total, desc=desc, unit="step", disable=not progress)
+    for epoch in range(cfg.epochs):
+        vm.train()
+        rng.shuffle(order)
+        micro = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+        losses = []
+        for k, idx in enumerate(micro):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                loss = step_loss([train[i] for i in idx])
+            # Scale so a short last micro-batch weighs by its size, as in step-DPO.
+            (loss * len(idx) / (cfg.batch_size * cfg.grad_accumulation)).backward()
+            losses.append(loss.item())
+            if (k + 1) % cfg.grad_accumulation == 0 or k + 1 == len(micro):
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        row: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses))}
+        row.update(evaluate())
+        history["epochs"].append(row)
+    bar.close()
+    vm.eval()
+    history["eval_after"] = history["epochs"][-1]
+
+
+def _finish(vm: ValueModel, history: dict[str, Any], output_dir: str | Path | None) -> None:
+    vm.history = history
+    if output_dir is not None:
+        vm.save_pretrained(output_dir)
+
+
+def train_value_regression(
+    vm: ValueModel,
+    records: Sequence[dict],
+    *,
+    config: ValueTrainConfig | None = None,
+    output_dir: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fit V to node values: records ``{state, value[, visits], task}`` (``value_records``).
+
+    Returns the history: config, sizes, ``eval_before``, per-epoch loss and held-out metrics,
+    ``eval_after`` (MSE, MAE, baseline MSE of the training mean).
+    """
+    cfg = config or ValueTrainConfig()
+    records = _check_records(records, ("state", "value"), "regression")
+    torch.manual_seed(cfg.seed)
+    train, held_out = split_by_task(records, cfg.eval_fraction, cfg.seed)
+    if not train:
+        raise ValueError("no training records left after the held-out split; lower eval_fraction")
+    y, w = _targets(train), _weights(train, cfg)
+    mean = float(np.average(y, weights=w))
+    _targets(held_out)
+    if cfg.init_bias_to_mean:
+        with torch.no_grad():  # start from the best constant: training must beat it
+            vm.value_head.bias.fill_(mean)
+    history: dict[str, Any] = {
+        "objective": "regression",
+        "config": asdict(cfg),
+        "train_states": len(train),
+        "eval_states": len(held_out),
+        "train_mean": mean,
+        "epochs": [],
+    }
+
+    def evaluate() -> dict[str, float]:
+        return evaluate_regression(vm, held_out, batch_size=cfg.batch_size, train_mean=mean)
+
+    history["eval_before"] = evaluate()
+
+    def step_loss(chunk: list[dict]) -> torch.Tensor:
+        values = vm.values([r["state"] for r in chunk])
+        targets = torch.tensor(_targets(chunk), device=values.device)
+        weights = torch.tensor(_weights(chunk, cfg), device=values.device)
+        return regression_loss(values, targets, weights if cfg.weight_by_visits else None)
+
+    _fit(vm, train, step_loss, evaluate, cfg, history, "V regression", progress)
+    _finish(vm, history, output_dir)
+    return history
+
+
+def train_value_bt(
+    vm: ValueModel,
+    pairs: Sequence[dict],
+    *,
+    config: ValueTrainConfig | None = None,
+    output_dir: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fit V by Bradley-Terry on sibling successor states ``{chosen, rejected, task}``
+    (``sibling_pairs``); each micro-batch runs its P chosen and P rejected states in one pass.
+
+    Returns the history: ``eval_before``, per-epoch loss, held-out accuracy and margin,
+    ``eval_after``.
+    """
+    cfg = config or ValueTrainConfig()
+    pairs = _check_records(pairs, ("chosen", "rejected"), "pair")
+    torch.manual_seed(cfg.seed)
+    train, held_out = split_by_task(pairs, cfg.eval_fraction, cfg.seed)
+    if not train:
+        raise ValueError("no training pairs left after the held-out split; lower eval_fraction")
+    history: dict[str, Any] = {
+        "objective": "bradley-terry",
+        "config": asdict(cfg),
+        "train_pairs": len(train),
+        "eval_pairs": len(held_out),
+        "epochs": [],
+    }
+
+    def evaluate() -> dict[str, float]:
+        return evaluate_pairs(vm, held_out, batch_size=cfg.batch_size)
+
+    history["eval_before"] = evaluate()
+
+    def step_loss(chunk: list[dict]) -> torch.Tensor:
+        values = vm.values([p["chosen"] for p in chunk] + [p["rejected"] for p in chunk])
+        return bt_loss(values[: len(chunk)], values[len(chunk) :])
+
+    _fit(vm, train, step_loss, evaluate, cfg, history, "V Bradley-Terry", progress)
+    _finish(vm, history, output_dir)
+    return history
