@@ -7,7 +7,7 @@ Per decision (state s, ``B`` states per ``act`` call):
    s by restoring a cached snapshot or by replay; the caller's environment is never touched),
    giving the next state s'_i and the step reward r_i;
 3. every non-terminal next state of the whole batch is rendered (``render_state``) and scored
-   by ONE ``critic.score(texts)`` call;
+   by ONE ``value_model.score(texts)`` call;
 4. the candidate with the highest value is executed (ties: the earlier candidate):
 
        value(a_i) = r_i            if s'_i is terminal (the episode ended: its actual reward),
@@ -45,7 +45,7 @@ class VGuidedAgent:
 
     Args:
       policy: anything with ``propose(states, n) -> list[list[Candidate]]``.
-      critic: anything with ``score(texts: list[str]) -> np.ndarray`` (``ValueModel``,
+      value_model: anything with ``score(texts: list[str]) -> np.ndarray`` (``ValueModel``,
         ``GenerativeCritic``); an optional ``calls_per_state`` (default 1) says how many model
         sequences one scored state costs.
       env: an environment of the states' configuration; only ``env.fresh()`` is used.
@@ -58,7 +58,7 @@ class VGuidedAgent:
     def __init__(
         self,
         policy: Any,
-        critic: Any,
+        value_model: Any,
         env: Any,
         n: int = 5,
         *,
@@ -70,11 +70,14 @@ class VGuidedAgent:
             raise ValueError(f"n must be >= 1, got {n}")
         if terminal_value not in ("reward", "model"):
             raise ValueError(f"terminal_value must be 'reward' or 'model', got {terminal_value!r}")
-        if not callable(getattr(critic, "score", None)):
-            raise TypeError("critic needs a score(texts) -> np.ndarray method (e.g. ValueModel)")
+        if not callable(getattr(value_model, "score", None)):
+            raise TypeError(
+                "value_model needs a score(texts) -> np.ndarray method (ValueModel, "
+                "GenerativeCritic)"
+            )
         if not callable(getattr(env, "fresh", None)):
             raise TypeError("env must be a qengine TextEnv (it needs fresh())")
-        self.policy, self.critic, self.n, self.name = policy, critic, int(n), name
+        self.policy, self.value_model, self.n, self.name = policy, value_model, int(n), name
         self.terminal_value = terminal_value
         self._env = env.fresh()
         self._cache: OrderedDict[_Key, EnvSnapshot] = OrderedDict()
@@ -104,7 +107,7 @@ class VGuidedAgent:
         """Mean critic sequences per decision: scored states × the critic's ``calls_per_state``
         (a generative critic's samples). ``QGuidedAgent`` reports 1: one Q-model call that
         scores all n candidates on a shared prefix."""
-        per_state = int(getattr(self.critic, "calls_per_state", 1))
+        per_state = int(getattr(self.value_model, "calls_per_state", 1))
         return self.stats["critic_states"] * per_state / max(self.stats["decisions"], 1)
 
     # ------------------------------------------------------------------------ private env
@@ -179,10 +182,11 @@ class VGuidedAgent:
                     to_score.append((b, i, render_state(nxt)))
             values[b] = v
         if to_score:
-            scores = np.asarray(self.critic.score([t for _, _, t in to_score]), dtype=np.float64)
+            scores = self.value_model.score([t for _, _, t in to_score])
+            scores = np.asarray(scores, dtype=np.float64)
             if scores.shape != (len(to_score),):
                 raise ValueError(
-                    f"critic.score returned shape {scores.shape} for {len(to_score)} states"
+                    f"value_model.score returned shape {scores.shape} for {len(to_score)} states"
                 )
             self.stats["critic_calls"] += 1
             self.stats["critic_states"] += len(to_score)

@@ -14,6 +14,7 @@ from critics_helpers import COLOURS, colour_pairs, colour_records, colour_state
 from qengine.critics import (
     ValueModel,
     ValueTrainConfig,
+    VGuidedAgent,
     bt_loss,
     regression_loss,
     train_value_bt,
@@ -22,6 +23,8 @@ from qengine.critics import (
 )
 from qengine.data.prompts import compact_prompt
 from qengine.models import build_word_tokenizer, tiny_causal_lm
+from qengine.policies import ScriptedPolicy
+from qengine.select import run_episodes
 
 CONFIG = ValueTrainConfig(epochs=3, learning_rate=3e-3, batch_size=16, eval_fraction=0.2)
 
@@ -124,7 +127,7 @@ def test_visit_weights_and_losses_match_the_formulas(tokenizer) -> None:
     assert history["eval_before"] == {} and math.isfinite(history["epochs"][0]["loss"])
 
 
-def test_trains_on_searched_trees(tree_dir) -> None:
+def test_trains_on_searched_trees_and_guides_an_agent(tree_dir, shop) -> None:
     records = value_records(tree_dir)
     tok = build_word_tokenizer(r["state"] for r in records)
     vm = ValueModel(
@@ -138,6 +141,10 @@ def test_trains_on_searched_trees(tree_dir) -> None:
     assert history["eval_states"] > 0 and math.isfinite(history["eval_after"]["mse"])
     scores = vm.score([r["state"] for r in records[:5]])
     assert scores.shape == (5,) and np.isfinite(scores).all()
+    agent = VGuidedAgent(ScriptedPolicy(shop, p=0.5, seed=0), vm, shop, n=3)
+    result = run_episodes(shop, agent, shop.task_ids("test")[:2], progress=False)
+    assert result.tasks == 2 and agent.stats["critic_calls"] > 0
+    assert agent.model_calls_per_decision <= 3
 
 
 def test_bad_input_is_explained(tokenizer, tmp_path) -> None:
