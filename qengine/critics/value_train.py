@@ -18,6 +18,7 @@ is saved with :meth:`ValueModel.save_pretrained`, its history in ``qengine_value
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -33,6 +34,8 @@ from tqdm.auto import tqdm
 from ..train.optim import adamw_with_warmup
 from .value_data import split_by_task
 from .value_model import ValueModel
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "ValueTrainConfig",
@@ -202,6 +205,12 @@ def _fit(
         row: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses))}
         row.update(evaluate())
         history["epochs"].append(row)
+        line = f"{desc} epoch {epoch}: " + ", ".join(
+            f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"
+        )
+        _log.info(line)
+        if progress:
+            bar.write(line)
     bar.close()
     vm.eval()
     history["eval_after"] = history["epochs"][-1]

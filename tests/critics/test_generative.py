@@ -9,7 +9,7 @@ import pytest
 import torch
 from critics_helpers import COLOURS, CannedGenerator, colour_state
 
-from qengine.critics import FAILURES, GenerativeCritic, InContextSample
+from qengine.critics import FAILURES, GenerativeCritic, HFGenerator, InContextSample
 from qengine.data.prompts import render_state
 from qengine.models import build_word_tokenizer, tiny_causal_lm
 
@@ -154,3 +154,15 @@ def test_sampling_averages_several_samples_from_a_checkpoint_dir(tiny) -> None:
     assert all(len(row) == 2 for row in critic.last_outputs)
     with pytest.raises(ValueError, match="greedy"):
         GenerativeCritic(path, num_samples=2)
+
+
+def test_long_prompts_keep_their_end(tiny) -> None:
+    model, tok, _ = tiny
+    gen = HFGenerator(model, tok, max_new_tokens=3, max_prompt_tokens=6)
+    long_prompt = STATE * 20
+    (texts,) = gen([long_prompt], 1)
+    end = tok(long_prompt)["input_ids"]
+    short = tok.decode(end[:1] + end[-5:], skip_special_tokens=True)
+    assert texts == gen([short], 1)[0]  # the same 6 tokens went in
+    with pytest.raises(ValueError, match="temperature"):
+        HFGenerator(model, tok, temperature=0.0)
