@@ -51,7 +51,7 @@ import q_vs_v_report as R
 RESULTS = Path(__file__).resolve().parent / "results"
 ENVS = ("shop", "hotpot", "textworld")
 # (training trees, validation trees, test tasks) per environment: the full run and --quick.
-SIZES = {"shop": (450, 50, 100), "hotpot": (450, 50, 100), "textworld": (24, 4, 20)}
+SIZES = {"shop": (450, 50, 100), "hotpot": (450, 50, 100), "textworld": (16, 4, 30)}
 QUICK_SIZES = {"shop": (16, 4, 6), "hotpot": (24, 4, 6), "textworld": (4, 1, 2)}
 # TextWorld's default 50-step cap lets the p = 0.5 actor win every level-5 coin-collector game
 # (base 1.00 on 20 test games, nothing left to select for); a budget of twice the expert's 5-step
@@ -125,6 +125,7 @@ def machine() -> dict[str, Any]:
     info = base_machine()
     info.update(torch=torch.__version__, transformers=transformers.__version__)
     info["torch_threads"] = torch.get_num_threads()
+    info["loadavg_at_start"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     try:
         import textworld
 
@@ -444,6 +445,25 @@ def sizes_for(env: str, args: argparse.Namespace) -> tuple[int, int, int]:
     return train, val, test
 
 
+def git_state() -> dict[str, Any]:
+    """The source commit the run used and whether qengine/ or bench/ had local changes."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*a: str) -> str:
+        out = subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, check=False)
+        return out.stdout.strip()
+
+    try:
+        return {
+            "commit": git("rev-parse", "HEAD") or None,
+            "dirty": bool(git("status", "--porcelain", "--", "qengine", "bench")),
+        }
+    except OSError:
+        return {"commit": None, "dirty": None}
+
+
 def finite(x: Any) -> Any:
     """JSON-safe: NaN / inf become None (strict JSON)."""
     if isinstance(x, float) and not math.isfinite(x):
@@ -482,6 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     report["wall_s"] = time.perf_counter() - start
+    report["git"] = git_state()
     report["platform"] = platform.platform()
     report = finite(report)
     args.json.parent.mkdir(parents=True, exist_ok=True)

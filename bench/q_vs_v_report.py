@@ -215,6 +215,19 @@ def findings(report: dict[str, Any]) -> list[str]:
             f"V {_num(d['v_pair_accuracy'])}, generative critic "
             f"{_num(d['critic_pair_accuracy'])} (0.5 = chance)"
         )
+        base = env["agents"].get("base")
+        if base:
+            slow = [
+                f"{a} {r['mean_steps']:.1f}"
+                for a, r in env["agents"].items()
+                if a != "base" and r["mean_steps"] > 1.25 * base["mean_steps"]
+            ]
+            if slow:
+                parts.append(
+                    f"episodes are longer than base's {base['mean_steps']:.1f} steps for "
+                    + ", ".join(slow)
+                    + " (the selected actions loop or stall until the step cap)"
+                )
         gc = env["agents"].get("GenCritic-guided", {})
         if gc:
             parts.append(
@@ -276,8 +289,12 @@ LIMITS = """\
   best-of-n by log-prob is near-oracle (above) and Q/V/C only re-rank those candidates.
 * One seed; the CIs cover the test-task sampling only, not the training randomness (a second
   seed can move a tiny model's result by more than the interval).
-* TextWorld runs on few, small generated games (coin collector, level 5): its numbers have wide
-  intervals. Wall times are measured on a shared 2-core machine and include the actor and the
+* TextWorld runs on few, small generated games (coin collector, level 5) with a 10-step budget
+  (twice the expert's 5-step plan; the default 50-step cap lets the base actor win every game, so
+  there would be nothing to select for); its numbers have wide intervals. Its snapshots restore
+  by replaying the episode, so each lookahead step of a V-guided agent there also costs a game
+  reset and one engine call per past action: the ms per decision shows it, the env-step count
+  does not. Wall times are measured on a shared 2-core machine and include the actor and the
   environment; they are comparable within an environment, not across machines.
 """
 
