@@ -237,7 +237,7 @@ def run_env(
 ) -> dict[str, Any]:
     import torch
 
-    from qengine.critics import VGuidedAgent, sibling_pairs, value_records
+    from qengine.critics import VGuidedAgent, value_records
     from qengine.data.prompts import compact_prompt
     from qengine.policies import ScriptedPolicy
     from qengine.search import collect
@@ -289,8 +289,7 @@ def run_env(
     def cap(records: list[dict]) -> list[dict]:
         return rng.sample(records, VAL_CAP) if len(records) > VAL_CAP else records
 
-    val_pairs = cap(M.q_records(out / "val", s))
-    val_siblings = cap(sibling_pairs(out / "val", mode="max_min", min_q_gap=s.min_q_gap))
+    val_pairs = cap(M.validation_pairs(out / "val", min_q_gap=s.min_q_gap))
     val_states = cap(value_records(out / "val", min_visits=1))
     if not pairs or not states:
         raise SystemExit(f"{name}: the search gave no pairs or states; raise --train-tasks")
@@ -321,22 +320,27 @@ def run_env(
     start = time.perf_counter()
     train_mean = float(np.mean([r["value"] for r in states]))
 
-    def critic_score(texts: list[str]) -> np.ndarray:
+    def critic_score(texts: list[str], context: bool = True) -> np.ndarray:
+        """The critic with K random finished training episodes in context (as in its SFT)."""
         critic.clear_context()
-        for _, state, action, outcome in rng.sample(samples, min(cs.k, len(samples))):
-            critic.observe(state, action, outcome)
+        if context:
+            for _, state, action, outcome in rng.sample(samples, min(cs.k, len(samples))):
+                critic.observe(state, action, outcome)
         return critic.score(texts)
 
     critic.reset_stats()
     diagnostics = {
         "val_pairs": len(val_pairs),
-        "val_sibling_pairs": len(val_siblings),
+        "val_pairs_with_terminal": sum(p["terminal"] for p in val_pairs),
         "val_states": len(val_states),
         "q_pair_accuracy": M.pair_accuracy_q(q_model, val_pairs),
-        "v_pair_accuracy": M.pair_accuracy_states(vm.score, val_siblings),
-        "critic_pair_accuracy": M.pair_accuracy_states(critic_score, val_siblings),
+        "v_pair_accuracy": M.pair_accuracy_states(vm.score, val_pairs),
+        "critic_pair_accuracy": M.pair_accuracy_states(critic_score, val_pairs),
         "v_values": M.value_errors(vm.score, val_states, train_mean),
         "critic_values": M.value_errors(critic_score, val_states, train_mean),
+        "critic_values_no_context": M.value_errors(
+            lambda t: critic_score(t, context=False), val_states, train_mean
+        ),
         "critic_parse_failures": critic.parse_failures,
         "critic_generations": critic.generations,
         "critic_example_output": critic.last_outputs[0][0] if critic.last_outputs else None,
@@ -484,7 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     report: dict[str, Any] = {
         "benchmark": "q_vs_v",
-        "command": "python bench/q_vs_v.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": " ".join(["python bench/q_vs_v.py", *(sys.argv[1:] if argv is None else argv)]),
         "machine": machine(),
         "quick": args.quick,
         "seed": args.seed,

@@ -333,25 +333,80 @@ def make_critic(model: Any, tokenizer: Any, cs: CriticSettings) -> Any:
 
 
 # ------------------------------------------------------------------------------ diagnostics
+_TERMINAL_BIT = 1 << 14  # status bit 14: terminal (docs/search-semantics.md § 1)
+
+
+def validation_pairs(tree_dir: Path, *, min_q_gap: float) -> list[dict[str, Any]]:
+    """One max-min sibling pair per parent, usable by every critic: the parent's rendered state
+    ``prompt`` and the two ``actions`` (for Q), the two successor ``states`` (for V and the
+    generative critic), their values and whether either successor ends the episode.
+
+    Children are eligible as in ``qengine.critics.sibling_pairs`` (alive, visited or really
+    terminal, not merely depth-capped); a pair needs a value gap of at least ``min_q_gap``, as the
+    Q-model's training pairs do.
+    """
+    from qengine.critics import node_values, state_text
+    from qengine.search.storage import TreeStore
+
+    out = []
+    for tree in TreeStore(tree_dir):
+        a = tree.arrays
+        values, done = node_values(tree)
+        capped = ((a["status"].astype(np.int64) & _TERMINAL_BIT) != 0) & ~done
+        ok = (a["parent"] != -2) & ~capped & ((a["visits"] >= 1) | done)
+        for parent in np.flatnonzero((a["num_children"] >= 2) & (a["parent"] != -2)):
+            first = int(a["first_child"][parent])
+            kids = [c for c in range(first, first + int(a["num_children"][parent])) if ok[c]]
+            if len(kids) < 2:
+                continue
+            kids.sort(key=lambda c: (-values[c], c))
+            w, lo = kids[0], kids[-1]
+            if values[w] - values[lo] <= 0 or values[w] - values[lo] < min_q_gap:
+                continue
+            out.append(
+                {
+                    "prompt": state_text(tree, int(parent)),
+                    "actions": [tree.texts[int(a["payload"][c])].action for c in (w, lo)],
+                    "states": [state_text(tree, w), state_text(tree, lo)],
+                    "values": [float(values[w]), float(values[lo])],
+                    "terminal": bool(done[w] or done[lo]),
+                    "task": str(tree.header["task_id"]),
+                }
+            )
+    return out
+
+
 def _accuracy(margin: np.ndarray) -> float:
     return float((margin > 0).mean() + 0.5 * (margin == 0).mean()) if margin.size else float("nan")
 
 
-def pair_accuracy_states(score: Callable[[list[str]], np.ndarray], pairs: list[dict]) -> float:
-    """Held-out sibling pairs: how often ``score(chosen state) > score(rejected state)``."""
-    if not pairs:
-        return float("nan")
-    v = np.asarray(score([p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]))
-    return _accuracy(v[: len(pairs)] - v[len(pairs) :])
+def _split_accuracy(margin: np.ndarray, pairs: list[dict]) -> dict[str, Any]:
+    """Accuracy over all pairs, over pairs with a terminal successor, over the others."""
+    terminal = np.array([p["terminal"] for p in pairs], dtype=bool)
+    return {
+        "all": _accuracy(margin),
+        "with_terminal": _accuracy(margin[terminal]),
+        "non_terminal": _accuracy(margin[~terminal]),
+    }
 
 
-def pair_accuracy_q(q_model: Any, pairs: list[dict]) -> float:
-    """Held-out step-level pairs: how often ``Q(s, chosen) > Q(s, rejected)``."""
+def pair_accuracy_states(
+    score: Callable[[list[str]], np.ndarray], pairs: list[dict]
+) -> dict[str, Any]:
+    """How often ``score(better successor) > score(worse successor)``; ties count half."""
     if not pairs:
-        return float("nan")
-    margin = np.array([np.diff(q_model.score(p["prompt"], [p["rejected"], p["chosen"]]))[0]
+        return {}
+    v = np.asarray(score([p["states"][0] for p in pairs] + [p["states"][1] for p in pairs]))
+    return _split_accuracy(v[: len(pairs)] - v[len(pairs) :], pairs)
+
+
+def pair_accuracy_q(q_model: Any, pairs: list[dict]) -> dict[str, Any]:
+    """How often ``Q(s, better action) > Q(s, worse action)``; ties count half."""
+    if not pairs:
+        return {}
+    margin = np.array([float(np.subtract(*q_model.score(p["prompt"], p["actions"])))
                        for p in pairs])  # fmt: skip
-    return _accuracy(margin)
+    return _split_accuracy(margin, pairs)
 
 
 def value_errors(

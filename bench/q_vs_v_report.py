@@ -103,28 +103,41 @@ def contrast_table(env: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _acc(d: dict[str, Any] | None) -> str:
+    d = d or {}
+    return " | ".join(_num(d.get(k)) for k in ("all", "non_terminal", "with_terminal"))
+
+
 def model_table(env: dict[str, Any]) -> list[str]:
     m, d, t = env["models"], env["diagnostics"], env["timings_s"]
     v_val, c_val = d.get("v_values") or {}, d.get("critic_values") or {}
+    c_free = d.get("critic_values_no_context") or {}
     q_after, v_after = m["q"]["eval_after"], m["v"]["eval_after"]
+    n, n_t = d["val_pairs"], d["val_pairs_with_terminal"]
     return [
+        f"Validation: {n} max-min sibling pairs ({n - n_t} between non-terminal successors, "
+        f"{n_t} with a terminal one) and {d['val_states']} node values from the validation "
+        "trees; the same pairs for all three critics (Q ranks the two actions from the parent "
+        "state, V and the generative critic rank the two successor states).",
+        "",
         "| critic | trained on | parameters | own held-out metric (trainer's split) | "
-        "val pair accuracy | val MAE | val MSE (constant: "
+        "val pair acc. | non-terminal | with terminal | val MAE | val MSE (constant "
         f"{_num(v_val.get('baseline_mse'), '.3f')}) | train s |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
         f"| Q (step-level DPO) | {m['q']['pairs']} pairs | {m['q']['parameters']:,} (+ frozen "
         f"reference) | pair accuracy {_num(q_after.get('accuracy'))} (before "
-        f"{_num(m['q']['eval_before'].get('accuracy'))}) | {_num(d['q_pair_accuracy'])} | — | — | "
-        f"{t['train_q_s']:.0f} |",
+        f"{_num(m['q']['eval_before'].get('accuracy'))}) | {_acc(d['q_pair_accuracy'])} | — | — "
+        f"| {t['train_q_s']:.0f} |",
         f"| V (regression) | {m['v']['states']} states | {m['v']['parameters']:,} + "
         f"{m['v']['head_parameters']} head | MSE {_num(v_after.get('mse'), '.3f')} (constant "
-        f"{_num(v_after.get('baseline_mse'), '.3f')}) | {_num(d['v_pair_accuracy'])} | "
+        f"{_num(v_after.get('baseline_mse'), '.3f')}) | {_acc(d['v_pair_accuracy'])} | "
         f"{_num(v_val.get('mae'), '.3f')} | {_num(v_val.get('mse'), '.3f')} | "
         f"{t['train_v_s']:.0f} |",
         f"| generative critic (SFT) | {m['critic']['examples']} prompts | "
         f"{m['critic']['parameters']:,} | final SFT loss "
-        f"{_num(m['critic']['epoch_loss'][-1], '.3f')} | {_num(d['critic_pair_accuracy'])} | "
-        f"{_num(c_val.get('mae'), '.3f')} | {_num(c_val.get('mse'), '.3f')} | "
+        f"{_num(m['critic']['epoch_loss'][-1], '.3f')} | {_acc(d['critic_pair_accuracy'])} | "
+        f"{_num(c_val.get('mae'), '.3f')} (no context {_num(c_free.get('mae'), '.3f')}) | "
+        f"{_num(c_val.get('mse'), '.3f')} (no context {_num(c_free.get('mse'), '.3f')}) | "
         f"{t['train_critic_s']:.0f} |",
     ]
 
@@ -210,10 +223,17 @@ def findings(report: dict[str, Any]) -> list[str]:
     for name, env in report["envs"].items():
         parts = [_verdict(env, a, b) for a, b in CONTRASTS[:5]]
         d = env["diagnostics"]
+
+        def acc(key: str, sub: str, d: dict[str, Any] = d) -> str:
+            return _num((d.get(key) or {}).get(sub))
+
         parts.append(
-            f"held-out ranking of validation sibling pairs: Q {_num(d['q_pair_accuracy'])}, "
-            f"V {_num(d['v_pair_accuracy'])}, generative critic "
-            f"{_num(d['critic_pair_accuracy'])} (0.5 = chance)"
+            "validation pairs ranked right, between non-terminal successors / with a terminal "
+            f"one: Q {acc('q_pair_accuracy', 'non_terminal')} / "
+            f"{acc('q_pair_accuracy', 'with_terminal')}, V "
+            f"{acc('v_pair_accuracy', 'non_terminal')} / {acc('v_pair_accuracy', 'with_terminal')}"
+            f", generative critic {acc('critic_pair_accuracy', 'non_terminal')} / "
+            f"{acc('critic_pair_accuracy', 'with_terminal')} (0.5 = chance)"
         )
         base = env["agents"].get("base")
         if base:
