@@ -86,13 +86,6 @@ def pipeline_settings(env: str, train: int, test: int, seed: int, quick: bool) -
     return s
 
 
-def collect_settings(s: Any) -> Any:
-    """The pipeline's search settings (step 1 of ``run_pipeline``)."""
-    from qengine.search import CollectSettings
-
-    return CollectSettings(iterations=s.iterations, candidates=s.candidates)
-
-
 def make_env(name: str, train: int, val: int, test: int, *, progress: bool) -> Any:
     """The environment; TextWorld with just enough games, generated here one at a time.
 
@@ -258,6 +251,8 @@ def run_env(
     test_ids = env.task_ids("test")[:test_n]
 
     # 1. collect ------------------------------------------------------------------------
+    from qengine.pipeline import collect_settings as pipeline_collect_settings
+
     log(f"[{name}] 1/4 collect: MCTS over {train_n} training + {val_n} validation tasks")
     search = {}
     for split, tasks in (("train", train_ids), ("val", val_ids)):
@@ -266,7 +261,7 @@ def run_env(
                 env,
                 ScriptedPolicy(env, p=s.expert_p, seed=s.seed),
                 tasks,
-                settings=collect_settings(s),
+                settings=pipeline_collect_settings(s),
                 out_dir=out / split,
                 progress=progress,
             )

@@ -18,7 +18,6 @@ Legend: ``B`` states, ``P`` pairs, ``K`` in-context samples.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -59,15 +58,15 @@ def parameter_count(model: Any) -> int:
 # --------------------------------------------------------------------------------- Q-model
 def q_records(tree_dir: Path, settings: Any) -> list[dict[str, Any]]:
     """Step-level preference pairs exactly as the pipeline builds them (step 2)."""
-    from qengine.data import build_pairs
+    from qengine.pipeline import preference_pairs
 
-    return build_pairs(tree_dir, mode="max_min", min_q_gap=settings.min_q_gap)
+    return preference_pairs(tree_dir, settings)
 
 
 def q_texts(records: Sequence[dict[str, Any]]) -> list[str]:
-    from qengine.data.prompts import compact_prompt
+    from qengine.pipeline import q_model_texts
 
-    return [compact_prompt(r["prompt"]) + " " + r["chosen"] + " " + r["rejected"] for r in records]
+    return q_model_texts(list(records))
 
 
 def train_q(
@@ -78,31 +77,13 @@ def train_q(
     *,
     progress: bool,
 ) -> dict[str, Any]:
-    """Step 3 of ``run_pipeline``: a tiny LM trained with step-level DPO, saved under ``out``."""
-    from qengine.train import StepDPOConfig, train_step_dpo
+    """Step 3 of ``run_pipeline`` (``train_q_model``) on the shared tokenizer, saved to ``out``."""
+    from qengine.pipeline import train_q_model
 
-    model = tiny_lm(tokenizer, settings)
-    config = StepDPOConfig(
-        epochs=settings.epochs,
-        learning_rate=settings.learning_rate,
-        batch_size=16,
-        max_length=settings.max_length,
-        prompt_style="compact",
-        seed=settings.seed,
-    )
-    # train_step_dpo fails (torch.cat of nothing) when its held-out split is empty, i.e. when
-    # the pairs come from fewer tasks than 0.5 / eval_fraction: hold out one task then.
-    tasks = len({r["task"] for r in records})
-    if round(tasks * config.eval_fraction) == 0:
-        if tasks < 2:
-            raise ValueError(f"the pairs come from {tasks} task(s); search more training tasks")
-        config = dataclasses.replace(config, eval_fraction=1.01 / tasks)
-    history = train_step_dpo(
-        model, tokenizer, records, config=config, output_dir=out, progress=progress
-    )
+    history = train_q_model(records, settings, out, tokenizer=tokenizer, progress=progress)
     return {
         "pairs": len(records),
-        "parameters": parameter_count(model),
+        "parameters": parameter_count(tiny_lm(tokenizer, settings)),
         "eval_before": history["eval_before"],
         "eval_after": history["eval_after"],
     }

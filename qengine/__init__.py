@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 _LAZY_SUBMODULES = (
+    "critics",
     "data",
     "demo",
     "envs",

@@ -25,12 +25,76 @@ class PipelineSettings:
     expert_p: float = 0.5  # the base agent: oracle action with this probability
     iterations: int = 30
     candidates: int = 5  # n, for the search and for Q-guided selection
+    # Per-step discount of the search's returns. The shop's expert recovers from almost any
+    # detour, so undiscounted Q-values barely separate a detour from progress; 0.9 makes a step
+    # spent going back cost something (paper: undiscounted; set 1.0 to reproduce that).
+    discount: float = 0.9
     min_q_gap: float = 0.1
     hidden_size: int = 64
     epochs: int = 4
     learning_rate: float = 2e-3
     max_length: int = 256
     seed: int = 0
+
+
+def collect_settings(s: PipelineSettings) -> Any:
+    """Step 1's search settings: ``CollectSettings`` of ``s`` (iterations, n, discount)."""
+    from dataclasses import replace
+
+    from .search import CollectSettings
+    from .search.driver import DEFAULT_SEARCH_CONFIG
+
+    return CollectSettings(
+        iterations=s.iterations,
+        candidates=s.candidates,
+        config=replace(DEFAULT_SEARCH_CONFIG, discount=s.discount),
+    )
+
+
+def preference_pairs(tree_dir: str | Path, s: PipelineSettings) -> list[dict[str, Any]]:
+    """Step 2: max-vs-min sibling pairs with a Q gap of at least ``s.min_q_gap``."""
+    from .data import build_pairs
+
+    return build_pairs(tree_dir, mode="max_min", min_q_gap=s.min_q_gap)
+
+
+def q_model_texts(records: list[dict[str, Any]]) -> list[str]:
+    """The texts a Q-model sees (compact prompt, chosen, rejected): its tokenizer's corpus."""
+    from .data.prompts import compact_prompt
+
+    return [compact_prompt(r["prompt"]) + " " + r["chosen"] + " " + r["rejected"] for r in records]
+
+
+def train_q_model(
+    records: list[dict[str, Any]],
+    s: PipelineSettings,
+    output_dir: str | Path,
+    *,
+    tokenizer: Any = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Step 3: a tiny Llama trained from scratch with step-level DPO, saved to ``output_dir``.
+
+    ``tokenizer``: a word-level tokenizer to use (default: one built on ``q_model_texts``).
+    Returns ``train_step_dpo``'s history.
+    """
+    from .models import build_word_tokenizer, tiny_causal_lm
+    from .train import StepDPOConfig, train_step_dpo
+
+    if tokenizer is None:
+        tokenizer = build_word_tokenizer(q_model_texts(records))
+    model = tiny_causal_lm(tokenizer, hidden_size=s.hidden_size, seed=s.seed)
+    config = StepDPOConfig(
+        epochs=s.epochs,
+        learning_rate=s.learning_rate,
+        batch_size=16,
+        max_length=s.max_length,
+        prompt_style="compact",
+        seed=s.seed,
+    )
+    return train_step_dpo(
+        model, tokenizer, records, config=config, output_dir=output_dir, progress=progress
+    )
 
 
 def run_pipeline(
@@ -43,12 +107,10 @@ def run_pipeline(
     """Run the four steps and write everything under ``out``; returns the results dict."""
     import torch
 
-    from .data import build_pairs, plot_q_distributions, q_gap_summary, save_records
-    from .data.prompts import compact_prompt
+    from .data import plot_q_distributions, q_gap_summary, save_records
     from .envs import make_env
-    from .models import build_word_tokenizer, tiny_causal_lm
     from .policies import ScriptedPolicy
-    from .search import CollectSettings, collect
+    from .search import collect
     from .select import (
         BaseAgent,
         QGuidedAgent,
@@ -57,7 +119,6 @@ def run_pipeline(
         plot_results,
         run_episodes,
     )
-    from .train import StepDPOConfig, train_step_dpo
 
     s = settings or PipelineSettings()
     out = Path(out)
@@ -72,14 +133,14 @@ def run_pipeline(
         env,
         ScriptedPolicy(env, p=s.expert_p, seed=s.seed),
         env.task_ids("train")[: s.train_tasks],
-        settings=CollectSettings(iterations=s.iterations, candidates=s.candidates),
+        settings=collect_settings(s),
         out_dir=out,
         progress=progress,
     )
     timings["collect_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    records = build_pairs(out, mode="max_min", min_q_gap=s.min_q_gap)
+    records = preference_pairs(out, s)
     if not records:
         raise RuntimeError("the search produced no preference pair; raise train_tasks")
     save_records(records, out / "pairs.jsonl")
@@ -89,20 +150,7 @@ def run_pipeline(
 
     start = time.perf_counter()
     log(f"[3/4] train-q: step-level DPO on {len(records)} pairs")
-    texts = (compact_prompt(r["prompt"]) + " " + r["chosen"] + " " + r["rejected"] for r in records)
-    tokenizer = build_word_tokenizer(texts)
-    model = tiny_causal_lm(tokenizer, hidden_size=s.hidden_size, seed=s.seed)
-    config = StepDPOConfig(
-        epochs=s.epochs,
-        learning_rate=s.learning_rate,
-        batch_size=16,
-        max_length=s.max_length,
-        prompt_style="compact",
-        seed=s.seed,
-    )
-    history = train_step_dpo(
-        model, tokenizer, records, config=config, output_dir=out / "qmodel", progress=progress
-    )
+    history = train_q_model(records, s, out / "qmodel", progress=progress)
     timings["train_s"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -14,10 +14,12 @@ deterministic), which costs a game reset plus one engine call per action.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +36,12 @@ CHALLENGE_DEFAULTS: dict[str, dict[str, Any]] = {
     "tw-cooking": {"recipe": 2, "take": 1, "go": 6, "open": True, "cook": False, "cut": False,
                    "drop": False, "recipe_seed": 0, "split": "train"},
 }  # fmt: skip
+
+
+# TextWorld's grammar parser (tatsu) and its game-logic cache are not thread-safe: generating or
+# loading games from several threads at once (collect's environment pool) fails with
+# FailedLeftRecursion / TypeError. Every generation and load holds this lock; steps do not.
+_TEXTWORLD_LOCK = threading.RLock()
 
 
 def _import_textworld() -> Any:
@@ -144,6 +152,13 @@ class TextWorldEnv(TextEnv):
         path = os.path.join(self.cache_dir, f"{self.challenge}-{key:016x}.z8")
         if os.path.exists(path) and os.path.exists(path[:-3] + ".json"):
             return path
+        with _TEXTWORLD_LOCK:
+            if os.path.exists(path) and os.path.exists(path[:-3] + ".json"):
+                return path  # another thread built it while this one waited
+            self._generate(game_seed, path)
+        return path
+
+    def _generate(self, game_seed: int, path: str) -> None:
         os.makedirs(self.cache_dir, exist_ok=True)
         tw = self._tw
         with tempfile.TemporaryDirectory(dir=self.cache_dir) as tmp, _quiet():
@@ -157,12 +172,12 @@ class TextWorldEnv(TextEnv):
             os.replace(built[:-3] + ".json", path[:-3] + ".json")
             shutil.move(built, path + ".part")
             os.replace(path + ".part", path)
-        return path
 
     # -------------------------------------------------------------- episode
     def _start(self, task_id: str) -> None:
         path = self.game_file(task_id)
-        if self._game is None or path != self._game_path:
+        loaded = self._game is None or path != self._game_path
+        if loaded:
             if self._game is not None:
                 self._game.close()
             infos = self._tw.EnvInfos(
@@ -175,10 +190,11 @@ class TextWorldEnv(TextEnv):
                 objective=True,
                 description=True,
             )
-            with _quiet():
+            with _TEXTWORLD_LOCK, _quiet():
                 self._game = self._tw.start(path, request_infos=infos)
             self._game_path = path
-        with _quiet():
+        # The first reset of a freshly loaded game still parses its logic: under the lock too.
+        with _TEXTWORLD_LOCK if loaded else contextlib.nullcontext(), _quiet():
             self._gs = self._game.reset()
         self._max_score = float(self._gs["max_score"] or 1)
         self._score = float(self._gs["score"] or 0)

@@ -262,7 +262,9 @@ def _search(
         values = (
             np.asarray(value_fn([n.state for n in leaf_nodes]), dtype=np.float64)
             if value_fn is not None
-            else _rollouts(pool, policy, leaf_nodes, rollout_cap - depths, stats)
+            else _rollouts(
+                pool, policy, leaf_nodes, rollout_cap - depths, stats, settings.config.discount
+            )
         )
         stats.policy_seconds += time.perf_counter() - t0 if value_fn is not None else 0.0
         # 6. expand and tell; leaves with zero candidates become terminal
@@ -308,8 +310,13 @@ def _rollouts(
     leaves: Sequence[_Node],
     caps: np.ndarray,
     stats: CollectStats,
+    discount: float = 1.0,
 ) -> np.ndarray:
-    """Width-1 policy rollouts from every leaf at once; returns the reward collected after it."""
+    """Width-1 policy rollouts from every leaf at once → the return after each leaf [L].
+
+    The k-th reward of a rollout (k = 0, 1, ...) counts ``discount**k``: the same discount the
+    core applies on the tree's edges, so a leaf's value and a backed-up Q mean the same thing.
+    """
     values = np.zeros(len(leaves))
     active = [i for i, n in enumerate(leaves) if not n.state.done and caps[i] > 0]
     snaps = {i: leaves[i].snapshot for i in active}
@@ -336,7 +343,7 @@ def _rollouts(
         steps += 1
         still = []
         for i, (reward, state, snap) in zip(active, outcomes, strict=True):
-            values[i] += reward
+            values[i] += discount ** (steps - 1) * reward
             if state is not None and not state.done and steps < caps[i]:
                 states[i], snaps[i] = state, snap
                 still.append(i)

@@ -54,11 +54,19 @@ class QGuidedAgent:
             raise ValueError("n must be >= 1")
         self.policy, self.q_model, self.n, self.name = policy, q_model, n, name
         self.model_calls_per_decision = 1
+        # decisions; Q-model calls (one per state with >= 2 distinct candidates); candidates scored
+        self.stats = {"decisions": 0, "q_calls": 0, "candidates_scored": 0}
+
+    @property
+    def candidates_scored_per_decision(self) -> float:
+        """Action sequences the Q-model scored per decision (duplicates are removed first)."""
+        return self.stats["candidates_scored"] / max(self.stats["decisions"], 1)
 
     def act(self, states: Sequence[Any]) -> list[str]:
         proposals = self.policy.propose(states, self.n)
         actions = []
         for state, cands in zip(states, proposals, strict=True):
+            self.stats["decisions"] += 1
             if not cands:
                 actions.append("")
                 continue
@@ -66,5 +74,7 @@ class QGuidedAgent:
                 actions.append(cands[0].text)
                 continue
             q = self.q_model.score(render_state(state), [c.text for c in cands])
+            self.stats["q_calls"] += 1
+            self.stats["candidates_scored"] += len(cands)
             actions.append(cands[int(np.argmax(q))].text)
         return actions

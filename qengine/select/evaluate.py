@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +44,13 @@ def run_episodes(
     *,
     success_reward: float = 1.0,
     progress: bool = True,
+    on_episode_end: Callable[[Any], None] | None = None,
 ) -> AgentResult:
-    """Play every task to the end with ``agent``, all episodes advancing together (batched acts)."""
+    """Play every task to the end with ``agent``, all episodes advancing together (batched acts).
+
+    ``on_episode_end(state)`` is called with each finished episode's final ``TextState`` as soon
+    as it ends, e.g. to feed a critic the actor's recent outcomes (``GenerativeCritic.observe``).
+    """
     envs = [env.fresh() for _ in task_ids]
     states = [e.reset(t) for e, t in zip(envs, task_ids, strict=True)]
     steps = np.zeros(len(task_ids), dtype=np.int64)
@@ -61,6 +66,8 @@ def run_episodes(
             steps[i] += 1
             if states[i].done:
                 bar.update(1)
+                if on_episode_end is not None:
+                    on_episode_end(states[i])
             else:
                 still.append(i)
         active = still

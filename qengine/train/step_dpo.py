@@ -90,7 +90,7 @@ def _reference_logprobs(
     model: Any, tokenizer: Any, records: Sequence[dict], cfg: StepDPOConfig, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     model.eval()
-    out_c, out_r = [], []
+    out_c, out_r = [torch.zeros(0)], [torch.zeros(0)]  # no records (no held-out split): empty
     for start in range(0, len(records), cfg.batch_size):
         chunk = records[start : start + cfg.batch_size]
         lw, ll = _pair_logprobs(model, tokenizer, chunk, cfg, device)

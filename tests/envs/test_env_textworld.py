@@ -55,3 +55,25 @@ def test_replay_and_snapshot(tw):
 
 def test_splits_disjoint(tw):
     assert tw.game_seed(tw.task_ids("train")[0]) != tw.game_seed(tw.task_ids("test")[0])
+
+
+def test_games_generate_and_load_from_many_threads(tmp_path):
+    """collect's worker threads generate and load games concurrently: the parser is locked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = make_env(
+        "textworld",
+        challenge="tw-coin_collector",
+        settings={"level": 2},
+        num_train=4,
+        num_test=0,
+        cache_dir=str(tmp_path),
+    )
+    tasks = env.task_ids("train")
+    envs = [env.fresh() for _ in tasks]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        states = list(pool.map(lambda e, t: e.reset(t), envs, tasks))
+    assert [s.task_id for s in states] == tasks
+    assert all(s.admissible for s in states)
+    for e in [env, *envs]:
+        e.close()

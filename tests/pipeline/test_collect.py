@@ -106,3 +106,50 @@ def test_bad_input_is_explained() -> None:
         CollectSettings(iterations=0)
     with pytest.raises(ValueError, match="suffix"):
         save_records([], "pairs.csv")
+
+
+def test_rollout_returns_are_discounted_like_the_tree(shop, tmp_path) -> None:
+    """One iteration with the expert: the root's value is its rollout, gamma**(k-1) * reward."""
+    from dataclasses import replace
+
+    from qengine.search.driver import DEFAULT_SEARCH_CONFIG
+
+    env, tasks = shop
+    expert = env.fresh()
+    expert.reset(tasks[0])
+    k = 0
+    while not expert.state().done:
+        expert.step(expert.oracle_action())
+        k += 1
+    assert expert.state().total_reward == pytest.approx(1.0) and k >= 3
+    roots = {}
+    for gamma in (1.0, 0.5):
+        settings = replace(
+            SETTINGS, iterations=1, config=replace(DEFAULT_SEARCH_CONFIG, discount=gamma)
+        )
+        out = tmp_path / str(gamma)
+        collect(env, ScriptedPolicy(env, p=1.0), tasks[:1], settings=settings, out_dir=out,
+                progress=False)  # fmt: skip
+        roots[gamma] = float(next(iter(TreeStore(out))).arrays["q"][0])
+    assert roots[1.0] == pytest.approx(1.0)
+    assert roots[0.5] == pytest.approx(0.5 ** (k - 1))
+
+
+def test_q_guided_agent_counts_its_costs_and_reports_finished_episodes(shop) -> None:
+    from qengine.select import QGuidedAgent, run_episodes
+
+    class LongestFirst:  # a stand-in Q-model: prefers the longest action text
+        def score(self, prompt, candidates):
+            return np.array([len(c) for c in candidates], dtype=np.float64)
+
+    env, tasks = shop
+    agent = QGuidedAgent(ScriptedPolicy(env, p=0.5, seed=3), LongestFirst(), n=4)
+    finished = []
+    result = run_episodes(env, agent, tasks[:3], progress=False, on_episode_end=finished.append)
+    assert sorted(s.task_id for s in finished) == sorted(tasks[:3])
+    assert all(s.done for s in finished)
+    assert agent.stats["decisions"] == pytest.approx(result.mean_steps * 3)
+    assert 0 < agent.stats["q_calls"] <= agent.stats["decisions"]
+    assert 2 <= agent.candidates_scored_per_decision * agent.stats["decisions"] / max(
+        agent.stats["q_calls"], 1
+    ) <= 4

@@ -135,3 +135,15 @@ def test_q_value_model_styles_and_truncates_like_training(trained) -> None:
         q_model.tokenizer, [long_prompt], ["click[red shirt]"], max_length=12
     )
     assert batch.input_ids[0].tolist() == prompt_ids + cands[0]
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.1])  # 0.1 of 3 tasks rounds to no held-out task
+def test_trains_without_a_held_out_split(fraction: float) -> None:
+    records = colour_pairs(3, seed=1)
+    tokenizer = build_word_tokenizer(r["prompt"] + r["chosen"] + r["rejected"] for r in records)
+    model = tiny_causal_lm(tokenizer, hidden_size=32, num_layers=1)
+    config = StepDPOConfig(epochs=2, batch_size=2, eval_fraction=fraction)
+    history = train_step_dpo(model, tokenizer, records, config=config, progress=False)
+    assert history["eval_before"] == {}
+    assert [e["epoch"] for e in history["epochs"]] == [0, 1]
+    assert all(np.isfinite(e["loss"]) for e in history["epochs"])
