@@ -60,7 +60,6 @@ ENV_KWARGS: dict[str, dict[str, Any]] = {
     "textworld": {"challenge": "tw-coin_collector", "max_steps": 10}
 }
 VAL_CAP = 200  # validation pairs / states per diagnostic (the generative critic generates)
-CHUNK = 10  # test tasks per run_episodes call (the critic's in-context buffer is fed in between)
 AGENTS = (
     "base",
     "best-of-n (log-prob)",
@@ -129,71 +128,29 @@ def machine() -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- agents
-class CountingQ:
-    """Wraps a ``QValueModel`` and counts calls and scored candidate sequences."""
-
-    def __init__(self, q_model: Any) -> None:
-        self.q_model, self.calls, self.sequences = q_model, 0, 0
-
-    def score(self, prompt: str, candidates: Sequence[str]) -> np.ndarray:
-        self.calls += 1
-        self.sequences += len(candidates)
-        return self.q_model.score(prompt, candidates)
-
-
-class Recorder:
-    """Passes ``act`` through and remembers each task's last (state, action)."""
-
-    def __init__(self, agent: Any) -> None:
-        self.agent, self.name, self.last = agent, agent.name, {}
-
-    def act(self, states: Sequence[Any]) -> list[str]:
-        actions = self.agent.act(states)
-        for state, action in zip(states, actions, strict=True):
-            self.last[state.task_id] = (state, action)
-        return actions
-
-
 def evaluate_agent(
     env: Any,
     agent: Any,
     tasks: Sequence[str],
     *,
     critic: Any = None,
-    chunk: int = CHUNK,
     progress: bool,
 ) -> tuple[Any, float]:
-    """``run_episodes`` over ``tasks`` in chunks; after each chunk a generative ``critic``
-    observes the finished episodes (state before the last action, the action, the return).
-    Returns the merged ``AgentResult`` and the wall time."""
-    from qengine.select import AgentResult, bootstrap_ci, run_episodes
+    """``run_episodes`` over ``tasks``; as each episode ends, a generative ``critic`` observes it
+    (the state before the last action, that action, the episode's return), so later decisions
+    see the actor's most recent outcomes in context. Returns the ``AgentResult`` and wall time."""
+    from qengine.data.prompts import render_prompt
+    from qengine.select import run_episodes
 
-    recorder = Recorder(agent)
-    rewards, steps, wall = [], [], 0.0
-    for lo in range(0, len(tasks), chunk):
-        part = list(tasks[lo : lo + chunk])
-        start = time.perf_counter()
-        res = run_episodes(env, recorder, part, progress=progress)
-        wall += time.perf_counter() - start
-        rewards += res.rewards
-        steps.append(res.mean_steps * res.tasks)
-        if critic is not None:
-            for task, reward in zip(part, res.rewards, strict=True):
-                if task in recorder.last:
-                    state, action = recorder.last[task]
-                    critic.observe(state, action, reward)
-    success = [float(r >= 1.0) for r in rewards]
-    result = AgentResult(
-        agent=agent.name,
-        tasks=len(rewards),
-        success_rate=float(np.mean(success)),
-        success_ci=bootstrap_ci(success),
-        mean_reward=float(np.mean(rewards)),
-        reward_ci=bootstrap_ci(rewards),
-        mean_steps=float(np.sum(steps) / max(len(rewards), 1)),
-        rewards=rewards,
-    )
-    return result, wall
+    def feed(final: Any) -> None:
+        if critic is None or not final.history:
+            return
+        before = render_prompt(final.instruction, final.first_observation, final.history[:-1])
+        critic.observe(before, final.history[-1][0], final.total_reward)
+
+    start = time.perf_counter()
+    result = run_episodes(env, agent, tasks, progress=progress, on_episode_end=feed)
+    return result, time.perf_counter() - start
 
 
 def agent_row(result: Any, wall: float, agent: Any) -> dict[str, Any]:
@@ -204,15 +161,14 @@ def agent_row(result: Any, wall: float, agent: Any) -> dict[str, Any]:
     }
     row.update(decisions=decisions, wall_s=wall, ms_per_decision=1e3 * wall / max(decisions, 1))
     stats = getattr(agent, "stats", None)
-    if stats is not None:  # VGuidedAgent
+    if hasattr(agent, "env_steps_per_decision"):  # VGuidedAgent
         row["env_steps_per_decision"] = agent.env_steps_per_decision
         row["sequences_per_decision"] = agent.model_calls_per_decision
         row["counters"] = dict(stats)
-    elif isinstance(getattr(agent, "q_model", None), CountingQ):
-        q = agent.q_model
+    elif hasattr(agent, "candidates_scored_per_decision"):  # QGuidedAgent
         row["env_steps_per_decision"] = 0.0
-        row["sequences_per_decision"] = q.sequences / max(decisions, 1)
-        row["counters"] = {"decisions": decisions, "q_calls": q.calls, "q_sequences": q.sequences}
+        row["sequences_per_decision"] = agent.candidates_scored_per_decision
+        row["counters"] = dict(stats)
     else:
         row["env_steps_per_decision"] = 0.0
         row["sequences_per_decision"] = 0.0
@@ -354,13 +310,12 @@ def run_env(
     agents = [
         BaseAgent(actor(), name=AGENTS[0]),
         BestOfNLogprobAgent(actor(), n, name=AGENTS[1]),
-        QGuidedAgent(actor(), CountingQ(q_model), n, name=AGENTS[2]),
+        QGuidedAgent(actor(), q_model, n, name=AGENTS[2]),
         VGuidedAgent(actor(), vm, env, n, name=AGENTS[3], terminal_value="model"),
         VGuidedAgent(actor(), vm, env, n, name=AGENTS[4], terminal_value="reward"),
         VGuidedAgent(actor(), critic, env, n, name=AGENTS[5], terminal_value="model"),
     ]
     rows: dict[str, Any] = {}
-    chunk = 4 if args.quick else CHUNK
     for agent in agents:
         is_critic = agent.name == AGENTS[5]
         result, wall = evaluate_agent(
@@ -368,7 +323,6 @@ def run_env(
             agent,
             test_ids,
             critic=critic if is_critic else None,
-            chunk=chunk,
             progress=progress,
         )
         rows[agent.name] = agent_row(result, wall, agent)

@@ -303,8 +303,9 @@ LIMITS = """\
 * The generative critic's "reasoning" is a short template (steps taken, whether the last action
   was refused) the model learns to copy; it is not chain-of-thought and adds no information. The
   in-context samples are the agent's own finished episodes (state before the last action, the
-  action, the return), fed between chunks of test tasks; the first chunk runs with an empty
-  buffer. Whether a 2-layer model uses them at all is not measured.
+  action, the return), fed as each test episode ends (``run_episodes(on_episode_end=...)``); the
+  first decisions run with an empty buffer. Whether a 2-layer model uses them at all is not
+  measured.
 * The actor is scripted, not an LLM; its candidates are samples of a known distribution, so
   best-of-n by log-prob is near-oracle (above) and Q/V/C only re-rank those candidates.
 * One seed; the CIs cover the test-task sampling only, not the training randomness (a second

@@ -150,6 +150,10 @@ def test_q_guided_agent_counts_its_costs_and_reports_finished_episodes(shop) -> 
     assert all(s.done for s in finished)
     assert agent.stats["decisions"] == pytest.approx(result.mean_steps * 3)
     assert 0 < agent.stats["q_calls"] <= agent.stats["decisions"]
-    assert 2 <= agent.candidates_scored_per_decision * agent.stats["decisions"] / max(
-        agent.stats["q_calls"], 1
-    ) <= 4
+    assert (
+        2
+        <= agent.candidates_scored_per_decision
+        * agent.stats["decisions"]
+        / max(agent.stats["q_calls"], 1)
+        <= 4
+    )
