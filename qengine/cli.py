@@ -31,7 +31,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
             "agent: collect MCTS trees over training tasks, build step-level preference pairs, "
             "train a small Q-value model with step-level DPO, and compare the base agent with "
             "the Q-guided agent (sample n candidates, execute the highest Q) on held-out tasks. "
-            "About 10 minutes on a 2-core CPU. --search-only runs the quick search demo instead "
+            "Under a minute on 2 quiet CPU cores. --search-only runs the quick search demo instead "
             "(batched MCTS over a built-in puzzle, seconds)."
         ),
     )
