@@ -51,7 +51,14 @@ from typing import Any
 import numpy as np
 
 from ..data.prompts import PromptStyle, render_state, style_prompt
-from ._lm import check_texts, keep_recent, load_local_lm, pad_id, pad_rows
+from ..models.causal_lm import (
+    check_texts,
+    keep_recent,
+    load_local_lm,
+    pad_id,
+    pad_rows,
+    stop_rows_when,
+)
 from .parsing import ParsedValue, parse_value, value_line_complete
 
 __all__ = ["GenerateFn", "GenerativeCritic", "HFGenerator", "InContextSample"]
@@ -147,24 +154,7 @@ class HFGenerator:
 
 def _stop_after_value(tokenizer: Any, width: int) -> Any:
     """A stopping criterion ending each row once its value line is complete."""
-    import torch
-    from transformers import StoppingCriteria
-
-    class _StopAfterValue(StoppingCriteria):
-        def __init__(self) -> None:
-            self.done: Any = None
-
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            if self.done is None:
-                self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool)
-            todo = (~self.done).nonzero().flatten().tolist()
-            if todo:
-                texts = tokenizer.batch_decode(input_ids[todo, width:], skip_special_tokens=True)
-                for r, text in zip(todo, texts, strict=True):
-                    self.done[r] = value_line_complete(text)
-            return self.done.to(input_ids.device).clone()
-
-    return _StopAfterValue()
+    return stop_rows_when(tokenizer, width, lambda _row, text: value_line_complete(text))
 
 
 class GenerativeCritic:

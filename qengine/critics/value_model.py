@@ -28,7 +28,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.prompts import PromptStyle, style_prompt
-from ._lm import check_texts, decoder, hidden_size, keep_recent, load_local_lm, pad_id, pad_rows
+from ..models.causal_lm import (
+    check_texts,
+    decoder,
+    hidden_size,
+    keep_recent,
+    load_local_lm,
+    pad_id,
+    pad_rows,
+)
 
 __all__ = ["VALUE_CONFIG", "VALUE_HEAD", "ValueModel"]
 

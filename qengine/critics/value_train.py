@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..train.optim import adamw_with_warmup
+from ..train.loop import train_epochs
 from .value_data import split_by_task
 from .value_model import ValueModel
 
@@ -163,46 +162,10 @@ def _fit(
     desc: str,
     progress: bool,
 ) -> None:
-    """The shared loop: micro-batches of ``train``, AdamW + warmup, eval after each epoch."""
-    device = vm.device
-    use_bf16 = (
-        cfg.bf16
-        if cfg.bf16 is not None
-        else (device.type == "cuda" and torch.cuda.is_bf16_supported())
-    )
-    params = [p for p in vm.parameters() if p.requires_grad]
-    optimizer, scheduler, total = adamw_with_warmup(
-        params,
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        examples=len(train),
-        batch_size=cfg.batch_size,
-        grad_accumulation=cfg.grad_accumulation,
-        epochs=cfg.epochs,
-        warmup_ratio=cfg.warmup_ratio,
-    )
-    rng = random.Random(cfg.seed)
-    order = list(range(len(train)))
-    bar = tqdm(total=total, desc=desc, unit="step", disable=not progress)
-    for epoch in range(cfg.epochs):
-        vm.train()
-        rng.shuffle(order)
-        micro = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-        losses = []
-        for k, idx in enumerate(micro):
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = step_loss([train[i] for i in idx])
-            # Scale so a short last micro-batch weighs by its size, as in step-DPO.
-            (loss * len(idx) / (cfg.batch_size * cfg.grad_accumulation)).backward()
-            losses.append(loss.item())
-            if (k + 1) % cfg.grad_accumulation == 0 or k + 1 == len(micro):
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        row: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses))}
+    """qengine's training loop (``train_epochs``) on ``train``, evaluated after each epoch."""
+
+    def end_of_epoch(epoch: int, means: dict[str, float]) -> None:
+        row: dict[str, Any] = {"epoch": epoch, **means}
         row.update(evaluate())
         history["epochs"].append(row)
         line = f"{desc} epoch {epoch}: " + ", ".join(
@@ -210,8 +173,18 @@ def _fit(
         )
         _log.info(line)
         if progress:
-            bar.write(line)
-    bar.close()
+            tqdm.write(line)
+
+    train_epochs(
+        vm,
+        len(train),
+        lambda idx: (step_loss([train[i] for i in idx]), {}),
+        cfg,
+        device=vm.device,
+        desc=desc,
+        progress=progress,
+        end_of_epoch=end_of_epoch,
+    )
     vm.eval()
     history["eval_after"] = history["epochs"][-1]
 

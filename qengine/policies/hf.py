@@ -374,22 +374,8 @@ class HFPolicy:
 
 def _make_stop(tokenizer: Any, width: int, tails: Sequence[str], grammars: Sequence[Any]) -> Any:
     """A stopping criterion ending each row once ``tail + generated`` holds a finished action."""
-    import torch
-    from transformers import StoppingCriteria
+    from ..models.causal_lm import stop_rows_when
 
-    class _StopAtAction(StoppingCriteria):
-        def __init__(self) -> None:
-            self.done: Any = None
-
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            if self.done is None:
-                self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool)
-            todo = (~self.done).nonzero().flatten().tolist()
-            if todo:
-                texts = tokenizer.batch_decode(input_ids[todo, width:], skip_special_tokens=True)
-                for r, text in zip(todo, texts, strict=True):
-                    if action_complete(tails[r] + text, grammars[r]):
-                        self.done[r] = True
-            return self.done.to(input_ids.device).clone()
-
-    return _StopAtAction()
+    return stop_rows_when(
+        tokenizer, width, lambda r, text: action_complete(tails[r] + text, grammars[r])
+    )

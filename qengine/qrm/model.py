@@ -29,7 +29,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from qengine.train.logprobs import _decoder
+from qengine.models.causal_lm import decoder, hidden_size
 from qengine.train.tokenize import CompletionBatch
 
 from .rewards import Normalization, check_token_masks, normalize_token_rewards
@@ -42,18 +42,6 @@ _FORMAT = 1
 
 Head = Literal["lm", "value"]
 Score = Literal["q", "advantage"]
-
-
-def _hidden_size(model: Any) -> int:
-    config = getattr(model, "config", None)
-    for key in ("hidden_size", "n_embd", "d_model", "word_embed_proj_dim"):
-        value = getattr(config, key, None)
-        if isinstance(value, int):
-            return value
-    head = model.get_output_embeddings()
-    if head is not None:
-        return int(head.weight.shape[1])
-    raise TypeError(f"cannot find the hidden size of {type(model).__name__}")
 
 
 class QRewardModel(nn.Module):
@@ -90,7 +78,7 @@ class QRewardModel(nn.Module):
         self.value_head: nn.Linear | None = None
         if head == "value":
             if value_head is None:
-                d = _hidden_size(model)
+                d = hidden_size(model)
                 value_head = nn.Linear(d, 1)
                 std = float(getattr(getattr(model, "config", None), "initializer_range", 0.02))
                 nn.init.normal_(value_head.weight, std=std)
@@ -203,7 +191,7 @@ class QRewardModel(nn.Module):
         the row *at* each response token. Returns (rows [n, D], targets [n] int64, cu_seqlens
         [B + 1] int32).
         """
-        hidden = _decoder(self.model)(
+        hidden = decoder(self.model)(
             input_ids=batch.input_ids, attention_mask=batch.attention_mask
         ).last_hidden_state  # [B, T, D]
         mask = batch.completion_mask

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from qengine.train.tokenize import encode_completions
 
-from ..train.optim import adamw_with_warmup
+from ..train.loop import resolve_bf16, train_epochs
 from .model import QRewardModel
 
 __all__ = ["QRMTrainConfig", "as_records", "evaluate_qrm", "train_qrm"]
@@ -94,12 +93,6 @@ def _encode(qrm: QRewardModel, tokenizer: Any, chunk: Sequence[dict], max_length
     return encode_completions(tokenizer, prompts, completions, max_length=max_length).to(qrm.device)
 
 
-def _use_bf16(flag: bool | None, device: torch.device) -> bool:
-    if flag is not None:
-        return flag
-    return device.type == "cuda" and torch.cuda.is_bf16_supported()
-
-
 @torch.no_grad()
 def evaluate_qrm(
     qrm: QRewardModel,
@@ -114,7 +107,7 @@ def evaluate_qrm(
     mean loss on preference records."""
     records = as_records(records)
     device = qrm.device
-    use_bf16 = _use_bf16(bf16, device)
+    use_bf16 = resolve_bf16(bf16, device)
     was_training = qrm.training
     qrm.eval()
     margins, losses = [], []
@@ -155,7 +148,7 @@ def train_qrm(
     records = as_records(records)
     torch.manual_seed(cfg.seed)
     device = qrm.device
-    use_bf16 = _use_bf16(cfg.bf16, device)
+    use_bf16 = resolve_bf16(cfg.bf16, device)
     train, held_out = _split(records, cfg.eval_fraction, cfg.seed)
     if not train:
         raise ValueError("no training pairs left after the held-out split; lower eval_fraction")
@@ -176,47 +169,20 @@ def train_qrm(
         "epochs": [],
         "eval_before": evaluate(),
     }
-    params = [p for p in qrm.parameters() if p.requires_grad]
-    optimizer, scheduler, total = adamw_with_warmup(
-        params,
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        examples=len(train),
-        batch_size=cfg.batch_size,
-        grad_accumulation=cfg.grad_accumulation,
-        epochs=cfg.epochs,
-        warmup_ratio=cfg.warmup_ratio,
-    )
-    order = list(range(len(train)))
-    rng = random.Random(cfg.seed)
-    bar = tqdm(total=total, desc="Q-RM", unit="step", disable=not progress)
-    for epoch in range(cfg.epochs):
-        qrm.train()
-        rng.shuffle(order)
-        losses, accs = [], []
-        micro = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-        for k, idx in enumerate(micro):
-            batch = _encode(qrm, tokenizer, [train[i] for i in idx], cfg.max_length)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                out = qrm.pairwise_loss(batch)
-            (out.loss * len(idx) / (cfg.batch_size * cfg.grad_accumulation)).backward()
-            losses.append(out.loss.item())
-            accs.append(float(out.accuracy))
-            if (k + 1) % cfg.grad_accumulation == 0 or k + 1 == len(micro):
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        row = {
-            "epoch": epoch,
-            "loss": sum(losses) / len(losses),
-            "train_accuracy": sum(accs) / len(accs),
-        }
+
+    def step_loss(idx: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
+        out = qrm.pairwise_loss(_encode(qrm, tokenizer, [train[i] for i in idx], cfg.max_length))
+        return out.loss, {"train_accuracy": float(out.accuracy)}
+
+    def end_of_epoch(epoch: int, means: dict[str, float]) -> None:
+        row = {"epoch": epoch, **means}
         row.update({f"eval_{k}": v for k, v in evaluate().items()})
         history["epochs"].append(row)
-    bar.close()
+
+    train_epochs(
+        qrm, len(train), step_loss, cfg, device=device, desc="Q-RM", progress=progress,
+        end_of_epoch=end_of_epoch,
+    )  # fmt: skip
     history["eval_after"] = evaluate()
     if output_dir is not None:
         qrm.save_pretrained(output_dir, tokenizer)

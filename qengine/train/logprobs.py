@@ -10,18 +10,8 @@ from typing import Any
 
 import torch
 
+from ..models.causal_lm import decoder
 from .tokenize import CompletionBatch
-
-
-def _decoder(model: Any) -> Any:
-    """The transformer body of a ``*ForCausalLM`` (the part that returns hidden states)."""
-    body = getattr(model, getattr(model, "base_model_prefix", "model"), None)
-    if body is None or body is model:
-        raise TypeError(
-            f"{type(model).__name__} has no decoder attribute "
-            f"{getattr(model, 'base_model_prefix', 'model')!r}; pass a Hugging Face *ForCausalLM"
-        )
-    return body
 
 
 def completion_rows(
@@ -32,7 +22,7 @@ def completion_rows(
     Returns (rows [n, D], targets [n] int64, cu_seqlens [B+1] int32): row i predicts targets[i];
     sequence b owns rows ``cu_seqlens[b]:cu_seqlens[b+1]``.
     """
-    hidden = _decoder(model)(
+    hidden = decoder(model)(
         input_ids=batch.input_ids, attention_mask=batch.attention_mask
     ).last_hidden_state  # [B, T, D]
     # Position t predicts token t + 1: keep the rows whose *next* token is a completion token.

@@ -22,11 +22,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..data.prompts import PromptStyle, style_prompt
 from .logprobs import completion_logprobs, completion_rows
-from .optim import adamw_with_warmup
+from .loop import train_epochs
 from .tokenize import encode_completions
 
 QMODEL_CONFIG = "qengine_qmodel.json"
@@ -189,11 +188,6 @@ def train_step_dpo(
         )
     torch.manual_seed(cfg.seed)
     device = next(model.parameters()).device
-    use_bf16 = (
-        cfg.bf16
-        if cfg.bf16 is not None
-        else (device.type == "cuda" and torch.cuda.is_bf16_supported())
-    )
     reference_model = copy.deepcopy(model).eval()
     for p in reference_model.parameters():
         p.requires_grad_(False)
@@ -205,43 +199,20 @@ def train_step_dpo(
     history: dict[str, Any] = {"config": asdict(cfg), "train_pairs": len(train), "epochs": []}
     history["eval_before"] = evaluate_pairs(model, tokenizer, held_out, ref_eval, cfg, device)
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer, scheduler, total = adamw_with_warmup(
-        params,
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        examples=len(train),
-        batch_size=cfg.batch_size,
-        grad_accumulation=cfg.grad_accumulation,
-        epochs=cfg.epochs,
-        warmup_ratio=cfg.warmup_ratio,
-    )
-    order = list(range(len(train)))
-    rng = random.Random(cfg.seed)
-    bar = tqdm(total=total, desc="step-DPO", unit="step", disable=not progress)
-    for epoch in range(cfg.epochs):
-        model.train()
-        rng.shuffle(order)
-        losses = []
-        micro = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-        for k, idx in enumerate(micro):
-            chunk = [train[i] for i in idx]
-            reference = torch.cat([ref_train[0][idx], ref_train[1][idx]]).to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = _fused_dpo_loss(model, tokenizer, chunk, reference, cfg, device)
-            (loss * len(idx) / (cfg.batch_size * cfg.grad_accumulation)).backward()
-            losses.append(loss.item())
-            if (k + 1) % cfg.grad_accumulation == 0 or k + 1 == len(micro):
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        row = {"epoch": epoch, "loss": sum(losses) / len(losses)}
+    def step_loss(idx: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
+        chunk = [train[i] for i in idx]
+        reference = torch.cat([ref_train[0][idx], ref_train[1][idx]]).to(device)
+        return _fused_dpo_loss(model, tokenizer, chunk, reference, cfg, device), {}
+
+    def end_of_epoch(epoch: int, means: dict[str, float]) -> None:
+        row = {"epoch": epoch, **means}
         row.update(evaluate_pairs(model, tokenizer, held_out, ref_eval, cfg, device))
         history["epochs"].append(row)
-    bar.close()
+
+    train_epochs(
+        model, len(train), step_loss, cfg, device=device, desc="step-DPO", progress=progress,
+        end_of_epoch=end_of_epoch,
+    )  # fmt: skip
     history["eval_after"] = history["epochs"][-1]
     if output_dir is not None:
         save_q_model(

@@ -1,12 +1,10 @@
-"""Small helpers shared by the critics: the decoder body of a causal LM, padding, truncation.
-
-Written here rather than imported from ``qengine.train`` / ``qengine.qrm`` (whose private helpers
-may change); ``B`` rows, ``T`` positions.
+"""Helpers for any Hugging Face causal LM shared by the Q-RM and the critics: its decoder body,
+hidden size, padding, truncation, local loading; ``B`` rows, ``T`` positions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +101,25 @@ def check_texts(texts: Any, what: str = "states") -> list[str]:
             f"item {bad[0]} is {type(out[bad[0]]).__name__}"
         )
     return out
+
+
+def stop_rows_when(tokenizer: Any, width: int, finished: Callable[[int, str], bool]) -> Any:
+    """A ``generate`` stopping criterion ending row ``r`` once ``finished(r, text)`` holds, where
+    ``text`` is what the row generated after its first ``width`` (prompt) tokens, decoded."""
+    from transformers import StoppingCriteria
+
+    class _StopRows(StoppingCriteria):
+        def __init__(self) -> None:
+            self.done: Any = None
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            if self.done is None:
+                self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool)
+            todo = (~self.done).nonzero().flatten().tolist()
+            if todo:
+                texts = tokenizer.batch_decode(input_ids[todo, width:], skip_special_tokens=True)
+                for r, text in zip(todo, texts, strict=True):
+                    self.done[r] = finished(r, text)
+            return self.done.to(input_ids.device).clone()
+
+    return _StopRows()
