@@ -314,7 +314,6 @@ def make_critic(model: Any, tokenizer: Any, cs: CriticSettings) -> Any:
 
 
 # ------------------------------------------------------------------------------ diagnostics
-_TERMINAL_BIT = 1 << 14  # status bit 14: terminal (docs/search-semantics.md § 1)
 
 
 def validation_pairs(tree_dir: Path, *, min_q_gap: float) -> list[dict[str, Any]]:
@@ -322,39 +321,21 @@ def validation_pairs(tree_dir: Path, *, min_q_gap: float) -> list[dict[str, Any]
     ``prompt`` and the two ``actions`` (for Q), the two successor ``states`` (for V and the
     generative critic), their values and whether either successor ends the episode.
 
-    Children are eligible as in ``qengine.critics.sibling_pairs`` (alive, visited or really
-    terminal, not merely depth-capped); a pair needs a value gap of at least ``min_q_gap``, as the
-    Q-model's training pairs do.
+    ``qengine.critics.sibling_pairs`` with the Q-model's training gap ``min_q_gap``.
     """
-    from qengine.critics import node_values, state_text
-    from qengine.search.storage import TreeStore
+    from qengine.critics import sibling_pairs
 
-    out = []
-    for tree in TreeStore(tree_dir):
-        a = tree.arrays
-        values, done = node_values(tree)
-        capped = ((a["status"].astype(np.int64) & _TERMINAL_BIT) != 0) & ~done
-        ok = (a["parent"] != -2) & ~capped & ((a["visits"] >= 1) | done)
-        for parent in np.flatnonzero((a["num_children"] >= 2) & (a["parent"] != -2)):
-            first = int(a["first_child"][parent])
-            kids = [c for c in range(first, first + int(a["num_children"][parent])) if ok[c]]
-            if len(kids) < 2:
-                continue
-            kids.sort(key=lambda c: (-values[c], c))
-            w, lo = kids[0], kids[-1]
-            if values[w] - values[lo] <= 0 or values[w] - values[lo] < min_q_gap:
-                continue
-            out.append(
-                {
-                    "prompt": state_text(tree, int(parent)),
-                    "actions": [tree.texts[int(a["payload"][c])].action for c in (w, lo)],
-                    "states": [state_text(tree, w), state_text(tree, lo)],
-                    "values": [float(values[w]), float(values[lo])],
-                    "terminal": bool(done[w] or done[lo]),
-                    "task": str(tree.header["task_id"]),
-                }
-            )
-    return out
+    return [
+        {
+            "prompt": p["prompt"],
+            "actions": [p["chosen_action"], p["rejected_action"]],
+            "states": [p["chosen"], p["rejected"]],
+            "values": [p["q_chosen"], p["q_rejected"]],
+            "terminal": p["terminal"],
+            "task": p["task"],
+        }
+        for p in sibling_pairs(tree_dir, min_q_gap=min_q_gap)
+    ]
 
 
 def _accuracy(margin: np.ndarray) -> float:

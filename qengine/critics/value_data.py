@@ -132,6 +132,10 @@ def sibling_pairs(
 ) -> list[dict[str, Any]]:
     """Bradley-Terry records: successor states of one parent, the higher-Q one ``chosen``.
 
+    Each record also holds the parent's state (``prompt``) and the two actions
+    (``chosen_action``, ``rejected_action``), so a Q-model can be scored on the same pair, and
+    ``terminal``: whether either successor ends the episode.
+
     Args:
       mode: ``"max_min"`` one pair per parent (best vs worst eligible child, as
         ``Forest.pairs``); ``"all"`` every pair of eligible children whose values differ.
@@ -144,7 +148,7 @@ def sibling_pairs(
         raise ValueError(f"min_q_gap must be finite and >= 0, got {min_q_gap}")
     records = []
     for tree in tqdm(_trees(trees), desc="sibling pairs", unit="tree", disable=not progress):
-        values, _ = node_values(tree)
+        values, done = node_values(tree)
         ok = _eligible(tree, min_visits, -1)
         a = tree.arrays
         task = str(tree.header["task_id"])
@@ -180,6 +184,11 @@ def sibling_pairs(
                         "q_rejected": float(values[lo]),
                         "depth": int(a["depth"][parent]),
                         "task": task,
+                        # the parent's state and the two actions: the same pair, for a Q-model
+                        "prompt": text(int(parent)),
+                        "chosen_action": tree.texts[int(a["payload"][w])].action,
+                        "rejected_action": tree.texts[int(a["payload"][lo])].action,
+                        "terminal": bool(done[w] or done[lo]),  # a successor ends the episode
                     }
                 )
     return records
