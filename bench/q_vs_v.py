@@ -244,7 +244,7 @@ def run_env(
     val_states = cap(value_records(out / "val", min_visits=1))
     if not pairs or not states:
         raise SystemExit(f"{name}: the search gave no pairs or states; raise --train-tasks")
-    texts = M.q_texts(pairs) + [compact_prompt(r["state"]) for r in states]
+    texts = M.q_texts(pairs, s) + [compact_prompt(r["state"]) for r in states]
     tokenizer = M.shared_tokenizer(texts + [p + " " + t for p, t in examples])
     timings["data_s"] = time.perf_counter() - start
     log(

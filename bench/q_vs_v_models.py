@@ -63,10 +63,10 @@ def q_records(tree_dir: Path, settings: Any) -> list[dict[str, Any]]:
     return preference_pairs(tree_dir, settings)
 
 
-def q_texts(records: Sequence[dict[str, Any]]) -> list[str]:
+def q_texts(records: Sequence[dict[str, Any]], settings: Any = None) -> list[str]:
     from qengine.pipeline import q_model_texts
 
-    return q_model_texts(list(records))
+    return q_model_texts(list(records), settings)
 
 
 def train_q(

@@ -23,6 +23,8 @@ Run `qengine COMMAND --help` for the options of a command.
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
+    from .pipeline import PipelineSettings
+
     parser = sub.add_parser(
         "demo",
         help="the step-level Q-value pipeline end to end on the embedded default",
@@ -36,10 +38,15 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--out", type=Path, default=None, help="output directory (results.json)")
-    parser.add_argument("--train-tasks", type=int, default=150)
-    parser.add_argument("--test-tasks", type=int, default=50)
-    parser.add_argument("--expert-p", type=float, default=0.5, help="base agent: oracle prob.")
-    parser.add_argument("--epochs", type=int, default=4, help="Q-model training epochs")
+    defaults = PipelineSettings()
+    parser.add_argument("--train-tasks", type=int, default=defaults.train_tasks)
+    parser.add_argument("--test-tasks", type=int, default=defaults.test_tasks)
+    parser.add_argument(
+        "--expert-p", type=float, default=defaults.expert_p, help="base agent: oracle prob."
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=defaults.epochs, help="Q-model training epochs"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--search-only", action="store_true", help="the quick search demo")
     parser.add_argument("--tasks", type=int, default=256, help="search demo: number of trees")

@@ -365,7 +365,7 @@ class Forest:
 
     def pairs(
         self,
-        mode: Literal["paper", "max_min"] = "paper",
+        mode: Literal["paper", "max_min", "max_all"] = "paper",
         *,
         min_visits: int = 1,
         min_q_gap: float = 0.0,
@@ -375,9 +375,12 @@ class Forest:
 
         ``"paper"``: along the best path, the next best-path node vs its lowest-Q sibling.
         ``"max_min"``: at every internal node, the highest-Q vs the lowest-Q child.
+        ``"max_all"``: at every internal node, the highest-Q child vs each other child (by id);
+        more pairs per state, e.g. the winning purchase vs re-selecting an option, not only vs
+        the worst action.
         """
-        if mode not in ("paper", "max_min"):
-            raise ValueError(f"mode={mode!r}; choose 'paper' or 'max_min'")
+        if mode not in ("paper", "max_min", "max_all"):
+            raise ValueError(f"mode={mode!r}; choose 'paper', 'max_min' or 'max_all'")
         if int(min_visits) < 0:
             raise ValueError("min_visits must be >= 0")
         if not np.isfinite(min_q_gap) or min_q_gap < 0:

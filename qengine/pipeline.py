@@ -1,8 +1,9 @@
 """The step-level Q-value pipeline end to end, on the embedded default (`qengine demo`).
 
   1. collect: batched MCTS over `shop` training tasks with the scripted noisy-expert agent;
-  2. pairs: step-level preference pairs (best vs worst sibling by Q) from the trees;
-  3. train-q: a small causal LM trained from scratch with step-level DPO (β = 0.1);
+  2. pairs: step-level preference pairs (the best sibling by Q vs each worse one);
+  3. train-q: a small causal LM trained from scratch with step-level DPO (β = 0.1); it reads
+     a compact state with the instruction's words marked (``prompt_style``);
   4. evaluate: the base agent vs the Q-guided agent (n candidates, execute argmax Q) on held-out
      test tasks, success rate and mean reward with 95% bootstrap intervals.
 Everything runs on a CPU; nothing is downloaded.
@@ -20,7 +21,7 @@ from typing import Any
 @dataclass(frozen=True, kw_only=True)
 class PipelineSettings:
     env: str = "shop"
-    train_tasks: int = 150
+    train_tasks: int = 500
     test_tasks: int = 50
     expert_p: float = 0.5  # the base agent: oracle action with this probability
     iterations: int = 30
@@ -29,16 +30,29 @@ class PipelineSettings:
     # detour, so undiscounted Q-values barely separate a detour from progress; 0.9 makes a step
     # spent going back cost something (paper: undiscounted; set 1.0 to reproduce that).
     discount: float = 0.9
+    # The demo measures success (reward 1), so the search backs up success: with WebShop's
+    # partial scores a near-miss purchase otherwise outvalues going back to find the right item.
+    success_reward: float | None = 1.0
+    # Trees run all their iterations: an early stop right after the winning expansion would
+    # leave the winning action's siblings unvisited, and its state without a preference pair.
+    early_stop: bool = False
+    # Pairs: the best sibling vs EACH worse one (not only the worst): the winning purchase is
+    # then also contrasted with re-selecting an option, not only with leaving the page.
+    pair_mode: str = "max_all"
     min_q_gap: float = 0.1
+    # How the Q-model sees a state: the compact prompt with the instruction's words marked in the
+    # observation and the candidate (qengine.data.prompts.style_prompt); "compact" without marks.
+    prompt_style: str = "compact-marked"
     hidden_size: int = 64
-    epochs: int = 4
+    epochs: int = 6
     learning_rate: float = 2e-3
     max_length: int = 256
     seed: int = 0
 
 
 def collect_settings(s: PipelineSettings) -> Any:
-    """Step 1's search settings: ``CollectSettings`` of ``s`` (iterations, n, discount)."""
+    """Step 1's search settings: ``CollectSettings`` of ``s`` (iterations, n, discount,
+    success reward, early stop)."""
     from dataclasses import replace
 
     from .search import CollectSettings
@@ -47,22 +61,31 @@ def collect_settings(s: PipelineSettings) -> Any:
     return CollectSettings(
         iterations=s.iterations,
         candidates=s.candidates,
+        success_reward=s.success_reward,
+        early_stop_reward=1.0 if s.early_stop else None,
         config=replace(DEFAULT_SEARCH_CONFIG, discount=s.discount),
     )
 
 
 def preference_pairs(tree_dir: str | Path, s: PipelineSettings) -> list[dict[str, Any]]:
-    """Step 2: max-vs-min sibling pairs with a Q gap of at least ``s.min_q_gap``."""
+    """Step 2: sibling pairs (``s.pair_mode``) with a Q gap of at least ``s.min_q_gap``."""
     from .data import build_pairs
 
-    return build_pairs(tree_dir, mode="max_min", min_q_gap=s.min_q_gap)
+    return build_pairs(tree_dir, mode=s.pair_mode, min_q_gap=s.min_q_gap)
 
 
-def q_model_texts(records: list[dict[str, Any]]) -> list[str]:
-    """The texts a Q-model sees (compact prompt, chosen, rejected): its tokenizer's corpus."""
-    from .data.prompts import compact_prompt
+def q_model_texts(records: list[dict[str, Any]], s: PipelineSettings | None = None) -> list[str]:
+    """The texts a Q-model sees (styled prompt, chosen, rejected): its tokenizer's corpus."""
+    from .data.prompts import style_action, style_prompt
 
-    return [compact_prompt(r["prompt"]) + " " + r["chosen"] + " " + r["rejected"] for r in records]
+    style = (s or PipelineSettings()).prompt_style
+    return [
+        " ".join(
+            [style_prompt(r["prompt"], style)]  # type: ignore[arg-type]
+            + [style_action(r["prompt"], r[k], style) for k in ("chosen", "rejected")]  # type: ignore[arg-type]
+        )
+        for r in records
+    ]
 
 
 def train_q_model(
@@ -82,14 +105,14 @@ def train_q_model(
     from .train import StepDPOConfig, train_step_dpo
 
     if tokenizer is None:
-        tokenizer = build_word_tokenizer(q_model_texts(records))
+        tokenizer = build_word_tokenizer(q_model_texts(records, s))
     model = tiny_causal_lm(tokenizer, hidden_size=s.hidden_size, seed=s.seed)
     config = StepDPOConfig(
         epochs=s.epochs,
         learning_rate=s.learning_rate,
         batch_size=16,
         max_length=s.max_length,
-        prompt_style="compact",
+        prompt_style=s.prompt_style,  # type: ignore[arg-type]
         seed=s.seed,
     )
     return train_step_dpo(

@@ -300,8 +300,11 @@ Use qengine.Forest, which converts friendly input to the exact dtypes this class
           pm = qengine::PairMode::kPaper;
         } else if (mode == "max_min") {
           pm = qengine::PairMode::kMaxMin;
+        } else if (mode == "max_all") {
+          pm = qengine::PairMode::kMaxAll;
         } else {
-          throw qengine::ValueError("pairs: mode '" + mode + "'; choose 'paper' or 'max_min'");
+          throw qengine::ValueError("pairs: mode '" + mode +
+                                    "'; choose 'paper', 'max_min' or 'max_all'");
         }
         qengine::PairsResult r;
         {

@@ -125,6 +125,27 @@ void tree_pairs(const Tree& t, const SearchConfig& cfg, int32_t tree_id, PairMod
     }
     return;
   }
+  if (mode == PairMode::kMaxAll) {
+    // Every internal node in id order; its eligible children are scanned twice (max, then emit).
+    for (int32_t s = 0; s < t.size; ++s) {
+      if (t.parent[s] == kDeadSlot || t.first_child[s] < 0 || !depth_ok(s)) continue;
+      const int32_t first = t.first_child[s], end = first + t.num_children[s];
+      int32_t hi = kNoNode, eligible = 0;
+      double qhi = 0.0;
+      for (int32_t c = first; c < end; ++c) {
+        if (t.visits[c] < threshold) continue;
+        ++eligible;
+        const double q = edge_value(t, ds, c);
+        if (hi == kNoNode || q > qhi) hi = c, qhi = q;  // ties: lower id
+      }
+      if (eligible < 2) continue;
+      for (int32_t c = first; c < end; ++c) {
+        if (c == hi || t.visits[c] < threshold) continue;
+        emit(t, tree_id, s, hi, qhi, c, edge_value(t, ds, c), min_q_gap, out);
+      }
+    }
+    return;
+  }
   const std::vector<int32_t> path = best_path(t, cfg);
   const size_t start = out->tree.size();
   for (size_t i = 0; i + 1 < path.size(); ++i) {

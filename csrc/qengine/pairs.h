@@ -13,6 +13,7 @@ namespace qengine {
 enum class PairMode : uint8_t {
   kPaper,   // along the best path: next best-path node vs its lowest-Q eligible sibling
   kMaxMin,  // at every internal node: highest-Q vs lowest-Q eligible child
+  kMaxAll,  // at every internal node: highest-Q vs each other eligible child (by id)
 };
 
 // Pairs over the forest, ordered by tree, then parent id.

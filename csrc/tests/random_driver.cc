@@ -650,8 +650,10 @@ class Driver {
 
   void do_pairs_and_queries() {
     const ArraysOut a = forest_->export_arrays();
-    const qengine::PairMode mode =
-        chance(0.5) ? qengine::PairMode::kPaper : qengine::PairMode::kMaxMin;
+    const int which = static_cast<int>(pick(3));
+    const qengine::PairMode mode = which == 0   ? qengine::PairMode::kPaper
+                                   : which == 1 ? qengine::PairMode::kMaxMin
+                                                : qengine::PairMode::kMaxAll;
     const qengine::PairsResult p = forest_->pairs(mode, static_cast<int64_t>(pick(3)), unit() * 0.2,
                                                   static_cast<int64_t>(pick(5)) - 1);
     for (size_t i = 0; i < p.tree.size(); ++i) {
@@ -664,9 +666,13 @@ class Driver {
         }
       }
       if (!(p.q_chosen[i] > p.q_rejected[i])) fail(seed_, op_, "pairs: q_chosen <= q_rejected");
+      // max_all emits several pairs per parent (rejected ids increasing); the others one.
+      const bool same_parent = i > 0 && p.tree[i] == p.tree[i - 1] && s == p.parent[i - 1];
       if (i > 0 &&
-          (p.tree[i] < p.tree[i - 1] || (p.tree[i] == p.tree[i - 1] && s <= p.parent[i - 1]))) {
-        fail(seed_, op_, "pairs: not ordered by tree, parent");
+          (p.tree[i] < p.tree[i - 1] || (p.tree[i] == p.tree[i - 1] && s < p.parent[i - 1]) ||
+           (same_parent && (mode != qengine::PairMode::kMaxAll || p.chosen[i] != p.chosen[i - 1] ||
+                            p.rejected[i] <= p.rejected[i - 1])))) {
+        fail(seed_, op_, "pairs: not ordered by tree, parent (, rejected)");
       }
     }
     for (int32_t t = 0; t < num_trees_; ++t) {

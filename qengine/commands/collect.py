@@ -25,11 +25,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--candidates", type=int, default=5, help="actions per expansion (n)")
     parser.add_argument("--max-depth", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2, help="threads stepping environments")
+    parser.add_argument(
+        "--discount", type=float, default=1.0, help="per-step discount of returns (paper: 1.0)"
+    )
+    parser.add_argument(
+        "--success-reward",
+        type=float,
+        default=None,
+        help="search for success: a reward counts 1 if >= this, else 0 (default: raw rewards)",
+    )
+    parser.add_argument(
+        "--no-early-stop",
+        action="store_true",
+        help="search every tree for all iterations, also after a reward-1 episode is found "
+        "(more preference pairs: the winning action's siblings get visited)",
+    )
     parser.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from qengine.search import CollectSettings, collect
+    from qengine.search.driver import DEFAULT_SEARCH_CONFIG
 
     env, policy, tasks = make_env_and_policy(args)
     settings = CollectSettings(
@@ -37,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
         candidates=args.candidates,
         max_depth=args.max_depth,
         workers=args.workers,
+        success_reward=args.success_reward,
+        early_stop_reward=None if args.no_early_stop else 1.0,
+        config=replace(DEFAULT_SEARCH_CONFIG, discount=args.discount),
     )
     stats = collect(
         env, policy, tasks, settings=settings, out_dir=args.out, progress=not args.no_progress

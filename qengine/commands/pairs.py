@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("trees", type=Path, help="directory given to `qengine collect --out`")
     parser.add_argument("--out", type=Path, required=True, help="pairs.jsonl or pairs.parquet")
-    parser.add_argument("--mode", choices=("paper", "max_min"), default="paper")
+    parser.add_argument("--mode", choices=("paper", "max_min", "max_all"), default="paper")
     parser.add_argument("--min-visits", type=int, default=1)
     parser.add_argument("--min-q-gap", type=float, default=0.0)
     parser.add_argument("--max-depth", type=int, default=-1)

@@ -19,6 +19,8 @@ from ..forest import Forest
 from ..search.storage import SearchedTree, TreeStore, concat_trees
 from .prompts import render_prompt
 
+_TERMINAL_BIT = 1 << 14  # of the core's ``status`` field (docs/search-semantics.md)
+
 RECORD_COLUMNS = ("prompt", "chosen", "rejected", "q_chosen", "q_rejected", "depth", "task")
 
 
@@ -33,20 +35,45 @@ def _history(tree: SearchedTree, node: int) -> list[tuple[str, str]]:
     return [(t.action, t.observation) for t in texts]
 
 
+def with_exact_terminals(tree: SearchedTree) -> dict[str, np.ndarray]:
+    """``tree``'s arrays with every unvisited episode end counted as visited once.
+
+    A child that ends the episode has an exact value, its edge reward (there is no future to
+    estimate), yet it has no visit until a later selection walks into it. The expansion that finds
+    a winning action is the one that stops a tree early, so without this the winning action, the
+    most informative sibling of all, would never become ``chosen`` in a pair. Only nodes whose
+    step ended the episode (``done``) are credited, not nodes cut at the search's depth cap.
+    """
+    arrays = dict(tree.arrays)
+    status, visits = arrays["status"], arrays["visits"]
+    done = np.array([tree.texts[int(k)].done for k in arrays["payload"]], dtype=bool)
+    credit = ((status & _TERMINAL_BIT) != 0) & (visits == 0) & done
+    credit[0] = False  # the root has no siblings
+    if credit.any():
+        arrays["visits"] = np.where(credit, 1, visits).astype(visits.dtype)
+    return arrays
+
+
 def pairs_from_trees(
     trees: Iterable[SearchedTree],
     *,
-    mode: Literal["paper", "max_min"] = "paper",
+    mode: Literal["paper", "max_min", "max_all"] = "paper",
     min_visits: int = 1,
     min_q_gap: float = 0.0,
     max_depth: int = -1,
+    exact_terminals: bool = True,
 ) -> list[dict[str, Any]]:
-    """Preference records from searched trees (see ``Forest.pairs`` for the modes and filters)."""
+    """Preference records from searched trees (see ``Forest.pairs`` for the modes and filters).
+
+    ``exact_terminals``: count unvisited episode ends as visited once with their reward as Q (see
+    :func:`with_exact_terminals`); False uses the trees' visits as they are.
+    """
     trees = list(trees)
     if not trees:
         return []
     config = trees[0].config
-    forest = Forest.from_arrays(concat_trees([t.arrays for t in trees]), config)
+    arrays = [with_exact_terminals(t) if exact_terminals else t.arrays for t in trees]
+    forest = Forest.from_arrays(concat_trees(arrays), config)
     pairs = forest.pairs(mode=mode, min_visits=min_visits, min_q_gap=min_q_gap, max_depth=max_depth)
     records = []
     for row in range(len(pairs)):

@@ -11,8 +11,18 @@ from collections.abc import Sequence
 from typing import Literal
 
 ACTION_PREFIX = "Action: "
-PromptStyle = Literal["full", "compact"]
+PromptStyle = Literal["full", "compact", "compact-marked"]
+PROMPT_STYLES: tuple[str, ...] = ("full", "compact", "compact-marked")
 _BLOCK = re.compile(r"^(Instruction|Observation|Action): ?", re.MULTILINE)
+_INSTRUCTION = re.compile(r"^Instruction: (.*)$", re.MULTILINE)
+_WORD = re.compile(r"\w+(?:[-.]\w+)*")  # "x-large", "90.00" stay one word
+MARK = "^"
+_CLICK_ID = re.compile(r"click\[(\w+)\]")
+# Function words of instructions; marking them would flag nearly every sentence.
+_STOPWORDS = frozenset(
+    "a an the and or of to in on at by for from with as is am are be it its this that i me my "
+    "you your need want find looking look get buy".split()
+)
 
 
 def render_prompt(
@@ -63,10 +73,77 @@ def compact_prompt(prompt: str) -> str:
     return "\n".join(parts) + " "
 
 
+def instruction_words(prompt: str) -> frozenset[str]:
+    """Lower-cased content words of a rendered prompt's instruction line."""
+    match = _INSTRUCTION.search(prompt)
+    if match is None:
+        return frozenset()
+    return frozenset(w for w in _WORD.findall(match.group(1).lower()) if w not in _STOPWORDS)
+
+
+def mark_words(text: str, words: frozenset[str]) -> str:
+    """Prefix every word of ``text`` that is in ``words`` with ``MARK`` ("^")."""
+    if not words:
+        return text
+    return _WORD.sub(
+        lambda m: MARK + m.group(0) if m.group(0).lower() in words else m.group(0), text
+    )
+
+
 def style_prompt(prompt: str, style: PromptStyle) -> str:
-    """Apply a prompt style (``"full"``: unchanged, ``"compact"``: :func:`compact_prompt`)."""
+    """Apply a prompt style to a ``render_prompt`` text.
+
+    ``"full"``: unchanged; ``"compact"``: :func:`compact_prompt`; ``"compact-marked"``: the compact
+    prompt with every word after the instruction that also occurs in the instruction marked "^"
+    (see :func:`style_action`). The marks hand a small model trained from scratch the lexical
+    overlap a pretrained LM sees by itself (is the wanted colour among the options? which title
+    has the wanted attributes?); from-scratch Q-models learn far faster with them.
+    """
     if style == "full":
         return prompt
     if style == "compact":
         return compact_prompt(prompt)
-    raise ValueError(f"unknown prompt style {style!r}; choose 'full' or 'compact'")
+    if style == "compact-marked":
+        compact = compact_prompt(prompt)
+        head, sep, rest = compact.partition("\n")
+        return head + sep + mark_words(rest, instruction_words(compact))
+    raise ValueError(f"unknown prompt style {style!r}; choose one of {', '.join(PROMPT_STYLES)}")
+
+
+def action_label(prompt: str, action: str) -> str:
+    """The visible label of the element ``action`` clicks, from the prompt's last observation.
+
+    WebShop-style pages list a clickable id as a field of its own followed by its label
+    (``[b0ab12cd34] [SEP] Zosa short sleeve t-shirt [SEP] $19.99``); for ``click[b0ab12cd34]``
+    this returns ``"Zosa short sleeve t-shirt"``. Only single-word ids count (not ``next >``,
+    ``buy now`` or option values); "" when there is no such field.
+    """
+    match = _CLICK_ID.fullmatch(action.strip())
+    if match is None:
+        return ""
+    at = prompt.rfind("Observation:")
+    observation = prompt[at:] if at >= 0 else prompt
+    label = re.search(
+        r"(?:^|\[SEP\] |Observation: )\["
+        + re.escape(match.group(1))
+        + r"\] \[SEP\] ([^\[\n]+?)(?: \[SEP\]|\n|$)",
+        observation,
+    )
+    return label.group(1).strip() if label else ""
+
+
+def style_action(prompt: str, action: str, style: PromptStyle) -> str:
+    """The candidate action as a Q-model of ``style`` sees it after ``style_prompt(prompt)``.
+
+    Unchanged except for ``"compact-marked"``: an action that clicks an id gets the id's visible
+    label appended (:func:`action_label`), so the model need not look the id up in the page, and
+    the action's instruction words are marked as in the prompt.
+    """
+    if style == "compact-marked":
+        label = action_label(prompt, action)
+        return mark_words(f"{action} {label}" if label else action, instruction_words(prompt))
+    if style not in PROMPT_STYLES:
+        raise ValueError(
+            f"unknown prompt style {style!r}; choose one of {', '.join(PROMPT_STYLES)}"
+        )
+    return action

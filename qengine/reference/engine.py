@@ -364,8 +364,8 @@ class ReferenceEngine:
     def pairs(
         self, mode: str, min_visits: int, min_q_gap: float, max_depth: int
     ) -> dict[str, np.ndarray]:
-        if mode not in ("paper", "max_min"):
-            raise ValueError(f"mode={mode!r}; choose 'paper' or 'max_min'")
+        if mode not in ("paper", "max_min", "max_all"):
+            raise ValueError(f"mode={mode!r}; choose 'paper', 'max_min' or 'max_all'")
         min_visits = _int("min_visits", min_visits)
         max_depth = _int("max_depth", max_depth)
         min_q_gap = float(min_q_gap)

@@ -110,11 +110,16 @@ def tree_pairs(
         for c in eligible[1:]:
             if q[c] <= q[lowest]:  # ties: higher id
                 lowest = c
-        if mode == "max_min":
+        if mode in ("max_min", "max_all"):
             chosen = eligible[0]
             for c in eligible[1:]:
                 if q[c] > q[chosen]:  # ties: lower id
                     chosen = c
+            if mode == "max_all":
+                for c in eligible:
+                    if c != chosen and q[chosen] > q[c] and q[chosen] - q[c] >= min_q_gap:
+                        rows.append((s, chosen, c, tree.depth[s], q[chosen], q[c]))
+                continue
         else:
             if s not in parents or parents[s] not in q:
                 continue

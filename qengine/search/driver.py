@@ -54,6 +54,13 @@ class CollectSettings:
     ``max_depth``: nodes at this depth are not expanded further (treated as terminal).
     ``rollout_depth``: step cap of a rollout (None: up to ``max_depth``).
     ``early_stop_reward``: a tree stops once a terminal with at least this reward is found.
+    The stop comes right after the expansion that found it, so that winning action's siblings
+    stay unvisited and its state gives no preference pair: for preference data, prefer None
+    (the search is cheap next to what the pairs are worth; ``qengine demo`` does so).
+    ``success_reward``: search for success instead of reward: every environment reward counts 1
+    if it is at least this value, else 0 (WebShop-style partial scores then no longer make a
+    near-miss purchase look better than a detour that ends in success). None: the raw rewards.
+    The trees' text payloads keep the raw rewards either way.
     ``workers``: threads stepping environments (useful when steps wait on I/O).
     """
 
@@ -63,6 +70,7 @@ class CollectSettings:
     max_depth: int = 12
     rollout_depth: int | None = None
     early_stop_reward: float | None = 1.0
+    success_reward: float | None = None
     workers: int = 4
     config: SearchConfig = field(default_factory=lambda: DEFAULT_SEARCH_CONFIG)
 
@@ -70,6 +78,14 @@ class CollectSettings:
         for name in ("iterations", "candidates", "leaves_per_ask", "max_depth", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"CollectSettings.{name} must be >= 1")
+        if self.success_reward is not None and not math.isfinite(self.success_reward):
+            raise ValueError("CollectSettings.success_reward must be a finite number or None")
+
+    def search_reward(self, reward: float) -> float:
+        """The reward the search backs up for an environment reward (see ``success_reward``)."""
+        if self.success_reward is None:
+            return float(reward)
+        return float(reward >= self.success_reward)
 
 
 @dataclass
@@ -252,7 +268,7 @@ def _search(
                     snap, state, NodeText(cand.text, result.observation, result.reward, state.done)
                 )
             )
-            rewards.append(result.reward)
+            rewards.append(settings.search_reward(result.reward))
             terminal.append(state.done or depths[i] + 1 >= settings.max_depth)
             child_payloads.append(payload)
             if state.done:
@@ -262,9 +278,7 @@ def _search(
         values = (
             np.asarray(value_fn([n.state for n in leaf_nodes]), dtype=np.float64)
             if value_fn is not None
-            else _rollouts(
-                pool, policy, leaf_nodes, rollout_cap - depths, stats, settings.config.discount
-            )
+            else _rollouts(pool, policy, leaf_nodes, rollout_cap - depths, stats, settings)
         )
         stats.policy_seconds += time.perf_counter() - t0 if value_fn is not None else 0.0
         # 6. expand and tell; leaves with zero candidates become terminal
@@ -310,13 +324,15 @@ def _rollouts(
     leaves: Sequence[_Node],
     caps: np.ndarray,
     stats: CollectStats,
-    discount: float = 1.0,
+    settings: CollectSettings,
 ) -> np.ndarray:
     """Width-1 policy rollouts from every leaf at once → the return after each leaf [L].
 
     The k-th reward of a rollout (k = 0, 1, ...) counts ``discount**k``: the same discount the
     core applies on the tree's edges, so a leaf's value and a backed-up Q mean the same thing.
+    Rewards go through ``settings.search_reward`` as the edges' do.
     """
+    discount = settings.config.discount
     values = np.zeros(len(leaves))
     active = [i for i, n in enumerate(leaves) if not n.state.done and caps[i] > 0]
     snaps = {i: leaves[i].snapshot for i in active}
@@ -343,7 +359,7 @@ def _rollouts(
         steps += 1
         still = []
         for i, (reward, state, snap) in zip(active, outcomes, strict=True):
-            values[i] += discount ** (steps - 1) * reward
+            values[i] += discount ** (steps - 1) * settings.search_reward(reward)
             if state is not None and not state.done and steps < caps[i]:
                 states[i], snaps[i] = state, snap
                 still.append(i)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..data.prompts import PromptStyle, style_prompt
+from ..data.prompts import PromptStyle, style_action, style_prompt
 from .logprobs import completion_logprobs, completion_rows
 from .loop import train_epochs
 from .tokenize import encode_completions
@@ -103,7 +103,11 @@ def _pair_logprobs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Chosen and rejected completions of a chunk in ONE forward pass → ([P], [P])."""
     prompts = [style_prompt(r["prompt"], cfg.prompt_style) for r in chunk] * 2
-    completions = [r["chosen"] for r in chunk] + [r["rejected"] for r in chunk]
+    completions = [
+        style_action(r["prompt"], r[side], cfg.prompt_style)
+        for side in ("chosen", "rejected")
+        for r in chunk
+    ]
     batch = encode_completions(tokenizer, prompts, completions, max_length=cfg.max_length)
     logps = completion_logprobs(model, batch.to(device))
     return logps[: len(chunk)], logps[len(chunk) :]
@@ -122,7 +126,11 @@ def _fused_dpo_loss(
     from qengine.kernels import fused_linear_dpo_loss
 
     prompts = [style_prompt(r["prompt"], cfg.prompt_style) for r in chunk] * 2
-    completions = [r["chosen"] for r in chunk] + [r["rejected"] for r in chunk]
+    completions = [
+        style_action(r["prompt"], r[side], cfg.prompt_style)
+        for side in ("chosen", "rejected")
+        for r in chunk
+    ]
     batch = encode_completions(tokenizer, prompts, completions, max_length=cfg.max_length)
     rows, targets, cu_seqlens = completion_rows(model, batch.to(device))
     head = model.get_output_embeddings()

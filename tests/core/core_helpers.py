@@ -85,7 +85,7 @@ def assert_same_forest(native: Forest, ref: Forest, where: str = "") -> None:
 
 def assert_same_queries(native: Forest, ref: Forest, where: str = "") -> None:
     """Identical queries: pairs (both modes, a few filters), best path / action, root policy."""
-    for mode in ("paper", "max_min"):
+    for mode in ("paper", "max_min", "max_all"):
         for kwargs in ({}, {"min_visits": 2}, {"min_q_gap": 0.05}, {"max_depth": 1}):
             assert_arrays_equal(
                 native.pairs(mode, **kwargs).as_dict(),

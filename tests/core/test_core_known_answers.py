@@ -244,6 +244,13 @@ def test_pairs_and_policy(engine):
     assert forest.pairs("paper").as_dict()["chosen"].tolist() == [1]
     assert len(forest.pairs("max_min", min_visits=2)) == 0
     assert len(forest.pairs("max_min", min_q_gap=0.9)) == 0
+    # max_all: the best child (1, q 0.85) against each other child, in id order; the gap filter
+    # drops 3 (q 0.5) at 0.4 and keeps 2 (q 0.1)
+    every = forest.pairs("max_all")
+    assert every.parent.tolist() == [0, 0] and every.chosen.tolist() == [1, 1]
+    assert every.rejected.tolist() == [2, 3]
+    assert np.allclose(every.q_rejected, [0.1, 0.5])
+    assert forest.pairs("max_all", min_q_gap=0.4).rejected.tolist() == [2]
     assert forest.best_action(0) == 0 and forest.best_path(0).tolist() == [0, 1, 4]
     assert forest.root_policy(0, 1.0).tolist() == [0.5, 0.25, 0.25]
     assert forest.root_policy(0, 0.0).tolist() == [1.0, 0.0, 0.0]

@@ -140,7 +140,7 @@ def test_same_seed_same_trees_for_1_and_2_threads(rule):
         search(f, 6, 12)
         f.run_synthetic(16, 3, seed=10)
     assert_arrays_equal(forests[0].export_arrays(), forests[1].export_arrays(), "threads")
-    for mode in ("paper", "max_min"):
+    for mode in ("paper", "max_min", "max_all"):
         assert_arrays_equal(
             forests[0].pairs(mode).as_dict(), forests[1].pairs(mode).as_dict(), "pairs"
         )

@@ -157,3 +157,47 @@ def test_q_guided_agent_counts_its_costs_and_reports_finished_episodes(shop) -> 
         / max(agent.stats["q_calls"], 1)
         <= 4
     )
+
+
+def test_unvisited_episode_ends_count_with_their_exact_value(shop, tmp_path) -> None:
+    """Children that end the episode but were never selected still enter pairs (Q = reward)."""
+    env, tasks = shop
+    settings = CollectSettings(
+        iterations=20, candidates=5, max_depth=10, workers=1, early_stop_reward=None
+    )
+    collect(env, ScriptedPolicy(env, p=0.5, seed=0), tasks, settings=settings, out_dir=tmp_path)
+    unvisited_ends = sum(
+        int(
+            (
+                (t.arrays["visits"] == 0)
+                & np.array([t.texts[int(k)].done for k in t.arrays["payload"]])
+            ).sum()
+        )
+        for t in TreeStore(tmp_path)
+    )
+    assert unvisited_ends > 0, "every episode end was visited; the test checks nothing"
+    key = lambda r: (r["prompt"], r["chosen"], r["rejected"])  # noqa: E731
+    exact = build_pairs(tmp_path, mode="max_min")
+    raw = build_pairs(tmp_path, mode="max_min", exact_terminals=False)
+    assert {key(r) for r in raw} <= {key(r) for r in exact}
+    extra = [r for r in exact if key(r) not in {key(x) for x in raw}]
+    assert extra and all(r["q_chosen"] > r["q_rejected"] for r in extra)
+
+
+def test_success_reward_backs_up_success_not_partial_scores(shop, tmp_path) -> None:
+    """With ``success_reward`` a near-miss purchase (0 < reward < 1) is worth 0 in the tree."""
+    env, tasks = shop
+    settings = CollectSettings(
+        iterations=30, candidates=5, max_depth=10, workers=1, success_reward=1.0
+    )
+    collect(env, ScriptedPolicy(env, p=0.5, seed=0), tasks, settings=settings, out_dir=tmp_path)
+    partial = 0
+    for tree in TreeStore(tmp_path):
+        arrays = tree.arrays
+        for i, k in enumerate(arrays["payload"][1:], start=1):
+            raw = tree.texts[int(k)].reward
+            assert arrays["reward"][i] == float(raw >= 1.0)  # the texts keep the raw reward
+            partial += 0.0 < raw < 1.0
+    assert partial > 0, "no near-miss purchase in the trees; the test checks nothing"
+    with pytest.raises(ValueError, match="success_reward"):
+        CollectSettings(success_reward=float("nan"))

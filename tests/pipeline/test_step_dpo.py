@@ -147,3 +147,74 @@ def test_trains_without_a_held_out_split(fraction: float) -> None:
     assert history["eval_before"] == {}
     assert [e["epoch"] for e in history["epochs"]] == [0, 1]
     assert all(np.isfinite(e["loss"]) for e in history["epochs"])
+
+
+def test_marked_style_marks_instruction_words_and_labels_clicked_ids() -> None:
+    from qengine.data.prompts import action_label, render_prompt, style_action, style_prompt
+
+    results = (
+        "[back to search] [SEP] Page 1 [SEP] [next >] [SEP] [b0abc12345] [SEP] Zosa red "
+        "t-shirt plus [SEP] $19.99 [SEP] [b0def67890] [SEP] Hulia blue shirt [SEP] $9.99"
+    )
+    full = render_prompt(
+        "i need a red t-shirt with size: x-large",
+        "search page",
+        [("search[red t-shirt]", results)],
+    )
+    assert style_prompt(full, "compact-marked") == (
+        "Instruction: i need a red t-shirt with size: x-large\n"
+        "Previous actions: search[^red ^t-shirt]\n"
+        "Observation: [back to search] [SEP] Page 1 [SEP] [next >] [SEP] [b0abc12345] [SEP] "
+        "Zosa ^red ^t-shirt plus [SEP] $19.99 [SEP] [b0def67890] [SEP] Hulia blue shirt [SEP] "
+        "$9.99\nAction: "
+    )
+    assert action_label(full, "click[b0abc12345]") == "Zosa red t-shirt plus"
+    assert action_label(full, "click[b0def67890]") == "Hulia blue shirt"
+    for no_label in ("click[next >]", "click[back to search]", "click[b0zzz]", "search[red]"):
+        assert action_label(full, no_label) == ""
+    assert style_action(full, "click[b0abc12345]", "compact-marked") == (
+        "click[b0abc12345] Zosa ^red ^t-shirt plus"
+    )
+    assert style_action(full, "click[x-large]", "compact-marked") == "click[^x-large]"
+    assert style_action(full, "click[x-large]", "compact") == "click[x-large]"
+    with pytest.raises(ValueError, match="prompt style"):
+        style_action(full, "click[x-large]", "tiny")  # type: ignore[arg-type]
+
+
+def test_marked_q_model_scores_candidates_as_it_was_trained(tmp_path) -> None:
+    """Training and QValueModel.score style prompt AND candidates the same way: the saved
+    model's score equals beta * (log pi - log ref) of the marked texts."""
+    from qengine.data.prompts import style_action, style_prompt
+
+    records = colour_pairs(48, seed=2)
+    texts = [
+        style_prompt(r["prompt"], "compact-marked")
+        + " ".join(
+            style_action(r["prompt"], r[k], "compact-marked") for k in ("chosen", "rejected")
+        )
+        for r in records
+    ]
+    assert all("^" in t for t in texts)
+    tokenizer = build_word_tokenizer(texts)
+    model = tiny_causal_lm(tokenizer, hidden_size=32, num_layers=1)
+    config = StepDPOConfig(
+        epochs=1, batch_size=8, learning_rate=3e-3, prompt_style="compact-marked"
+    )
+    train_step_dpo(model, tokenizer, records, config=config, output_dir=tmp_path, progress=False)
+    q_model = QValueModel(tmp_path, device="cpu")
+    prompt = records[0]["prompt"]
+    cands = [records[0]["chosen"], records[0]["rejected"]]
+    got = q_model.score(prompt, cands)
+    styled = [style_action(prompt, c, "compact-marked") for c in cands]
+    prompt_ids = q_model.tokenizer(style_prompt(prompt, "compact-marked"))["input_ids"]
+    ids = [
+        q_model.tokenizer(c, add_special_tokens=False)["input_ids"]
+        + [q_model.tokenizer.eos_token_id]
+        for c in styled
+    ]
+    want = q_model.beta * (
+        candidate_logprobs(q_model.model, prompt_ids, ids)
+        - candidate_logprobs(q_model.reference, prompt_ids, ids)
+    )
+    np.testing.assert_allclose(got, want.double().numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(got[0], got[1])
