@@ -33,7 +33,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
             "agent: collect MCTS trees over training tasks, build step-level preference pairs, "
             "train a small Q-value model with step-level DPO, and compare the base agent with "
             "the Q-guided agent (sample n candidates, execute the highest Q) on held-out tasks. "
-            "Under a minute on 2 quiet CPU cores. --search-only runs the quick search demo instead "
+            "About 7 minutes on 2 CPU cores. --search-only runs the quick search demo instead "
             "(batched MCTS over a built-in puzzle, seconds)."
         ),
     )
@@ -41,6 +41,12 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     defaults = PipelineSettings()
     parser.add_argument("--train-tasks", type=int, default=defaults.train_tasks)
     parser.add_argument("--test-tasks", type=int, default=defaults.test_tasks)
+    parser.add_argument(
+        "--episodes-per-task",
+        type=int,
+        default=defaults.episodes_per_task,
+        help="evaluation episodes per held-out task and agent (fresh policy samples each)",
+    )
     parser.add_argument(
         "--expert-p", type=float, default=defaults.expert_p, help="base agent: oracle prob."
     )
@@ -67,6 +73,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     settings = PipelineSettings(
         train_tasks=args.train_tasks,
         test_tasks=args.test_tasks,
+        episodes_per_task=args.episodes_per_task,
         expert_p=args.expert_p,
         epochs=args.epochs,
         seed=args.seed,

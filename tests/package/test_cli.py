@@ -65,13 +65,15 @@ def test_pipeline_demo_writes_results(tmp_path: Path) -> None:
     """A miniature `qengine demo`: every step runs and results.json has what users read."""
     from qengine.pipeline import PipelineSettings, run_pipeline
 
-    settings = PipelineSettings(train_tasks=12, test_tasks=4, iterations=10, epochs=1)
+    settings = PipelineSettings(
+        train_tasks=12, test_tasks=4, episodes_per_task=2, iterations=10, epochs=1
+    )
     summary = run_pipeline(settings, out=tmp_path, progress=False, log=lambda *_: None)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["pairs"] == summary["pairs"] > 0
     for agent in ("base", "Q-guided"):
         row = saved["agents"][agent]
-        assert row["tasks"] == 4
+        assert row["tasks"] == 8  # episodes: 4 tasks x 2
         assert 0.0 <= row["success_rate"] <= 1.0
         assert row["success_ci"][0] <= row["success_rate"] <= row["success_ci"][1]
         assert 0.0 <= row["mean_reward"] <= 1.0
