@@ -48,7 +48,7 @@ class PipelineSettings:
     # observation and the candidate (qengine.data.prompts.style_prompt); "compact" without marks.
     prompt_style: str = "compact-marked"
     hidden_size: int = 64
-    epochs: int = 6
+    epochs: int = 9  # measured: 6 -> 63.0%, 9 -> 67.7% Q-guided success (base 47.0%)
     learning_rate: float = 2e-3
     max_length: int = 256
     seed: int = 0
