@@ -48,6 +48,9 @@ NODE_FIELDS: tuple[str, ...] = (
 DERIVED_FIELDS: tuple[str, ...] = ("in_flight", "terminal", "exhausted")
 """Fields unpacked from the status word (copies)."""
 
+TERMINAL_BIT = 1 << 14
+"""The terminal flag in an exported ``status`` word (docs/search-semantics.md, section 1)."""
+
 _SAVE_FORMAT = "qengine.forest/1"
 
 

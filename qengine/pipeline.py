@@ -15,7 +15,10 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .data.prompts import PromptStyle
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,11 +45,11 @@ class PipelineSettings:
     early_stop: bool = False
     # Pairs: the best sibling vs EACH worse one (not only the worst): the winning purchase is
     # then also contrasted with re-selecting an option, not only with leaving the page.
-    pair_mode: str = "max_all"
+    pair_mode: Literal["paper", "max_min", "max_all"] = "max_all"
     min_q_gap: float = 0.1
     # How the Q-model sees a state: the compact prompt with the instruction's words marked in the
     # observation and the candidate (qengine.data.prompts.style_prompt); "compact" without marks.
-    prompt_style: str = "compact-marked"
+    prompt_style: PromptStyle = "compact-marked"
     hidden_size: int = 64
     epochs: int = 9  # measured: 6 -> 63.0%, 9 -> 67.7% Q-guided success (base 47.0%)
     learning_rate: float = 2e-3
@@ -80,16 +83,14 @@ def preference_pairs(tree_dir: str | Path, s: PipelineSettings) -> list[dict[str
 
 def q_model_texts(records: list[dict[str, Any]], s: PipelineSettings | None = None) -> list[str]:
     """The texts a Q-model sees (styled prompt, chosen, rejected): its tokenizer's corpus."""
-    from .data.prompts import style_action, style_prompt
+    from .data.prompts import style_actions, style_prompt
 
     style = (s or PipelineSettings()).prompt_style
-    return [
-        " ".join(
-            [style_prompt(r["prompt"], style)]  # type: ignore[arg-type]
-            + [style_action(r["prompt"], r[k], style) for k in ("chosen", "rejected")]  # type: ignore[arg-type]
-        )
-        for r in records
-    ]
+    texts = []
+    for r in records:
+        actions = style_actions(r["prompt"], [r["chosen"], r["rejected"]], style)
+        texts.append(" ".join([style_prompt(r["prompt"], style), *actions]))
+    return texts
 
 
 def train_q_model(
@@ -116,7 +117,7 @@ def train_q_model(
         learning_rate=s.learning_rate,
         batch_size=16,
         max_length=s.max_length,
-        prompt_style=s.prompt_style,  # type: ignore[arg-type]
+        prompt_style=s.prompt_style,
         seed=s.seed,
     )
     return train_step_dpo(

@@ -33,11 +33,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.prompts import render_prompt
+from ..forest import TERMINAL_BIT
 from ..search.storage import SearchedTree, TreeStore
 
 __all__ = ["node_values", "sibling_pairs", "split_by_task", "state_text", "value_records"]
 
-_TERMINAL_BIT = 1 << 14  # status bit 14: terminal (docs/search-semantics.md § 1)
 PairMode = Literal["max_min", "all"]
 
 
@@ -71,8 +71,7 @@ def node_values(tree: SearchedTree) -> tuple[np.ndarray, np.ndarray]:
     episode really ended (bool [N])."""
     a = tree.arrays
     q = a["reward"].astype(np.float64) + tree.config.discount * a["q"].astype(np.float64)
-    done = np.array([tree.texts[int(p)].done for p in a["payload"]], dtype=bool)
-    return q, done
+    return q, tree.episode_ends()
 
 
 def _eligible(tree: SearchedTree, min_visits: int, max_depth: int) -> np.ndarray:
@@ -81,7 +80,7 @@ def _eligible(tree: SearchedTree, min_visits: int, max_depth: int) -> np.ndarray
     a = tree.arrays
     _, done = node_values(tree)
     alive = a["parent"] != -2  # dead slots (pruned) carry parent -2
-    capped = ((a["status"].astype(np.int64) & _TERMINAL_BIT) != 0) & ~done
+    capped = ((a["status"].astype(np.int64) & TERMINAL_BIT) != 0) & ~done
     ok = alive & ~capped & ((a["visits"] >= max(min_visits, 1)) | done)
     if max_depth >= 0:
         ok &= a["depth"] <= max_depth

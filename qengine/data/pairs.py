@@ -15,11 +15,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..forest import Forest
+from ..forest import TERMINAL_BIT, Forest
 from ..search.storage import SearchedTree, TreeStore, concat_trees
 from .prompts import render_prompt
-
-_TERMINAL_BIT = 1 << 14  # of the core's ``status`` field (docs/search-semantics.md)
 
 RECORD_COLUMNS = ("prompt", "chosen", "rejected", "q_chosen", "q_rejected", "depth", "task")
 
@@ -46,8 +44,7 @@ def with_exact_terminals(tree: SearchedTree) -> dict[str, np.ndarray]:
     """
     arrays = dict(tree.arrays)
     status, visits = arrays["status"], arrays["visits"]
-    done = np.array([tree.texts[int(k)].done for k in arrays["payload"]], dtype=bool)
-    credit = ((status & _TERMINAL_BIT) != 0) & (visits == 0) & done
+    credit = ((status & TERMINAL_BIT) != 0) & (visits == 0) & tree.episode_ends()
     credit[0] = False  # the root has no siblings
     if credit.any():
         arrays["visits"] = np.where(credit, 1, visits).astype(visits.dtype)

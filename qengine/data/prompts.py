@@ -99,15 +99,14 @@ def style_prompt(prompt: str, style: PromptStyle) -> str:
     overlap a pretrained LM sees by itself (is the wanted colour among the options? which title
     has the wanted attributes?); from-scratch Q-models learn far faster with them.
     """
+    _check_style(style)
     if style == "full":
         return prompt
+    compact = compact_prompt(prompt)
     if style == "compact":
-        return compact_prompt(prompt)
-    if style == "compact-marked":
-        compact = compact_prompt(prompt)
-        head, sep, rest = compact.partition("\n")
-        return head + sep + mark_words(rest, instruction_words(compact))
-    raise ValueError(f"unknown prompt style {style!r}; choose one of {', '.join(PROMPT_STYLES)}")
+        return compact
+    head, sep, rest = compact.partition("\n")
+    return head + sep + mark_words(rest, instruction_words(compact))
 
 
 def action_label(prompt: str, action: str) -> str:
@@ -132,18 +131,31 @@ def action_label(prompt: str, action: str) -> str:
     return label.group(1).strip() if label else ""
 
 
-def style_action(prompt: str, action: str, style: PromptStyle) -> str:
-    """The candidate action as a Q-model of ``style`` sees it after ``style_prompt(prompt)``.
+def style_actions(prompt: str, actions: Sequence[str], style: PromptStyle) -> list[str]:
+    """The candidate actions as a Q-model of ``style`` sees them after ``style_prompt(prompt)``.
 
     Unchanged except for ``"compact-marked"``: an action that clicks an id gets the id's visible
     label appended (:func:`action_label`), so the model need not look the id up in the page, and
     the action's instruction words are marked as in the prompt.
     """
-    if style == "compact-marked":
+    _check_style(style)
+    if style != "compact-marked":
+        return list(actions)
+    words = instruction_words(prompt)
+    out = []
+    for action in actions:
         label = action_label(prompt, action)
-        return mark_words(f"{action} {label}" if label else action, instruction_words(prompt))
+        out.append(mark_words(f"{action} {label}" if label else action, words))
+    return out
+
+
+def style_action(prompt: str, action: str, style: PromptStyle) -> str:
+    """One action of :func:`style_actions`."""
+    return style_actions(prompt, [action], style)[0]
+
+
+def _check_style(style: str) -> None:
     if style not in PROMPT_STYLES:
         raise ValueError(
             f"unknown prompt style {style!r}; choose one of {', '.join(PROMPT_STYLES)}"
         )
-    return action

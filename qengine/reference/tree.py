@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ..forest import NODE_FIELDS
+from ..forest import NODE_FIELDS, TERMINAL_BIT
 
 ROOT = 0
 NO_PARENT = -1  # parent of the root
@@ -23,7 +23,6 @@ DEAD = -2  # parent of a slot freed by relocating widening
 NO_CHILD = -1  # first_child of an unexpanded node
 
 MAX_IN_FLIGHT = 16383  # status bits 0-13
-TERMINAL_BIT = 1 << 14
 EXHAUSTED_BIT = 1 << 15
 MAX_CHILDREN = 65535  # uint16
 MAX_DEPTH = 65535  # uint16

@@ -67,6 +67,10 @@ class SearchedTree:
         """A one-tree forest holding this tree (for queries and pair extraction)."""
         return Forest.from_arrays(self.arrays, self.config)
 
+    def episode_ends(self) -> np.ndarray:
+        """bool [N]: the node's step ended the episode (not merely cut at the depth cap)."""
+        return np.array([self.texts[int(k)].done for k in self.arrays["payload"]], dtype=bool)
+
 
 def one_tree_arrays(arrays: dict[str, np.ndarray], tree: int) -> dict[str, np.ndarray]:
     """Slice a forest export down to tree ``tree`` (offsets rebased to 0)."""

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.prompts import style_action, style_prompt
+from ..data.prompts import style_actions, style_prompt
 from ..train.step_dpo import QMODEL_CONFIG
 
 
@@ -85,7 +85,7 @@ class QValueModel:
 
     def _ids(self, prompt: str, candidates: Sequence[str]) -> tuple[list[int], list[list[int]]]:
         """Token ids styled and truncated exactly as in training (``encode_completions``)."""
-        candidates = [style_action(prompt, c, self.prompt_style) for c in candidates]
+        candidates = style_actions(prompt, candidates, self.prompt_style)
         prompt = style_prompt(prompt, self.prompt_style)
         prompt_ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
         eos = self.tokenizer.eos_token_id

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..data.prompts import PromptStyle, style_action, style_prompt
+from ..data.prompts import PromptStyle, style_actions, style_prompt
 from .logprobs import completion_logprobs, completion_rows
 from .loop import train_epochs
 from .tokenize import encode_completions
@@ -98,16 +98,19 @@ def _reference_logprobs(
     return torch.cat(out_c), torch.cat(out_r)
 
 
+def _styled_texts(chunk: Sequence[dict], style: PromptStyle) -> tuple[list[str], list[str]]:
+    """Prompts and completions of a chunk as the model sees them: every chosen, then every
+    rejected (so one batch holds both sides and its halves split them)."""
+    prompts = [style_prompt(r["prompt"], style) for r in chunk]
+    sides = [style_actions(r["prompt"], [r["chosen"], r["rejected"]], style) for r in chunk]
+    return prompts * 2, [c for c, _ in sides] + [r for _, r in sides]
+
+
 def _pair_logprobs(
     model: Any, tokenizer: Any, chunk: Sequence[dict], cfg: StepDPOConfig, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Chosen and rejected completions of a chunk in ONE forward pass → ([P], [P])."""
-    prompts = [style_prompt(r["prompt"], cfg.prompt_style) for r in chunk] * 2
-    completions = [
-        style_action(r["prompt"], r[side], cfg.prompt_style)
-        for side in ("chosen", "rejected")
-        for r in chunk
-    ]
+    prompts, completions = _styled_texts(chunk, cfg.prompt_style)
     batch = encode_completions(tokenizer, prompts, completions, max_length=cfg.max_length)
     logps = completion_logprobs(model, batch.to(device))
     return logps[: len(chunk)], logps[len(chunk) :]
@@ -125,12 +128,7 @@ def _fused_dpo_loss(
     rows of the final hidden states meet the LM head, and no [tokens x vocab] logits are kept."""
     from qengine.kernels import fused_linear_dpo_loss
 
-    prompts = [style_prompt(r["prompt"], cfg.prompt_style) for r in chunk] * 2
-    completions = [
-        style_action(r["prompt"], r[side], cfg.prompt_style)
-        for side in ("chosen", "rejected")
-        for r in chunk
-    ]
+    prompts, completions = _styled_texts(chunk, cfg.prompt_style)
     batch = encode_completions(tokenizer, prompts, completions, max_length=cfg.max_length)
     rows, targets, cu_seqlens = completion_rows(model, batch.to(device))
     head = model.get_output_embeddings()
