@@ -8,6 +8,7 @@ scored together in one batch on top of the cached prefix.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,13 @@ import torch
 
 from ..data.prompts import style_actions, style_prompt
 from ..train.step_dpo import QMODEL_CONFIG
+
+
+def _with_cache(model: Any, cache: Any) -> dict[str, Any]:
+    """The forward's KV-cache argument: ``cache`` (transformers >= 5.x), else the older
+    ``past_key_values``."""
+    accepted = inspect.signature(model.forward).parameters
+    return {"cache": cache} if "cache" in accepted else {"past_key_values": cache}
 
 
 @torch.no_grad()
@@ -36,7 +44,9 @@ def candidate_logprobs(
         raise ValueError("every candidate is empty after tokenisation")
     prefix = torch.tensor([prompt_ids], device=device)
     first = model(input_ids=prefix, use_cache=True)
-    cache = first.past_key_values
+    cache = getattr(first, "cache", None)
+    if cache is None:  # transformers < 5
+        cache = first.past_key_values
     cache.batch_repeat_interleave(n)
     tokens = torch.zeros((n, width), dtype=torch.long, device=device)
     mask = torch.zeros((n, width), dtype=torch.bool, device=device)
@@ -46,7 +56,9 @@ def candidate_logprobs(
     attention = torch.cat(
         [torch.ones((n, prefix.shape[1]), dtype=torch.long, device=device), mask.long()], dim=1
     )
-    rest = model(input_ids=tokens, attention_mask=attention, past_key_values=cache, use_cache=False)
+    rest = model(
+        input_ids=tokens, attention_mask=attention, use_cache=False, **_with_cache(model, cache)
+    )
     # The prompt's last logits predict each candidate's first token; the rest predict the next.
     logits = torch.cat([first.logits[:, -1:].expand(n, -1, -1), rest.logits[:, :-1]], dim=1)
     logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[..., None]).squeeze(-1)

@@ -47,12 +47,15 @@ def train_epochs(
     desc: str,
     progress: bool,
     end_of_epoch: Callable[[int, dict[str, float]], Any],
+    batches: Callable[[random.Random], list[list[int]]] | None = None,
 ) -> None:
     """Train ``module``'s trainable parameters for ``cfg.epochs`` epochs.
 
     ``step_loss(indices)`` returns the mean loss of those training examples and extra per-batch
     metrics; ``end_of_epoch(epoch, means)`` receives the epoch's mean ``loss`` and mean extras.
-    A short last micro-batch weighs by its size in the accumulated gradient.
+    A short last micro-batch weighs by its size in the accumulated gradient. ``batches(rng)``
+    returns one epoch's micro-batches of example indices, at most ``cfg.batch_size`` each
+    (default: a shuffle of all examples cut into ``cfg.batch_size`` chunks).
     """
     use_bf16 = resolve_bf16(cfg.bf16, device)
     params = [p for p in module.parameters() if p.requires_grad]
@@ -71,9 +74,12 @@ def train_epochs(
     bar = tqdm(total=total, desc=desc, unit="step", disable=not progress)
     for epoch in range(cfg.epochs):
         module.train()
-        rng.shuffle(order)
+        if batches is None:
+            rng.shuffle(order)
+            micro = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+        else:
+            micro = batches(rng)
         metrics: dict[str, list[float]] = {"loss": []}
-        micro = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
         for k, idx in enumerate(micro):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 loss, extras = step_loss(idx)

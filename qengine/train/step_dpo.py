@@ -26,6 +26,17 @@ import torch.nn.functional as F
 from ..data.prompts import PromptStyle, style_actions, style_prompt
 from .logprobs import completion_logprobs, completion_rows
 from .loop import train_epochs
+from .packing import (
+    StateGroup,
+    encode_packed,
+    gather_actions,
+    group_by_state,
+    packed_action_logprobs,
+    packed_action_rows,
+    packs_prefixes,
+    pair_action_index,
+    state_batches,
+)
 from .tokenize import encode_completions
 
 QMODEL_CONFIG = "qengine_qmodel.json"
@@ -39,7 +50,9 @@ class StepDPOConfig:
     beta: float = 0.1
     learning_rate: float = 1e-4
     epochs: int = 3
-    batch_size: int = 8  # pairs per micro-batch
+    # Pairs per micro-batch. When the model's attention takes a tree mask (sdpa, eager), a batch
+    # holds the pairs of a few whole states, each prompt run once (qengine.train.packing).
+    batch_size: int = 8
     grad_accumulation: int = 1
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
@@ -85,17 +98,29 @@ def _split(records: Sequence[dict], fraction: float, seed: int) -> tuple[list, l
 
 
 @torch.no_grad()
-def _reference_logprobs(
+def _record_logprobs(
     model: Any, tokenizer: Any, records: Sequence[dict], cfg: StepDPOConfig, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed log-probs of every record's chosen and rejected action → (float32 [R], [R])."""
     model.eval()
-    out_c, out_r = [torch.zeros(0)], [torch.zeros(0)]  # no records (no held-out split): empty
+    chosen, rejected = torch.zeros(len(records)), torch.zeros(len(records))
+    if not records:  # no held-out split
+        return chosen, rejected
+    if packs_prefixes(model):
+        groups = group_by_state(records, cfg.prompt_style)
+        for start in range(0, len(groups), cfg.batch_size):
+            chunk = groups[start : start + cfg.batch_size]
+            batch = encode_packed(tokenizer, chunk, max_length=cfg.max_length).to(device)
+            logps = packed_action_logprobs(model, batch).cpu()
+            c, r, rows = pair_action_index(chunk, batch)
+            chosen[rows], rejected[rows] = logps[c], logps[r]
+        return chosen, rejected
     for start in range(0, len(records), cfg.batch_size):
         chunk = records[start : start + cfg.batch_size]
         lw, ll = _pair_logprobs(model, tokenizer, chunk, cfg, device)
-        out_c.append(lw.float().cpu())
-        out_r.append(ll.float().cpu())
-    return torch.cat(out_c), torch.cat(out_r)
+        chosen[start : start + len(chunk)] = lw.float().cpu()
+        rejected[start : start + len(chunk)] = ll.float().cpu()
+    return chosen, rejected
 
 
 def _styled_texts(chunk: Sequence[dict], style: PromptStyle) -> tuple[list[str], list[str]]:
@@ -124,13 +149,51 @@ def _fused_dpo_loss(
     cfg: StepDPOConfig,
     device: torch.device,
 ) -> torch.Tensor:
-    """DPO loss of a chunk through ``qengine.kernels.fused_linear_dpo_loss``: only the action
-    rows of the final hidden states meet the LM head, and no [tokens x vocab] logits are kept."""
-    from qengine.kernels import fused_linear_dpo_loss
-
+    """DPO loss of a chunk of pairs through ``qengine.kernels.fused_linear_dpo_loss``: only the
+    action rows of the final hidden states meet the LM head, and no [tokens x vocab] logits are
+    kept. (The path for models whose attention takes no tree mask, e.g. flash-attn.)"""
     prompts, completions = _styled_texts(chunk, cfg.prompt_style)
     batch = encode_completions(tokenizer, prompts, completions, max_length=cfg.max_length)
     rows, targets, cu_seqlens = completion_rows(model, batch.to(device))
+    return _head_dpo_loss(model, rows, targets, cu_seqlens, reference, cfg.beta)
+
+
+def _packed_dpo_loss(
+    model: Any,
+    tokenizer: Any,
+    groups: Sequence[StateGroup],
+    reference: tuple[torch.Tensor, torch.Tensor],
+    cfg: StepDPOConfig,
+    device: torch.device,
+) -> torch.Tensor:
+    """DPO loss of every pair of ``groups``, each state's prompt run once (``packing``).
+
+    ``reference``: the reference log-probs (chosen [R], rejected [R]) of the R records that
+    the groups' pairs index.
+    """
+    batch = encode_packed(tokenizer, groups, max_length=cfg.max_length).to(device)
+    rows = packed_action_rows(model, batch)
+    chosen, rejected, records = pair_action_index(groups, batch)
+    # Chosen rows of every pair, then rejected ones: the layout the DPO op expects.
+    index, cu_seqlens = gather_actions(batch, torch.cat([chosen, rejected]))
+    index = index.to(device)
+    ref = torch.cat([reference[0][records], reference[1][records]]).to(device)
+    return _head_dpo_loss(
+        model, rows[index], batch.targets[index], cu_seqlens.to(device), ref, cfg.beta
+    )
+
+
+def _head_dpo_loss(
+    model: Any,
+    rows: torch.Tensor,
+    targets: torch.Tensor,
+    cu_seqlens: torch.Tensor,
+    reference: torch.Tensor,
+    beta: float,
+) -> torch.Tensor:
+    """rows [n, D] of 2P action sequences (chosen first) → mean DPO loss through the LM head."""
+    from qengine.kernels import fused_linear_dpo_loss
+
     head = model.get_output_embeddings()
     out = fused_linear_dpo_loss(
         rows.to(head.weight.dtype),
@@ -139,7 +202,7 @@ def _fused_dpo_loss(
         bias=getattr(head, "bias", None),
         cu_seqlens=cu_seqlens,
         ref_logps=reference,
-        beta=cfg.beta,
+        beta=beta,
     )
     return out.loss
 
@@ -156,16 +219,9 @@ def evaluate_pairs(
     """Preference accuracy (chosen reward > rejected reward) and mean margin on ``records``."""
     if not records:
         return {}
-    model.eval()
-    margins = []
-    for start in range(0, len(records), cfg.batch_size):
-        chunk = records[start : start + cfg.batch_size]
-        lw, ll = _pair_logprobs(model, tokenizer, chunk, cfg, device)
-        rw = reference[0][start : start + len(chunk)].to(device)
-        rl = reference[1][start : start + len(chunk)].to(device)
-        _, m = dpo_loss(lw.float(), ll.float(), rw, rl, cfg.beta)
-        margins.append(m["margin"].cpu())
-    margin = torch.cat(margins)
+    lw, ll = _record_logprobs(model, tokenizer, records, cfg, device)
+    _, m = dpo_loss(lw, ll, reference[0].float(), reference[1].float(), cfg.beta)
+    margin = m["margin"]
     # A tie (margin exactly 0, e.g. before training) counts as half right, like a coin flip.
     accuracy = (margin > 0).float().mean() + 0.5 * (margin == 0).float().mean()
     return {"accuracy": float(accuracy), "margin": float(margin.mean())}
@@ -200,13 +256,20 @@ def train_step_dpo(
     train, held_out = _split(list(records), cfg.eval_fraction, cfg.seed)
     if not train:
         raise ValueError("no training pairs left after the held-out split; lower eval_fraction")
-    ref_train = _reference_logprobs(reference_model, tokenizer, train, cfg, device)
-    ref_eval = _reference_logprobs(reference_model, tokenizer, held_out, cfg, device)
+    ref_train = _record_logprobs(reference_model, tokenizer, train, cfg, device)
+    ref_eval = _record_logprobs(reference_model, tokenizer, held_out, cfg, device)
     history: dict[str, Any] = {"config": asdict(cfg), "train_pairs": len(train), "epochs": []}
     history["eval_before"] = evaluate_pairs(model, tokenizer, held_out, ref_eval, cfg, device)
 
+    # With a tree mask, batches hold whole states and each state's prompt runs once.
+    packed = packs_prefixes(model)
+
     def step_loss(idx: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
         chunk = [train[i] for i in idx]
+        if packed:
+            groups = group_by_state(chunk, cfg.prompt_style)
+            reference = (ref_train[0][idx], ref_train[1][idx])
+            return _packed_dpo_loss(model, tokenizer, groups, reference, cfg, device), {}
         reference = torch.cat([ref_train[0][idx], ref_train[1][idx]]).to(device)
         return _fused_dpo_loss(model, tokenizer, chunk, reference, cfg, device), {}
 
@@ -218,6 +281,7 @@ def train_step_dpo(
     train_epochs(
         model, len(train), step_loss, cfg, device=device, desc="step-DPO", progress=progress,
         end_of_epoch=end_of_epoch,
+        batches=state_batches(train, cfg.batch_size) if packed else None,
     )  # fmt: skip
     history["eval_after"] = history["epochs"][-1]
     if output_dir is not None:
