@@ -11,13 +11,15 @@ from collections.abc import Sequence
 from typing import Literal
 
 ACTION_PREFIX = "Action: "
-PromptStyle = Literal["full", "compact", "compact-marked"]
-PROMPT_STYLES: tuple[str, ...] = ("full", "compact", "compact-marked")
+PromptStyle = Literal["full", "compact", "compact-marked", "compact-marked-visited"]
+PROMPT_STYLES: tuple[str, ...] = ("full", "compact", "compact-marked", "compact-marked-visited")
+VISITED = "visited"
 _BLOCK = re.compile(r"^(Instruction|Observation|Action): ?", re.MULTILINE)
 _INSTRUCTION = re.compile(r"^Instruction: (.*)$", re.MULTILINE)
 _WORD = re.compile(r"\w+(?:[-.]\w+)*")  # "x-large", "90.00" stay one word
 MARK = "^"
 _CLICK_ID = re.compile(r"click\[(\w+)\]")
+_PAST_ACTION = re.compile(r"^Action: (\S.*)$", re.MULTILINE)
 # Function words of instructions; marking them would flag nearly every sentence.
 _STOPWORDS = frozenset(
     "a an the and or of to in on at by for from with as is am are be it its this that i me my "
@@ -98,6 +100,8 @@ def style_prompt(prompt: str, style: PromptStyle) -> str:
     (see :func:`style_action`). The marks hand a small model trained from scratch the lexical
     overlap a pretrained LM sees by itself (is the wanted colour among the options? which title
     has the wanted attributes?); from-scratch Q-models learn far faster with them.
+    ``"compact-marked-visited"``: the same prompt; its actions also say which items were already
+    visited (:func:`style_actions`).
     """
     _check_style(style)
     if style == "full":
@@ -105,8 +109,19 @@ def style_prompt(prompt: str, style: PromptStyle) -> str:
     compact = compact_prompt(prompt)
     if style == "compact":
         return compact
+    # the marked styles
     head, sep, rest = compact.partition("\n")
     return head + sep + mark_words(rest, instruction_words(compact))
+
+
+def clicked_ids(prompt: str) -> frozenset[str]:
+    """Ids the episode has clicked so far (``click[b0ab12cd34]`` in a ``render_prompt``'s
+    actions): the items already visited."""
+    return frozenset(
+        m.group(1)
+        for action in _PAST_ACTION.findall(prompt)
+        if (m := _CLICK_ID.fullmatch(action.strip()))
+    )
 
 
 def action_label(prompt: str, action: str) -> str:
@@ -134,18 +149,28 @@ def action_label(prompt: str, action: str) -> str:
 def style_actions(prompt: str, actions: Sequence[str], style: PromptStyle) -> list[str]:
     """The candidate actions as a Q-model of ``style`` sees them after ``style_prompt(prompt)``.
 
-    Unchanged except for ``"compact-marked"``: an action that clicks an id gets the id's visible
+    Unchanged except for the marked styles: an action that clicks an id gets the id's visible
     label appended (:func:`action_label`), so the model need not look the id up in the page, and
-    the action's instruction words are marked as in the prompt.
+    the action's instruction words are marked as in the prompt. ``"compact-marked-visited"`` also
+    appends "visited" to a click on an id the episode clicked before: the compact prompt keeps
+    only the last observation, and a small model otherwise re-opens the same wrong item after
+    going back to the results.
     """
     _check_style(style)
-    if style != "compact-marked":
+    if not style.startswith("compact-marked"):
         return list(actions)
     words = instruction_words(prompt)
+    visited = clicked_ids(prompt) if style == "compact-marked-visited" else frozenset()
     out = []
     for action in actions:
+        text = action
         label = action_label(prompt, action)
-        out.append(mark_words(f"{action} {label}" if label else action, words))
+        if label:
+            text = f"{text} {label}"
+            match = _CLICK_ID.fullmatch(action.strip())
+            if match is not None and match.group(1) in visited:
+                text = f"{text} {VISITED}"
+        out.append(mark_words(text, words))
     return out
 
 

@@ -50,9 +50,7 @@ class StepDPOConfig:
     beta: float = 0.1
     learning_rate: float = 1e-4
     epochs: int = 3
-    # Pairs per micro-batch. When the model's attention takes a tree mask (sdpa, eager), a batch
-    # holds the pairs of a few whole states, each prompt run once (qengine.train.packing).
-    batch_size: int = 8
+    batch_size: int = 8  # pairs per micro-batch
     grad_accumulation: int = 1
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
@@ -60,6 +58,10 @@ class StepDPOConfig:
     max_length: int = 512
     eval_fraction: float = 0.1  # held-out pairs for preference accuracy (0: none)
     prompt_style: PromptStyle = "full"  # "compact": instruction, past actions, last observation
+    # Run each state's prompt once with all its actions on top (tree attention mask; batches
+    # keep a state's pairs together, qengine.train.packing). Models whose attention takes no
+    # custom mask (flash-attn) run every pair's two sequences separately, as does False.
+    pack_prefixes: bool = True
     bf16: bool | None = None  # None: on CUDA when supported
     seed: int = 0
 
@@ -106,7 +108,7 @@ def _record_logprobs(
     chosen, rejected = torch.zeros(len(records)), torch.zeros(len(records))
     if not records:  # no held-out split
         return chosen, rejected
-    if packs_prefixes(model):
+    if cfg.pack_prefixes and packs_prefixes(model):
         groups = group_by_state(records, cfg.prompt_style)
         for start in range(0, len(groups), cfg.batch_size):
             chunk = groups[start : start + cfg.batch_size]
@@ -262,7 +264,7 @@ def train_step_dpo(
     history["eval_before"] = evaluate_pairs(model, tokenizer, held_out, ref_eval, cfg, device)
 
     # With a tree mask, batches hold whole states and each state's prompt runs once.
-    packed = packs_prefixes(model)
+    packed = cfg.pack_prefixes and packs_prefixes(model)
 
     def step_loss(idx: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
         chunk = [train[i] for i in idx]

@@ -139,7 +139,7 @@ def test_packed_dpo_loss_and_gradients_equal_the_per_pair_path(tokenizer) -> Non
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-7)
 
 
-def test_record_logprobs_fall_back_without_a_tree_mask(tokenizer, monkeypatch) -> None:
+def test_record_logprobs_fall_back_without_a_tree_mask(tokenizer) -> None:
     """Attention that takes no custom mask (flash-attn) is scored pair by pair, same numbers."""
     records = state_records(seed=4)
     cfg = StepDPOConfig(batch_size=5, max_length=512, prompt_style="full")
@@ -148,8 +148,8 @@ def test_record_logprobs_fall_back_without_a_tree_mask(tokenizer, monkeypatch) -
     packed = _record_logprobs(model, tokenizer, records, cfg, torch.device("cpu"))
     model.config._attn_implementation = "flash_attention_2"
     assert not packs_prefixes(model)
-    model.config._attn_implementation = "sdpa"  # run the fallback's code path on CPU
-    monkeypatch.setattr(step_dpo, "packs_prefixes", lambda _model: False)
+    model.config._attn_implementation = "sdpa"  # the fallback's code path, on CPU
+    cfg = StepDPOConfig(batch_size=5, max_length=512, prompt_style="full", pack_prefixes=False)
     unpacked = _record_logprobs(model, tokenizer, records, cfg, torch.device("cpu"))
     for a, b in zip(packed, unpacked, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-4)

@@ -181,6 +181,38 @@ def test_marked_style_marks_instruction_words_and_labels_clicked_ids() -> None:
         style_action(full, "click[x-large]", "tiny")  # type: ignore[arg-type]
 
 
+def test_visited_style_flags_items_the_episode_already_opened() -> None:
+    from qengine.data.prompts import clicked_ids, render_prompt, style_actions, style_prompt
+
+    results = (
+        "[back to search] [SEP] Page 1 [SEP] [next >] [SEP] [b0abc12345] [SEP] Zosa red "
+        "t-shirt plus [SEP] $19.99 [SEP] [b0def67890] [SEP] Hulia blue shirt [SEP] $9.99"
+    )
+    history = [
+        ("search[red t-shirt]", results),
+        ("click[b0abc12345]", "[< prev] [SEP] Zosa red t-shirt plus [SEP] [buy now]"),
+        ("click[< prev]", results),
+    ]
+    full = render_prompt("i need a red t-shirt", "search page", history)
+    assert clicked_ids(full) == {"b0abc12345"}  # "< prev" is not an id
+    candidates = ["click[b0abc12345]", "click[b0def67890]", "click[next >]"]
+    assert style_actions(full, candidates, "compact-marked-visited") == [
+        "click[b0abc12345] Zosa ^red ^t-shirt plus visited",
+        "click[b0def67890] Hulia blue shirt",
+        "click[next >]",
+    ]
+    # The prompt is the marked one; the plain marked style never says "visited".
+    assert style_prompt(full, "compact-marked-visited") == style_prompt(full, "compact-marked")
+    assert "visited" not in " ".join(style_actions(full, candidates, "compact-marked"))
+    # Before any click nothing is visited.
+    first = render_prompt("i need a red t-shirt", "search page", history[:1])
+    assert clicked_ids(first) == frozenset()
+    assert all(
+        not a.endswith("visited")
+        for a in style_actions(first, candidates, "compact-marked-visited")
+    )
+
+
 def test_marked_q_model_scores_candidates_as_it_was_trained(tmp_path) -> None:
     """Training and QValueModel.score style prompt AND candidates the same way: the saved
     model's score equals beta * (log pi - log ref) of the marked texts."""
