@@ -83,14 +83,9 @@ def preference_pairs(tree_dir: str | Path, s: PipelineSettings) -> list[dict[str
 
 def q_model_texts(records: list[dict[str, Any]], s: PipelineSettings | None = None) -> list[str]:
     """The texts a Q-model sees (styled prompt, chosen, rejected): its tokenizer's corpus."""
-    from .data.prompts import style_actions, style_prompt
+    from .data.prompts import styled_corpus
 
-    style = (s or PipelineSettings()).prompt_style
-    texts = []
-    for r in records:
-        actions = style_actions(r["prompt"], [r["chosen"], r["rejected"]], style)
-        texts.append(" ".join([style_prompt(r["prompt"], style), *actions]))
-    return texts
+    return styled_corpus(records, (s or PipelineSettings()).prompt_style)
 
 
 def train_q_model(

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from qengine.data.prompts import PROMPT_STYLES
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
@@ -26,11 +28,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--grad-accumulation", type=int, default=1)
     parser.add_argument("--eval-fraction", type=float, default=0.1)
+    parser.add_argument(
+        "--prompt-style",
+        choices=PROMPT_STYLES,
+        default="full",
+        help="how the model reads a state: the full history, or the compact state (instruction, "
+        "past actions, last observation), optionally with the instruction's words marked and "
+        "opened items flagged (the demo uses compact-marked-visited); saved with the model",
+    )
+    parser.add_argument("--max-length", type=int, default=512, help="tokens per sequence")
+    parser.add_argument(
+        "--hidden-size", type=int, default=64, help="width of the 'tiny' model (ignored otherwise)"
+    )
+    parser.add_argument(
+        "--no-pack-prefixes",
+        action="store_true",
+        help="run each pair's chosen and rejected sequence separately instead of each state's "
+        "prompt once with all its actions (same numbers, slower; flash-attn models always do)",
+    )
     parser.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
     from qengine.data import load_records
+    from qengine.data.prompts import styled_corpus
     from qengine.models import build_word_tokenizer, tiny_causal_lm
     from qengine.train import StepDPOConfig, train_step_dpo
 
@@ -38,9 +59,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"{args.pairs} does not exist: make it with `qengine pairs`")
     records = list(load_records(args.pairs))
     if args.model == "tiny":
-        texts = (r["prompt"] + " " + r["chosen"] + " " + r["rejected"] for r in records)
-        tokenizer = build_word_tokenizer(texts)
-        model = tiny_causal_lm(tokenizer)
+        tokenizer = build_word_tokenizer(styled_corpus(records, args.prompt_style))
+        model = tiny_causal_lm(tokenizer, hidden_size=args.hidden_size)
     else:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -58,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         grad_accumulation=args.grad_accumulation,
         eval_fraction=args.eval_fraction,
+        prompt_style=args.prompt_style,
+        max_length=args.max_length,
+        pack_prefixes=not args.no_pack_prefixes,
     )
     history = train_step_dpo(
         model,

@@ -179,6 +179,16 @@ def style_action(prompt: str, action: str, style: PromptStyle) -> str:
     return style_actions(prompt, [action], style)[0]
 
 
+def styled_corpus(records: Sequence[dict], style: PromptStyle) -> list[str]:
+    """Per preference record, its styled prompt, chosen and rejected action in one text: what a
+    Q-model of ``style`` reads, e.g. to fit its tokenizer on."""
+    texts = []
+    for r in records:
+        actions = style_actions(r["prompt"], [r["chosen"], r["rejected"]], style)
+        texts.append(" ".join([style_prompt(r["prompt"], style), *actions]))
+    return texts
+
+
 def _check_style(style: str) -> None:
     if style not in PROMPT_STYLES:
         raise ValueError(

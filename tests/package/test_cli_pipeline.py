@@ -1,0 +1,31 @@
+"""`qengine collect | pairs | train-q | evaluate`, chained for real on a few shop tasks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from qengine.cli import main
+
+
+def test_collect_pairs_train_q_evaluate(tmp_path: Path, capsys) -> None:
+    trees, pairs, qmodel = tmp_path / "trees", tmp_path / "pairs.jsonl", tmp_path / "qmodel"
+    common = ["--env", "shop", "--no-progress"]
+    assert (
+        main(["collect", *common, "--tasks", "4", "--iterations", "12", "--out", str(trees)]) == 0
+    )
+    assert main(["pairs", str(trees), "--out", str(pairs), "--mode", "max_all"]) == 0
+    records = [json.loads(line) for line in pairs.read_text().splitlines()]
+    assert records and {"prompt", "chosen", "rejected"} <= set(records[0])
+    capsys.readouterr()
+    train = ["train-q", str(pairs), "--model", "tiny", "--out", str(qmodel), "--epochs", "1"]
+    style = ["--prompt-style", "compact-marked-visited", "--hidden-size", "32"]
+    assert main([*train, *style, "--max-length", "256", "--no-progress"]) == 0
+    history = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(history) == {"eval_before", "eval_after"}
+    meta = json.loads((qmodel / "qengine_qmodel.json").read_text())
+    assert meta["prompt_style"] == "compact-marked-visited" and meta["max_length"] == 256
+    assert meta["history"]["config"]["pack_prefixes"] is True
+    evaluate = ["evaluate", *common, "--split", "test", "--tasks", "2", "--q-model", str(qmodel)]
+    assert main([*evaluate, "--out", str(tmp_path / "eval")]) == 0
+    assert "Q-guided" in capsys.readouterr().out
