@@ -13,13 +13,14 @@ from typing import Literal
 ACTION_PREFIX = "Action: "
 PromptStyle = Literal["full", "compact", "compact-marked", "compact-marked-visited"]
 PROMPT_STYLES: tuple[str, ...] = ("full", "compact", "compact-marked", "compact-marked-visited")
-VISITED = "visited"
+VISITED, SELECTED = "visited", "selected"
 _BLOCK = re.compile(r"^(Instruction|Observation|Action): ?", re.MULTILINE)
 _INSTRUCTION = re.compile(r"^Instruction: (.*)$", re.MULTILINE)
 _WORD = re.compile(r"\w+(?:[-.]\w+)*")  # "x-large", "90.00" stay one word
 MARK = "^"
 _CLICK_ID = re.compile(r"click\[(\w+)\]")
-_PAST_ACTION = re.compile(r"^Action: (\S.*)$", re.MULTILINE)
+_CLICK = re.compile(r"click\[(.+)\]")
+NAVIGATION = frozenset({"next >", "< prev", "back to search", "buy now", "search"})
 # Function words of instructions; marking them would flag nearly every sentence.
 _STOPWORDS = frozenset(
     "a an the and or of to in on at by for from with as is am are be it its this that i me my "
@@ -57,11 +58,7 @@ def compact_prompt(prompt: str) -> str:
     Earlier observations are dropped; small models trained from scratch learn faster on the short
     form and score long episodes in bounded time.
     """
-    marks = list(_BLOCK.finditer(prompt))
-    blocks = [
-        (m.group(1), prompt[m.end() : marks[i + 1].start() if i + 1 < len(marks) else None])
-        for i, m in enumerate(marks)
-    ]
+    blocks = _blocks(prompt)
     instruction = next((text.strip() for kind, text in blocks if kind == "Instruction"), "")
     actions = [text.strip() for kind, text in blocks if kind == "Action" and text.strip()]
     observation = next(
@@ -114,14 +111,41 @@ def style_prompt(prompt: str, style: PromptStyle) -> str:
     return head + sep + mark_words(rest, instruction_words(compact))
 
 
-def clicked_ids(prompt: str) -> frozenset[str]:
-    """Ids the episode has clicked so far (``click[b0ab12cd34]`` in a ``render_prompt``'s
-    actions): the items already visited."""
-    return frozenset(
-        m.group(1)
-        for action in _PAST_ACTION.findall(prompt)
-        if (m := _CLICK_ID.fullmatch(action.strip()))
-    )
+def _blocks(prompt: str) -> list[tuple[str, str]]:
+    """(kind, text) of a ``render_prompt``'s Instruction / Observation / Action blocks, in order."""
+    marks = list(_BLOCK.finditer(prompt))
+    return [
+        (m.group(1), prompt[m.end() : marks[i + 1].start() if i + 1 < len(marks) else None])
+        for i, m in enumerate(marks)
+    ]
+
+
+def episode_clicks(prompt: str) -> tuple[frozenset[str], frozenset[str]]:
+    """What the episode has clicked so far, from a ``render_prompt`` text: (the ids of the items
+    it opened, the options it selected on the item page it opened last).
+
+    An item is an id listed with a label in the page it was clicked on (:func:`action_label`);
+    an option is any other ``click[...]`` but the navigation buttons (``NAVIGATION``).
+    """
+    opened: set[str] = set()
+    selected: set[str] = set()
+    observation = ""
+    for kind, text in _blocks(prompt):
+        text = text.strip()
+        if kind == "Observation":
+            observation = text
+            continue
+        if kind != "Action" or not text:
+            continue
+        target = _CLICK.fullmatch(text)
+        if target is None:  # a search: a new results page
+            selected.clear()
+        elif action_label(f"Observation: {observation}", text):
+            opened.add(target.group(1))
+            selected.clear()
+        elif target.group(1) not in NAVIGATION:
+            selected.add(target.group(1))
+    return frozenset(opened), frozenset(selected)
 
 
 def action_label(prompt: str, action: str) -> str:
@@ -152,24 +176,29 @@ def style_actions(prompt: str, actions: Sequence[str], style: PromptStyle) -> li
     Unchanged except for the marked styles: an action that clicks an id gets the id's visible
     label appended (:func:`action_label`), so the model need not look the id up in the page, and
     the action's instruction words are marked as in the prompt. ``"compact-marked-visited"`` also
-    appends "visited" to a click on an id the episode clicked before: the compact prompt keeps
-    only the last observation, and a small model otherwise re-opens the same wrong item after
-    going back to the results.
+    appends "visited" to a click on an item the episode opened before and "selected" to a click
+    on an option already selected on this item page (:func:`episode_clicks`): the compact prompt
+    keeps only the last observation, and a small model otherwise re-opens the same wrong item
+    after going back to the results, or re-selects an option instead of buying.
     """
     _check_style(style)
     if not style.startswith("compact-marked"):
         return list(actions)
     words = instruction_words(prompt)
-    visited = clicked_ids(prompt) if style == "compact-marked-visited" else frozenset()
+    opened, selected = frozenset(), frozenset()
+    if style == "compact-marked-visited":
+        opened, selected = episode_clicks(prompt)
     out = []
     for action in actions:
         text = action
         label = action_label(prompt, action)
+        target = _CLICK.fullmatch(action.strip())
         if label:
             text = f"{text} {label}"
-            match = _CLICK_ID.fullmatch(action.strip())
-            if match is not None and match.group(1) in visited:
+            if target is not None and target.group(1) in opened:
                 text = f"{text} {VISITED}"
+        elif target is not None and target.group(1) in selected:
+            text = f"{text} {SELECTED}"
         out.append(mark_words(text, words))
     return out
 

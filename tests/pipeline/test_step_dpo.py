@@ -181,36 +181,51 @@ def test_marked_style_marks_instruction_words_and_labels_clicked_ids() -> None:
         style_action(full, "click[x-large]", "tiny")  # type: ignore[arg-type]
 
 
-def test_visited_style_flags_items_the_episode_already_opened() -> None:
-    from qengine.data.prompts import clicked_ids, render_prompt, style_actions, style_prompt
+def test_visited_style_flags_opened_items_and_selected_options() -> None:
+    from qengine.data.prompts import episode_clicks, render_prompt, style_actions, style_prompt
 
     results = (
         "[back to search] [SEP] Page 1 [SEP] [next >] [SEP] [b0abc12345] [SEP] Zosa red "
         "t-shirt plus [SEP] $19.99 [SEP] [b0def67890] [SEP] Hulia blue shirt [SEP] $9.99"
     )
+    item = "[< prev] [SEP] Zosa red t-shirt plus [SEP] color: [red] [blue] [SEP] [buy now]"
     history = [
         ("search[red t-shirt]", results),
-        ("click[b0abc12345]", "[< prev] [SEP] Zosa red t-shirt plus [SEP] [buy now]"),
-        ("click[< prev]", results),
+        ("click[b0abc12345]", item),
+        ("click[red]", item),
     ]
-    full = render_prompt("i need a red t-shirt", "search page", history)
-    assert clicked_ids(full) == {"b0abc12345"}  # "< prev" is not an id
+    on_item = render_prompt("i need a red t-shirt", "search page", history)
+    assert episode_clicks(on_item) == ({"b0abc12345"}, {"red"})
+    options = ["click[red]", "click[blue]", "click[buy now]"]
+    assert style_actions(on_item, options, "compact-marked-visited") == [
+        "click[^red] selected",
+        "click[blue]",
+        "click[buy now]",
+    ]
+    back = render_prompt(
+        "i need a red t-shirt", "search page", [*history, ("click[< prev]", results)]
+    )
+    assert episode_clicks(back) == ({"b0abc12345"}, {"red"})  # "< prev" is navigation
     candidates = ["click[b0abc12345]", "click[b0def67890]", "click[next >]"]
-    assert style_actions(full, candidates, "compact-marked-visited") == [
+    assert style_actions(back, candidates, "compact-marked-visited") == [
         "click[b0abc12345] Zosa ^red ^t-shirt plus visited",
         "click[b0def67890] Hulia blue shirt",
         "click[next >]",
     ]
-    # The prompt is the marked one; the plain marked style never says "visited".
-    assert style_prompt(full, "compact-marked-visited") == style_prompt(full, "compact-marked")
-    assert "visited" not in " ".join(style_actions(full, candidates, "compact-marked"))
-    # Before any click nothing is visited.
-    first = render_prompt("i need a red t-shirt", "search page", history[:1])
-    assert clicked_ids(first) == frozenset()
-    assert all(
-        not a.endswith("visited")
-        for a in style_actions(first, candidates, "compact-marked-visited")
+    # Opening another item starts its page afresh: "red" is no longer selected there.
+    other = render_prompt(
+        "i need a red t-shirt",
+        "search page",
+        [*history, ("click[< prev]", results), ("click[b0def67890]", item)],
     )
+    assert episode_clicks(other) == ({"b0abc12345", "b0def67890"}, frozenset())
+    # The prompt is the marked one; the plain marked style flags nothing.
+    assert style_prompt(back, "compact-marked-visited") == style_prompt(back, "compact-marked")
+    plain = " ".join(style_actions(back, candidates, "compact-marked"))
+    assert "visited" not in plain and "selected" not in plain
+    # Before any click nothing is flagged.
+    first = render_prompt("i need a red t-shirt", "search page", history[:1])
+    assert episode_clicks(first) == (frozenset(), frozenset())
 
 
 def test_marked_q_model_scores_candidates_as_it_was_trained(tmp_path) -> None:
