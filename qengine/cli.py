@@ -23,6 +23,7 @@ Run `qengine COMMAND --help` for the options of a command.
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
+    from .data.prompts import PROMPT_STYLES
     from .pipeline import PipelineSettings
 
     parser = sub.add_parser(
@@ -53,6 +54,15 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--epochs", type=int, default=defaults.epochs, help="Q-model training epochs"
     )
+    parser.add_argument(
+        "--hidden-size", type=int, default=defaults.hidden_size, help="Q-model width"
+    )
+    parser.add_argument(
+        "--prompt-style",
+        choices=PROMPT_STYLES,
+        default=defaults.prompt_style,
+        help="how the Q-model reads a state (see `qengine train-q --help`)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--search-only", action="store_true", help="the quick search demo")
     parser.add_argument("--tasks", type=int, default=256, help="search demo: number of trees")
@@ -76,6 +86,8 @@ def _run_demo(args: argparse.Namespace) -> int:
         episodes_per_task=args.episodes_per_task,
         expert_p=args.expert_p,
         epochs=args.epochs,
+        hidden_size=args.hidden_size,
+        prompt_style=args.prompt_style,
         seed=args.seed,
     )
     out = args.out or Path(tempfile.mkdtemp(prefix="qengine-demo-"))

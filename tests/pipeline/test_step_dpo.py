@@ -219,8 +219,9 @@ def test_visited_style_flags_opened_items_and_selected_options() -> None:
         [*history, ("click[< prev]", results), ("click[b0def67890]", item)],
     )
     assert episode_clicks(other) == ({"b0abc12345", "b0def67890"}, frozenset())
-    # The prompt is the marked one; the plain marked style flags nothing.
+    # The prompt is the marked one.
     assert style_prompt(back, "compact-marked-visited") == style_prompt(back, "compact-marked")
+    # The plain marked style flags nothing.
     plain = " ".join(style_actions(back, candidates, "compact-marked"))
     assert "visited" not in plain and "selected" not in plain
     # Before any click nothing is flagged.
