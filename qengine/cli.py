@@ -34,7 +34,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
             "agent: collect MCTS trees over training tasks, build step-level preference pairs, "
             "train a small Q-value model with step-level DPO, and compare the base agent with "
             "the Q-guided agent (sample n candidates, execute the highest Q) on held-out tasks. "
-            "About 11 minutes on 2 CPU cores. --search-only runs the quick search demo instead "
+            "About 5 minutes on 2 CPU cores. --search-only runs the quick search demo instead "
             "(batched MCTS over a built-in puzzle, seconds)."
         ),
     )
