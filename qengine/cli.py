@@ -78,6 +78,10 @@ def _run_demo(args: argparse.Namespace) -> int:
         return _run_search_demo(args)
     import tempfile
 
+    from .commands._common import require_training_stack
+
+    require_training_stack("demo")
+
     from .pipeline import PipelineSettings, run_pipeline
 
     settings = PipelineSettings(

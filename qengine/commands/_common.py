@@ -5,6 +5,22 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+TRAINING_STACK = ("torch", "transformers", "datasets", "matplotlib")
+
+
+def require_training_stack(command: str) -> None:
+    """Exit with what to install when the ``train`` extra is missing (``qengine demo`` and
+    ``train-q`` train models; the search core alone does not need it)."""
+    import importlib.util
+
+    missing = [name for name in TRAINING_STACK if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SystemExit(
+            f"qengine {command} needs {', '.join(missing)}: pip install 'qengine[train]' "
+            "(on a machine without a GPU, install the CPU build of torch first, e.g. "
+            "pip install torch --index-url https://download.pytorch.org/whl/cpu)"
+        )
+
 
 def add_env_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", default="shop", help="environment: shop, hotpot or textworld")

@@ -50,6 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._common import require_training_stack
+
+    require_training_stack("train-q")
     from qengine.data import load_records
     from qengine.data.prompts import styled_corpus
     from qengine.models import build_word_tokenizer, tiny_causal_lm

@@ -29,3 +29,16 @@ def test_collect_pairs_train_q_evaluate(tmp_path: Path, capsys) -> None:
     evaluate = ["evaluate", *common, "--split", "test", "--tasks", "2", "--q-model", str(qmodel)]
     assert main([*evaluate, "--out", str(tmp_path / "eval")]) == 0
     assert "Q-guided" in capsys.readouterr().out
+
+
+def test_demo_without_the_training_stack_says_what_to_install(monkeypatch) -> None:
+    import importlib.util
+
+    import pytest
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "transformers" else real(name)
+    )
+    with pytest.raises(SystemExit, match=r"needs transformers: pip install 'qengine\[train\]'"):
+        main(["demo", "--no-progress"])
