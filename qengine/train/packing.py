@@ -128,6 +128,8 @@ def encode_packed(
     rows: list[tuple[list[int], list[list[int]]]] = []
     for group in groups:
         prompt = tokenizer(group.prompt, add_special_tokens=True)["input_ids"]
+        if not prompt:  # the first action token needs a position before it to predict it
+            raise ValueError(f"prompt {group.prompt[:60]!r} has no tokens (and no bos)")
         actions = []
         for text in group.actions:
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
