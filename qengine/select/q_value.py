@@ -8,6 +8,7 @@ scored together in one batch on top of the cached prefix.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from collections.abc import Sequence
@@ -21,11 +22,12 @@ from ..data.prompts import style_actions, style_prompt
 from ..train.step_dpo import QMODEL_CONFIG
 
 
-def _with_cache(model: Any, cache: Any) -> dict[str, Any]:
+@functools.cache
+def _cache_argument(model_class: type) -> str:
     """The forward's KV-cache argument: ``cache`` (transformers >= 5.x), else the older
-    ``past_key_values``."""
-    accepted = inspect.signature(model.forward).parameters
-    return {"cache": cache} if "cache" in accepted else {"past_key_values": cache}
+    ``past_key_values`` (looked up once per model class, not per scored state)."""
+    accepted = inspect.signature(model_class.forward).parameters
+    return "cache" if "cache" in accepted else "past_key_values"
 
 
 @torch.no_grad()
@@ -57,7 +59,10 @@ def candidate_logprobs(
         [torch.ones((n, prefix.shape[1]), dtype=torch.long, device=device), mask.long()], dim=1
     )
     rest = model(
-        input_ids=tokens, attention_mask=attention, use_cache=False, **_with_cache(model, cache)
+        input_ids=tokens,
+        attention_mask=attention,
+        use_cache=False,
+        **{_cache_argument(type(model)): cache},
     )
     # The prompt's last logits predict each candidate's first token; the rest predict the next.
     logits = torch.cat([first.logits[:, -1:].expand(n, -1, -1), rest.logits[:, :-1]], dim=1)

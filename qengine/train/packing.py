@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ..data.prompts import PromptStyle, style_actions, style_prompt
-from ..models.causal_lm import decoder, pad_id
+from ..models.causal_lm import decoder, keep_recent, pad_id
 
 # Attention implementations that take a custom 4D mask (flash-attn kernels do not).
 PACKABLE_ATTENTION = ("sdpa", "eager")
@@ -137,10 +137,7 @@ def encode_packed(
         longest = max(len(a) for a in actions)
         if longest + 1 > max_length:
             raise ValueError(f"an action of {longest} tokens does not fit max_length={max_length}")
-        keep = max_length - longest
-        if len(prompt) > keep:
-            prompt = prompt[:1] + prompt[len(prompt) - keep + 1 :]
-        rows.append((prompt, actions))
+        rows.append((keep_recent(prompt, max_length - longest), actions))
 
     width = max(len(p) + sum(len(a) for a in acts) for p, acts in rows)
     batch = len(rows)
@@ -237,9 +234,9 @@ def gather_actions(batch: PackedBatch, actions: torch.Tensor) -> tuple[torch.Ten
     into ``batch.targets``, cu_seqlens int32 [K + 1])."""
     cu = batch.cu_seqlens.cpu().long()
     actions = actions.cpu()
-    starts, ends = cu[actions], cu[actions + 1]
-    lengths = ends - starts
-    index = torch.cat([torch.arange(int(s), int(e)) for s, e in zip(starts, ends, strict=True)])
+    starts, lengths = cu[actions], cu[actions + 1] - cu[actions]
     out = torch.zeros(len(actions) + 1, dtype=torch.int32)
     out[1:] = torch.cumsum(lengths, 0)
-    return index, out
+    # token j of the k-th requested action sits at starts[k] + j
+    offsets = torch.arange(int(out[-1])) - torch.repeat_interleave(out[:-1].long(), lengths)
+    return torch.repeat_interleave(starts, lengths) + offsets, out

@@ -194,7 +194,11 @@ def test_visited_style_flags_opened_items_and_selected_options() -> None:
         ("click[b0abc12345]", item),
         ("click[red]", item),
     ]
-    on_item = render_prompt("i need a red t-shirt", "search page", history)
+
+    def after(*steps: tuple[str, str]) -> str:
+        return render_prompt("i need a red t-shirt", "search page", list(steps))
+
+    on_item = after(*history)
     assert episode_clicks(on_item) == ({"b0abc12345"}, {"red"})
     options = ["click[red]", "click[blue]", "click[buy now]"]
     assert style_actions(on_item, options, "compact-marked-visited") == [
@@ -202,9 +206,7 @@ def test_visited_style_flags_opened_items_and_selected_options() -> None:
         "click[blue]",
         "click[buy now]",
     ]
-    back = render_prompt(
-        "i need a red t-shirt", "search page", [*history, ("click[< prev]", results)]
-    )
+    back = after(*history, ("click[< prev]", results))
     assert episode_clicks(back) == ({"b0abc12345"}, {"red"})  # "< prev" is navigation
     candidates = ["click[b0abc12345]", "click[b0def67890]", "click[next >]"]
     assert style_actions(back, candidates, "compact-marked-visited") == [
@@ -213,11 +215,7 @@ def test_visited_style_flags_opened_items_and_selected_options() -> None:
         "click[next >]",
     ]
     # Opening another item starts its page afresh: "red" is no longer selected there.
-    other = render_prompt(
-        "i need a red t-shirt",
-        "search page",
-        [*history, ("click[< prev]", results), ("click[b0def67890]", item)],
-    )
+    other = after(*history, ("click[< prev]", results), ("click[b0def67890]", item))
     assert episode_clicks(other) == ({"b0abc12345", "b0def67890"}, frozenset())
     # The prompt is the marked one.
     assert style_prompt(back, "compact-marked-visited") == style_prompt(back, "compact-marked")
@@ -225,7 +223,7 @@ def test_visited_style_flags_opened_items_and_selected_options() -> None:
     plain = " ".join(style_actions(back, candidates, "compact-marked"))
     assert "visited" not in plain and "selected" not in plain
     # Before any click nothing is flagged.
-    first = render_prompt("i need a red t-shirt", "search page", history[:1])
+    first = after(*history[:1])
     assert episode_clicks(first) == (frozenset(), frozenset())
 
 
