@@ -33,8 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=PROMPT_STYLES,
         default="full",
         help="how the model reads a state: the full history, or the compact state (instruction, "
-        "past actions, last observation), optionally with the instruction's words marked and "
-        "opened items flagged (the demo uses compact-marked-visited); saved with the model",
+        "past actions, last observation), optionally with the instruction's words marked, "
+        "opened items flagged and prices within the budget marked (the demo uses "
+        "compact-marked-visited-price); saved with the model",
     )
     parser.add_argument("--max-length", type=int, default=512, help="tokens per sequence")
     parser.add_argument(

@@ -11,13 +11,21 @@ from collections.abc import Sequence
 from typing import Literal
 
 ACTION_PREFIX = "Action: "
-PromptStyle = Literal["full", "compact", "compact-marked", "compact-marked-visited"]
-PROMPT_STYLES: tuple[str, ...] = ("full", "compact", "compact-marked", "compact-marked-visited")
+PromptStyle = Literal[
+    "full", "compact", "compact-marked", "compact-marked-visited", "compact-marked-visited-price"
+]
+PROMPT_STYLES: tuple[str, ...] = (
+    "full", "compact", "compact-marked", "compact-marked-visited", "compact-marked-visited-price"
+)  # fmt: skip
 VISITED, SELECTED = "visited", "selected"
 _BLOCK = re.compile(r"^(Instruction|Observation|Action): ?", re.MULTILINE)
 _INSTRUCTION = re.compile(r"^Instruction: (.*)$", re.MULTILINE)
 _WORD = re.compile(r"\w+(?:[-.]\w+)*")  # "x-large", "90.00" stay one word
 MARK = "^"
+# "price lower than 50.00 dollars" (WebShop's wording), "under $50"
+_PRICE_LIMIT = re.compile(r"(?:lower|less) than \$?(\d+(?:\.\d+)?)|under \$(\d+(?:\.\d+)?)")
+_PRICE = re.compile(r"\$(\d+(?:\.\d+)?)")
+_LISTED_PRICE = re.compile(r" (\$\d+(?:\.\d+)?)(?: \[SEP\]|\n|$)")  # the field after a label
 _CLICK_ID = re.compile(r"click\[(\w+)\]")
 _CLICK = re.compile(r"click\[(.+)\]")
 NAVIGATION = frozenset({"next >", "< prev", "back to search", "buy now", "search"})
@@ -89,6 +97,40 @@ def mark_words(text: str, words: frozenset[str]) -> str:
     )
 
 
+def _limit_text(prompt: str) -> str | None:
+    match = _INSTRUCTION.search(prompt)
+    limit = _PRICE_LIMIT.search(match.group(1).lower()) if match else None
+    return (limit.group(1) or limit.group(2)) if limit else None
+
+
+def price_limit(prompt: str) -> float | None:
+    """The price bound of a rendered prompt's instruction ("price lower than 50.00 dollars"), or
+    None when it states none."""
+    text = _limit_text(prompt)
+    return None if text is None else float(text)
+
+
+def _marked_words(prompt: str, style: PromptStyle) -> frozenset[str]:
+    """The instruction words a marked style marks: with prices marked, not the bound's number
+    (a price equal to it is marked as a price, "^$50.00", not as a word, "$^50.00")."""
+    words = instruction_words(prompt)
+    if style == "compact-marked-visited-price":
+        words -= {_limit_text(prompt)}
+    return words
+
+
+def mark_prices(text: str, limit: float | None) -> str:
+    """Prefix every dollar amount of ``text`` within ``limit`` with ``MARK``: "$31.99" -> "^$31.99".
+
+    At most the limit counts, as in WebShop's price reward.
+    """
+    if limit is None:
+        return text
+    return _PRICE.sub(
+        lambda m: MARK + m.group(0) if float(m.group(1)) <= limit else m.group(0), text
+    )
+
+
 def style_prompt(prompt: str, style: PromptStyle) -> str:
     """Apply a prompt style to a ``render_prompt`` text.
 
@@ -98,7 +140,10 @@ def style_prompt(prompt: str, style: PromptStyle) -> str:
     overlap a pretrained LM sees by itself (is the wanted colour among the options? which title
     has the wanted attributes?); from-scratch Q-models learn far faster with them.
     ``"compact-marked-visited"``: the same prompt; its actions also say which items were already
-    visited (:func:`style_actions`).
+    visited (:func:`style_actions`). ``"compact-marked-visited-price"``: also marks every price
+    within the instruction's bound (:func:`mark_prices`): comparing "$63.99" with "lower than
+    50.00 dollars" is arithmetic a small model trained from scratch does not learn from a few
+    thousand pairs, and an item over the budget can never earn the full reward.
     """
     _check_style(style)
     if style == "full":
@@ -108,7 +153,10 @@ def style_prompt(prompt: str, style: PromptStyle) -> str:
         return compact
     # the marked styles
     head, sep, rest = compact.partition("\n")
-    return head + sep + mark_words(rest, instruction_words(compact))
+    rest = mark_words(rest, _marked_words(compact, style))
+    if style == "compact-marked-visited-price":
+        rest = mark_prices(rest, price_limit(compact))
+    return head + sep + rest
 
 
 def _blocks(prompt: str) -> list[tuple[str, str]]:
@@ -148,12 +196,13 @@ def episode_clicks(prompt: str) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(opened), frozenset(selected)
 
 
-def action_label(prompt: str, action: str) -> str:
+def action_label(prompt: str, action: str, *, with_price: bool = False) -> str:
     """The visible label of the element ``action`` clicks, from the prompt's last observation.
 
     WebShop-style pages list a clickable id as a field of its own followed by its label
     (``[b0ab12cd34] [SEP] Zosa short sleeve t-shirt [SEP] $19.99``); for ``click[b0ab12cd34]``
-    this returns ``"Zosa short sleeve t-shirt"``. Only single-word ids count (not ``next >``,
+    this returns ``"Zosa short sleeve t-shirt"`` (``"Zosa short sleeve t-shirt $19.99"`` with
+    ``with_price``, when a price field follows). Only single-word ids count (not ``next >``,
     ``buy now`` or option values); "" when there is no such field.
     """
     match = _CLICK_ID.fullmatch(action.strip())
@@ -167,7 +216,10 @@ def action_label(prompt: str, action: str) -> str:
         + r"\] \[SEP\] ([^\[\n]+?)(?: \[SEP\]|\n|$)",
         observation,
     )
-    return label.group(1).strip() if label else ""
+    if label is None:
+        return ""
+    price = _LISTED_PRICE.match(observation, label.end()) if with_price else None
+    return label.group(1).strip() + (f" {price.group(1)}" if price else "")
 
 
 def style_actions(prompt: str, actions: Sequence[str], style: PromptStyle) -> list[str]:
@@ -180,18 +232,22 @@ def style_actions(prompt: str, actions: Sequence[str], style: PromptStyle) -> li
     on an option already selected on this item page (:func:`episode_clicks`): the compact prompt
     keeps only the last observation, and a small model otherwise re-opens the same wrong item
     after going back to the results, or re-selects an option instead of buying.
+    ``"compact-marked-visited-price"`` also appends a listed item's price to its label and marks
+    the prices within the instruction's bound (:func:`mark_prices`).
     """
     _check_style(style)
     if not style.startswith("compact-marked"):
         return list(actions)
-    words = instruction_words(prompt)
+    words = _marked_words(prompt, style)
     opened, selected = frozenset(), frozenset()
-    if style == "compact-marked-visited":
+    if style.startswith("compact-marked-visited"):
         opened, selected = episode_clicks(prompt)
+    priced = style == "compact-marked-visited-price"
+    limit = price_limit(prompt) if priced else None
     out = []
     for action in actions:
         text = action
-        label = action_label(prompt, action)
+        label = action_label(prompt, action, with_price=priced)
         target = _CLICK.fullmatch(action.strip())
         if label:
             text = f"{text} {label}"
@@ -199,7 +255,7 @@ def style_actions(prompt: str, actions: Sequence[str], style: PromptStyle) -> li
                 text = f"{text} {VISITED}"
         elif target is not None and target.group(1) in selected:
             text = f"{text} {SELECTED}"
-        out.append(mark_words(text, words))
+        out.append(mark_prices(mark_words(text, words), limit))
     return out
 
 

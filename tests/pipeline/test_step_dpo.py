@@ -105,21 +105,6 @@ def test_bad_input_is_explained(tmp_path) -> None:
         StepDPOConfig(beta=0.0)
 
 
-def test_compact_prompt_keeps_instruction_actions_and_last_observation() -> None:
-    from qengine.data.prompts import compact_prompt, render_prompt, style_prompt
-
-    full = render_prompt(
-        "buy a red shirt", "home", [("search[red]", "page 1"), ("click[a]", "item a")]
-    )
-    assert compact_prompt(full) == (
-        "Instruction: buy a red shirt\nPrevious actions: search[red] | click[a]\n"
-        "Observation: item a\nAction: "
-    )
-    assert style_prompt(full, "full") == full
-    with pytest.raises(ValueError, match="prompt style"):
-        style_prompt(full, "tiny")
-
-
 def test_q_value_model_styles_and_truncates_like_training(trained) -> None:
     out, _ = trained
     meta_path = out / "qengine_qmodel.json"
@@ -147,84 +132,6 @@ def test_trains_without_a_held_out_split(fraction: float) -> None:
     assert history["eval_before"] == {}
     assert [e["epoch"] for e in history["epochs"]] == [0, 1]
     assert all(np.isfinite(e["loss"]) for e in history["epochs"])
-
-
-def test_marked_style_marks_instruction_words_and_labels_clicked_ids() -> None:
-    from qengine.data.prompts import action_label, render_prompt, style_action, style_prompt
-
-    results = (
-        "[back to search] [SEP] Page 1 [SEP] [next >] [SEP] [b0abc12345] [SEP] Zosa red "
-        "t-shirt plus [SEP] $19.99 [SEP] [b0def67890] [SEP] Hulia blue shirt [SEP] $9.99"
-    )
-    full = render_prompt(
-        "i need a red t-shirt with size: x-large",
-        "search page",
-        [("search[red t-shirt]", results)],
-    )
-    assert style_prompt(full, "compact-marked") == (
-        "Instruction: i need a red t-shirt with size: x-large\n"
-        "Previous actions: search[^red ^t-shirt]\n"
-        "Observation: [back to search] [SEP] Page 1 [SEP] [next >] [SEP] [b0abc12345] [SEP] "
-        "Zosa ^red ^t-shirt plus [SEP] $19.99 [SEP] [b0def67890] [SEP] Hulia blue shirt [SEP] "
-        "$9.99\nAction: "
-    )
-    assert action_label(full, "click[b0abc12345]") == "Zosa red t-shirt plus"
-    assert action_label(full, "click[b0def67890]") == "Hulia blue shirt"
-    for no_label in ("click[next >]", "click[back to search]", "click[b0zzz]", "search[red]"):
-        assert action_label(full, no_label) == ""
-    assert style_action(full, "click[b0abc12345]", "compact-marked") == (
-        "click[b0abc12345] Zosa ^red ^t-shirt plus"
-    )
-    assert style_action(full, "click[x-large]", "compact-marked") == "click[^x-large]"
-    assert style_action(full, "click[x-large]", "compact") == "click[x-large]"
-    with pytest.raises(ValueError, match="prompt style"):
-        style_action(full, "click[x-large]", "tiny")  # type: ignore[arg-type]
-
-
-def test_visited_style_flags_opened_items_and_selected_options() -> None:
-    from qengine.data.prompts import episode_clicks, render_prompt, style_actions, style_prompt
-
-    results = (
-        "[back to search] [SEP] Page 1 [SEP] [next >] [SEP] [b0abc12345] [SEP] Zosa red "
-        "t-shirt plus [SEP] $19.99 [SEP] [b0def67890] [SEP] Hulia blue shirt [SEP] $9.99"
-    )
-    item = "[< prev] [SEP] Zosa red t-shirt plus [SEP] color: [red] [blue] [SEP] [buy now]"
-    history = [
-        ("search[red t-shirt]", results),
-        ("click[b0abc12345]", item),
-        ("click[red]", item),
-    ]
-
-    def after(*steps: tuple[str, str]) -> str:
-        return render_prompt("i need a red t-shirt", "search page", list(steps))
-
-    on_item = after(*history)
-    assert episode_clicks(on_item) == ({"b0abc12345"}, {"red"})
-    options = ["click[red]", "click[blue]", "click[buy now]"]
-    assert style_actions(on_item, options, "compact-marked-visited") == [
-        "click[^red] selected",
-        "click[blue]",
-        "click[buy now]",
-    ]
-    back = after(*history, ("click[< prev]", results))
-    assert episode_clicks(back) == ({"b0abc12345"}, {"red"})  # "< prev" is navigation
-    candidates = ["click[b0abc12345]", "click[b0def67890]", "click[next >]"]
-    assert style_actions(back, candidates, "compact-marked-visited") == [
-        "click[b0abc12345] Zosa ^red ^t-shirt plus visited",
-        "click[b0def67890] Hulia blue shirt",
-        "click[next >]",
-    ]
-    # Opening another item starts its page afresh: "red" is no longer selected there.
-    other = after(*history, ("click[< prev]", results), ("click[b0def67890]", item))
-    assert episode_clicks(other) == ({"b0abc12345", "b0def67890"}, frozenset())
-    # The prompt is the marked one.
-    assert style_prompt(back, "compact-marked-visited") == style_prompt(back, "compact-marked")
-    # The plain marked style flags nothing.
-    plain = " ".join(style_actions(back, candidates, "compact-marked"))
-    assert "visited" not in plain and "selected" not in plain
-    # Before any click nothing is flagged.
-    first = after(*history[:1])
-    assert episode_clicks(first) == (frozenset(), frozenset())
 
 
 def test_marked_q_model_scores_candidates_as_it_was_trained(tmp_path) -> None:

@@ -1,0 +1,150 @@
+"""The prompt styles: one rendering of a state for training and selection, and the marks that
+hand a small from-scratch Q-model what a pretrained LM reads by itself."""
+
+from __future__ import annotations
+
+import pytest
+
+from qengine.data.prompts import (
+    action_label,
+    compact_prompt,
+    episode_clicks,
+    mark_prices,
+    price_limit,
+    render_prompt,
+    style_action,
+    style_actions,
+    style_prompt,
+)
+
+
+def test_compact_prompt_keeps_instruction_actions_and_last_observation() -> None:
+    full = render_prompt(
+        "buy a red shirt", "home", [("search[red]", "page 1"), ("click[a]", "item a")]
+    )
+    assert compact_prompt(full) == (
+        "Instruction: buy a red shirt\nPrevious actions: search[red] | click[a]\n"
+        "Observation: item a\nAction: "
+    )
+    assert style_prompt(full, "full") == full
+    with pytest.raises(ValueError, match="prompt style"):
+        style_prompt(full, "tiny")
+
+
+def test_marked_style_marks_instruction_words_and_labels_clicked_ids() -> None:
+    results = (
+        "[back to search] [SEP] Page 1 [SEP] [next >] [SEP] [b0abc12345] [SEP] Zosa red "
+        "t-shirt plus [SEP] $19.99 [SEP] [b0def67890] [SEP] Hulia blue shirt [SEP] $9.99"
+    )
+    full = render_prompt(
+        "i need a red t-shirt with size: x-large",
+        "search page",
+        [("search[red t-shirt]", results)],
+    )
+    assert style_prompt(full, "compact-marked") == (
+        "Instruction: i need a red t-shirt with size: x-large\n"
+        "Previous actions: search[^red ^t-shirt]\n"
+        "Observation: [back to search] [SEP] Page 1 [SEP] [next >] [SEP] [b0abc12345] [SEP] "
+        "Zosa ^red ^t-shirt plus [SEP] $19.99 [SEP] [b0def67890] [SEP] Hulia blue shirt [SEP] "
+        "$9.99\nAction: "
+    )
+    assert action_label(full, "click[b0abc12345]") == "Zosa red t-shirt plus"
+    assert action_label(full, "click[b0def67890]") == "Hulia blue shirt"
+    for no_label in ("click[next >]", "click[back to search]", "click[b0zzz]", "search[red]"):
+        assert action_label(full, no_label) == ""
+    assert style_action(full, "click[b0abc12345]", "compact-marked") == (
+        "click[b0abc12345] Zosa ^red ^t-shirt plus"
+    )
+    assert style_action(full, "click[x-large]", "compact-marked") == "click[^x-large]"
+    assert style_action(full, "click[x-large]", "compact") == "click[x-large]"
+    with pytest.raises(ValueError, match="prompt style"):
+        style_action(full, "click[x-large]", "tiny")  # type: ignore[arg-type]
+
+
+def test_visited_style_flags_opened_items_and_selected_options() -> None:
+    results = (
+        "[back to search] [SEP] Page 1 [SEP] [next >] [SEP] [b0abc12345] [SEP] Zosa red "
+        "t-shirt plus [SEP] $19.99 [SEP] [b0def67890] [SEP] Hulia blue shirt [SEP] $9.99"
+    )
+    item = "[< prev] [SEP] Zosa red t-shirt plus [SEP] color: [red] [blue] [SEP] [buy now]"
+    history = [
+        ("search[red t-shirt]", results),
+        ("click[b0abc12345]", item),
+        ("click[red]", item),
+    ]
+
+    def after(*steps: tuple[str, str]) -> str:
+        return render_prompt("i need a red t-shirt", "search page", list(steps))
+
+    on_item = after(*history)
+    assert episode_clicks(on_item) == ({"b0abc12345"}, {"red"})
+    options = ["click[red]", "click[blue]", "click[buy now]"]
+    assert style_actions(on_item, options, "compact-marked-visited") == [
+        "click[^red] selected",
+        "click[blue]",
+        "click[buy now]",
+    ]
+    back = after(*history, ("click[< prev]", results))
+    assert episode_clicks(back) == ({"b0abc12345"}, {"red"})  # "< prev" is navigation
+    candidates = ["click[b0abc12345]", "click[b0def67890]", "click[next >]"]
+    assert style_actions(back, candidates, "compact-marked-visited") == [
+        "click[b0abc12345] Zosa ^red ^t-shirt plus visited",
+        "click[b0def67890] Hulia blue shirt",
+        "click[next >]",
+    ]
+    # Opening another item starts its page afresh: "red" is no longer selected there.
+    other = after(*history, ("click[< prev]", results), ("click[b0def67890]", item))
+    assert episode_clicks(other) == ({"b0abc12345", "b0def67890"}, frozenset())
+    # The prompt is the marked one.
+    assert style_prompt(back, "compact-marked-visited") == style_prompt(back, "compact-marked")
+    # The plain marked style flags nothing.
+    plain = " ".join(style_actions(back, candidates, "compact-marked"))
+    assert "visited" not in plain and "selected" not in plain
+    # Before any click nothing is flagged.
+    first = after(*history[:1])
+    assert episode_clicks(first) == (frozenset(), frozenset())
+
+
+def test_price_style_marks_prices_within_the_instruction_bound() -> None:
+    results = (
+        "[back to search] [SEP] Page 1 [SEP] [b0abc12345] [SEP] Zosa red t-shirt [SEP] $50.00 "
+        "[SEP] [b0def67890] [SEP] Hulia red shirt [SEP] $50.01 [SEP] [b0ghi24680] [SEP] Kanel tee"
+    )
+    instruction = "i need a red t-shirt, and price lower than 50.00 dollars"
+    full = render_prompt(instruction, "search page", [("search[red t-shirt]", results)])
+    assert price_limit(full) == 50.0
+    assert price_limit(render_prompt("a red shirt under $7.5", "home", [])) == 7.5
+    assert price_limit(render_prompt("a red shirt", "home", [])) is None
+    # At most the bound counts (WebShop's price reward), and only dollar amounts are prices.
+    assert mark_prices("$50.00 $50.01 $3 50.00", 50.0) == "^$50.00 $50.01 ^$3 50.00"
+    assert mark_prices("$3", None) == "$3"
+
+    style = "compact-marked-visited-price"
+    assert style_prompt(full, style).endswith(
+        "[b0abc12345] [SEP] Zosa ^red ^t-shirt [SEP] ^$50.00 [SEP] [b0def67890] [SEP] Hulia "
+        "^red shirt [SEP] $50.01 [SEP] [b0ghi24680] [SEP] Kanel tee\nAction: "
+    )
+    # The instruction line itself is never marked.
+    assert style_prompt(full, style).startswith(f"Instruction: {instruction}\n")
+    # A listed item's click carries its price; an item listed without one, its title only.
+    assert action_label(full, "click[b0def67890]", with_price=True) == "Hulia red shirt $50.01"
+    assert action_label(full, "click[b0ghi24680]", with_price=True) == "Kanel tee"
+    assert style_actions(full, ["click[b0abc12345]", "click[b0def67890]"], style) == [
+        "click[b0abc12345] Zosa ^red ^t-shirt ^$50.00",
+        "click[b0def67890] Hulia ^red shirt $50.01",
+    ]
+    # The visited style's flags still apply, after the price.
+    item = "[< prev] [SEP] Zosa red t-shirt [SEP] Price: $50.00 [SEP] [buy now]"
+    back = render_prompt(
+        instruction,
+        "search page",
+        [("search[red t-shirt]", results), ("click[b0abc12345]", item), ("click[< prev]", results)],
+    )
+    assert style_action(back, "click[b0abc12345]", style) == (
+        "click[b0abc12345] Zosa ^red ^t-shirt ^$50.00 visited"
+    )
+    # The other styles leave prices alone.
+    assert "^$" not in style_prompt(full, "compact-marked-visited")
+    assert style_action(full, "click[b0abc12345]", "compact-marked-visited") == (
+        "click[b0abc12345] Zosa ^red ^t-shirt"
+    )
