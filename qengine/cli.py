@@ -33,9 +33,10 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
             "On the built-in WebShop-like `shop` environment with the scripted noisy-expert "
             "agent: collect MCTS trees over training tasks, build step-level preference pairs, "
             "train a small Q-value model with step-level DPO, and compare the base agent with "
-            "the Q-guided agent (sample n candidates, execute the highest Q) on held-out tasks. "
-            "About 5 minutes on 2 CPU cores. --search-only runs the quick search demo instead "
-            "(batched MCTS over a built-in puzzle, seconds)."
+            "the Q-guided agent (sample n candidates, execute the highest Q) on held-out tasks, "
+            "and with the Q-guided agent that also skips actions it already took in the same "
+            "observation (no repeats). About 5 minutes on 2 CPU cores. --search-only runs the "
+            "quick search demo instead (batched MCTS over a built-in puzzle, seconds)."
         ),
     )
     parser.add_argument("--out", type=Path, default=None, help="output directory (results.json)")
@@ -100,8 +101,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        ratio = summary["q_guided_over_base_success"]
-        print(f"Q-guided / base success: {'n/a' if ratio is None else f'{ratio:.2f}x'}")
+        ratios = (
+            summary["q_guided_over_base_success"],
+            summary["q_guided_no_repeats_over_base_success"],
+        )
+        guided, no_repeats = ("n/a" if r is None else f"{r:.2f}x" for r in ratios)
+        print(f"Q-guided / base success: {guided} (Q-guided, no repeats: {no_repeats})")
         print(f"results: {out / 'results.json'}")
     return 0
 

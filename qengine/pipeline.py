@@ -183,14 +183,22 @@ def run_pipeline(
 
     start = time.perf_counter()
     log(
-        f"[4/4] evaluate: base vs Q-guided on {s.test_tasks} held-out tasks "
+        f"[4/4] evaluate: base vs Q-guided (and Q-guided, no repeats) on {s.test_tasks} "
+        "held-out tasks "
         f"x {s.episodes_per_task} episodes"
     )
     q_model = QValueModel(out / "qmodel", device="cpu")
     tasks = env.task_ids("test")[: s.test_tasks] * s.episodes_per_task
+    # Each agent drives its own copy of the same seeded actor: the same samples for all three.
     agents = [
         BaseAgent(ScriptedPolicy(env, p=s.expert_p, seed=s.seed + 1)),
         QGuidedAgent(ScriptedPolicy(env, p=s.expert_p, seed=s.seed + 1), q_model, s.candidates),
+        QGuidedAgent(
+            ScriptedPolicy(env, p=s.expert_p, seed=s.seed + 1),
+            q_model,
+            s.candidates,
+            avoid_repeats=True,
+        ),
     ]
     results = [run_episodes(env, agent, tasks, progress=progress) for agent in agents]
     timings["evaluate_s"] = time.perf_counter() - start
@@ -210,8 +218,9 @@ def run_pipeline(
         "pairs": len(records),
         "timings_s": timings,
     }
-    base, guided = results[0].success_rate, results[1].success_rate
+    base, guided, no_repeats = (r.success_rate for r in results)
     summary["q_guided_over_base_success"] = guided / base if base > 0 else None
+    summary["q_guided_no_repeats_over_base_success"] = no_repeats / base if base > 0 else None
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     log(format_table(results))
     return summary

@@ -21,6 +21,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(split="test")
     parser.add_argument("--q-model", type=Path, default=None, help="from `qengine train-q`")
     parser.add_argument("-n", "--candidates", type=int, default=5)
+    parser.add_argument(
+        "--avoid-repeats",
+        action="store_true",
+        help="also evaluate the Q-guided agent that skips candidates the episode already took in "
+        "the same observation (loops, in a deterministic environment)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--no-progress", action="store_true")
 
@@ -39,7 +45,12 @@ def run(args: argparse.Namespace) -> int:
     env, policy, tasks = make_env_and_policy(args)
     agents = [BaseAgent(policy), BestOfNLogprobAgent(policy, args.candidates)]
     if args.q_model is not None:
-        agents.append(QGuidedAgent(policy, QValueModel(args.q_model), args.candidates))
+        q_model = QValueModel(args.q_model)
+        agents.append(QGuidedAgent(policy, q_model, args.candidates))
+        if args.avoid_repeats:
+            agents.append(QGuidedAgent(policy, q_model, args.candidates, avoid_repeats=True))
+    elif args.avoid_repeats:
+        raise SystemExit("qengine evaluate: --avoid-repeats needs --q-model")
     results = [run_episodes(env, a, tasks, progress=not args.no_progress) for a in agents]
     print(format_table(results))
     if args.out is not None:

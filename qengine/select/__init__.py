@@ -1,6 +1,6 @@
 """Q-guided action selection and agent evaluation."""
 
-from .agents import BaseAgent, BestOfNLogprobAgent, QGuidedAgent
+from .agents import BaseAgent, BestOfNLogprobAgent, QGuidedAgent, repeated_actions
 from .evaluate import AgentResult, bootstrap_ci, format_table, plot_results, run_episodes
 from .q_value import QValueModel, candidate_logprobs
 
@@ -14,5 +14,6 @@ __all__ = [
     "candidate_logprobs",
     "format_table",
     "plot_results",
+    "repeated_actions",
     "run_episodes",
 ]

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from qengine.cli import main
 from qengine.demo import LockPuzzle, run_demo
 
@@ -71,7 +73,19 @@ def test_pipeline_demo_writes_results(tmp_path: Path) -> None:
     summary = run_pipeline(settings, out=tmp_path, progress=False, log=lambda *_: None)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["pairs"] == summary["pairs"] > 0
-    for agent in ("base", "Q-guided"):
+    assert list(saved["agents"]) == ["base", "Q-guided", "Q-guided, no repeats"]
+    base_success = saved["agents"]["base"]["success_rate"]
+    for key, agent in (
+        ("q_guided_over_base_success", "Q-guided"),
+        ("q_guided_no_repeats_over_base_success", "Q-guided, no repeats"),
+    ):
+        if base_success == 0:
+            assert saved[key] is None
+        else:
+            assert saved[key] == pytest.approx(
+                saved["agents"][agent]["success_rate"] / base_success
+            )
+    for agent in saved["agents"]:
         row = saved["agents"][agent]
         assert row["tasks"] == 8  # episodes: 4 tasks x 2
         assert 0.0 <= row["success_rate"] <= 1.0

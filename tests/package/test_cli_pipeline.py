@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from qengine.cli import main
 
 
@@ -19,22 +21,25 @@ def test_collect_pairs_train_q_evaluate(tmp_path: Path, capsys) -> None:
     assert records and {"prompt", "chosen", "rejected"} <= set(records[0])
     capsys.readouterr()
     train = ["train-q", str(pairs), "--model", "tiny", "--out", str(qmodel), "--epochs", "1"]
-    style = ["--prompt-style", "compact-marked-visited", "--hidden-size", "32"]
+    style = ["--prompt-style", "compact-marked-visited-price", "--hidden-size", "32"]
     assert main([*train, *style, "--max-length", "256", "--no-progress"]) == 0
     history = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(history) == {"eval_before", "eval_after"}
     meta = json.loads((qmodel / "qengine_qmodel.json").read_text())
-    assert meta["prompt_style"] == "compact-marked-visited" and meta["max_length"] == 256
+    assert meta["prompt_style"] == "compact-marked-visited-price" and meta["max_length"] == 256
     assert meta["history"]["config"]["pack_prefixes"] is True
     evaluate = ["evaluate", *common, "--split", "test", "--tasks", "2", "--q-model", str(qmodel)]
-    assert main([*evaluate, "--out", str(tmp_path / "eval")]) == 0
-    assert "Q-guided" in capsys.readouterr().out
+    assert main([*evaluate, "--avoid-repeats", "--out", str(tmp_path / "eval")]) == 0
+    table = capsys.readouterr().out
+    assert "Q-guided " in table and "Q-guided, no repeats" in table
+    saved = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert list(saved) == ["base", "best-of-n (log-prob)", "Q-guided", "Q-guided, no repeats"]
+    with pytest.raises(SystemExit, match="--avoid-repeats needs --q-model"):
+        main(["evaluate", *common, "--tasks", "2", "--avoid-repeats"])
 
 
 def test_demo_without_the_training_stack_says_what_to_install(monkeypatch) -> None:
     import importlib.util
-
-    import pytest
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
