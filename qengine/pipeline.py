@@ -183,9 +183,8 @@ def run_pipeline(
 
     start = time.perf_counter()
     log(
-        f"[4/4] evaluate: base vs Q-guided (and Q-guided, no repeats) on {s.test_tasks} "
-        "held-out tasks "
-        f"x {s.episodes_per_task} episodes"
+        f"[4/4] evaluate: base vs Q-guided (plain and no repeats) on {s.test_tasks} held-out "
+        f"tasks x {s.episodes_per_task} episodes"
     )
     q_model = QValueModel(out / "qmodel", device="cpu")
     tasks = env.task_ids("test")[: s.test_tasks] * s.episodes_per_task

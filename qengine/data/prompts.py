@@ -18,6 +18,7 @@ PROMPT_STYLES: tuple[str, ...] = (
     "full", "compact", "compact-marked", "compact-marked-visited", "compact-marked-visited-price"
 )  # fmt: skip
 VISITED, SELECTED = "visited", "selected"
+PRICED_STYLE = "compact-marked-visited-price"  # the style that marks prices
 _BLOCK = re.compile(r"^(Instruction|Observation|Action): ?", re.MULTILINE)
 _INSTRUCTION = re.compile(r"^Instruction: (.*)$", re.MULTILINE)
 _WORD = re.compile(r"\w+(?:[-.]\w+)*")  # "x-large", "90.00" stay one word
@@ -114,9 +115,8 @@ def _marked_words(prompt: str, style: PromptStyle) -> frozenset[str]:
     """The instruction words a marked style marks: with prices marked, not the bound's number
     (a price equal to it is marked as a price, "^$50.00", not as a word, "$^50.00")."""
     words = instruction_words(prompt)
-    if style == "compact-marked-visited-price":
-        words -= {_limit_text(prompt)}
-    return words
+    limit = _limit_text(prompt)
+    return words - {limit} if style == PRICED_STYLE and limit is not None else words
 
 
 def mark_prices(text: str, limit: float | None) -> str:
@@ -154,7 +154,7 @@ def style_prompt(prompt: str, style: PromptStyle) -> str:
     # the marked styles
     head, sep, rest = compact.partition("\n")
     rest = mark_words(rest, _marked_words(compact, style))
-    if style == "compact-marked-visited-price":
+    if style == PRICED_STYLE:
         rest = mark_prices(rest, price_limit(compact))
     return head + sep + rest
 
@@ -242,7 +242,7 @@ def style_actions(prompt: str, actions: Sequence[str], style: PromptStyle) -> li
     opened, selected = frozenset(), frozenset()
     if style.startswith("compact-marked-visited"):
         opened, selected = episode_clicks(prompt)
-    priced = style == "compact-marked-visited-price"
+    priced = style == PRICED_STYLE
     limit = price_limit(prompt) if priced else None
     out = []
     for action in actions:
