@@ -296,9 +296,9 @@ STATIC = """\
 LIMITS = """\
 ## Limits
 
-* Tiny models (hidden size 64, 2 layers, a few hundred thousand parameters) trained from scratch
-  in minutes on a 2-core CPU, not pretrained LMs as in the step-level Q-value paper (Phi-1.5) or
-  GenAC. Whatever the ranking of Q, V and the generative critic here, it says how these
+* Tiny models (the pipeline's hidden size, 128, 2 layers, under a million parameters) trained
+  from scratch in minutes on a 2-core CPU, not pretrained LMs as in the step-level Q-value paper
+  (Phi-1.5) or GenAC. Whatever the ranking of Q, V and the generative critic here, it says how these
   objectives behave at this scale on these synthetic environments, not at LLM scale.
 * The generative critic's "reasoning" is a short template (steps taken, whether the last action
   was refused) the model learns to copy; it is not chain-of-thought and adds no information. The
