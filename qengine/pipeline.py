@@ -188,16 +188,15 @@ def run_pipeline(
     )
     q_model = QValueModel(out / "qmodel", device="cpu")
     tasks = env.task_ids("test")[: s.test_tasks] * s.episodes_per_task
-    # Each agent drives its own copy of the same seeded actor: the same samples for all three.
+
+    def actor() -> ScriptedPolicy:
+        # each agent drives its own copy of the same seeded actor: the same samples for all
+        return ScriptedPolicy(env, p=s.expert_p, seed=s.seed + 1)
+
     agents = [
-        BaseAgent(ScriptedPolicy(env, p=s.expert_p, seed=s.seed + 1)),
-        QGuidedAgent(ScriptedPolicy(env, p=s.expert_p, seed=s.seed + 1), q_model, s.candidates),
-        QGuidedAgent(
-            ScriptedPolicy(env, p=s.expert_p, seed=s.seed + 1),
-            q_model,
-            s.candidates,
-            avoid_repeats=True,
-        ),
+        BaseAgent(actor()),
+        QGuidedAgent(actor(), q_model, s.candidates),
+        QGuidedAgent(actor(), q_model, s.candidates, avoid_repeats=True),
     ]
     results = [run_episodes(env, agent, tasks, progress=progress) for agent in agents]
     timings["evaluate_s"] = time.perf_counter() - start

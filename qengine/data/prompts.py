@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 ACTION_PREFIX = "Action: "
@@ -19,6 +20,8 @@ PROMPT_STYLES: tuple[str, ...] = (
 )  # fmt: skip
 VISITED, SELECTED = "visited", "selected"
 PRICED_STYLE = "compact-marked-visited-price"  # the style that marks prices
+_MARKED_STYLES = frozenset({"compact-marked", "compact-marked-visited", PRICED_STYLE})
+_VISIT_FLAG_STYLES = frozenset({"compact-marked-visited", PRICED_STYLE})
 _BLOCK = re.compile(r"^(Instruction|Observation|Action): ?", re.MULTILINE)
 _INSTRUCTION = re.compile(r"^Instruction: (.*)$", re.MULTILINE)
 _WORD = re.compile(r"\w+(?:[-.]\w+)*")  # "x-large", "90.00" stay one word
@@ -111,14 +114,6 @@ def price_limit(prompt: str) -> float | None:
     return None if text is None else float(text)
 
 
-def _marked_words(prompt: str, style: PromptStyle) -> frozenset[str]:
-    """The instruction words a marked style marks: with prices marked, not the bound's number
-    (a price equal to it is marked as a price, "^$50.00", not as a word, "$^50.00")."""
-    words = instruction_words(prompt)
-    limit = _limit_text(prompt)
-    return words - {limit} if style == PRICED_STYLE and limit is not None else words
-
-
 def mark_prices(text: str, limit: float | None) -> str:
     """Prefix every dollar amount of ``text`` within ``limit`` with ``MARK``: "$31.99" -> "^$31.99".
 
@@ -129,6 +124,26 @@ def mark_prices(text: str, limit: float | None) -> str:
     return _PRICE.sub(
         lambda m: MARK + m.group(0) if float(m.group(1)) <= limit else m.group(0), text
     )
+
+
+@dataclass(frozen=True)
+class _Marks:
+    """What a marked style marks in one prompt's observation and candidates."""
+
+    words: frozenset[str]  # the instruction's content words
+    limit: float | None  # the price bound, when the style marks prices and the instruction has one
+
+    def apply(self, text: str) -> str:
+        return mark_prices(mark_words(text, self.words), self.limit)
+
+
+def _marks(prompt: str, style: PromptStyle) -> _Marks:
+    words = instruction_words(prompt)
+    bound = _limit_text(prompt) if style == PRICED_STYLE else None
+    if bound is None:
+        return _Marks(words, None)
+    # the bound's number is marked as a price ("^$50.00"), not as a word ("$^50.00")
+    return _Marks(words - {bound}, float(bound))
 
 
 def style_prompt(prompt: str, style: PromptStyle) -> str:
@@ -153,10 +168,7 @@ def style_prompt(prompt: str, style: PromptStyle) -> str:
         return compact
     # the marked styles
     head, sep, rest = compact.partition("\n")
-    rest = mark_words(rest, _marked_words(compact, style))
-    if style == PRICED_STYLE:
-        rest = mark_prices(rest, price_limit(compact))
-    return head + sep + rest
+    return head + sep + _marks(compact, style).apply(rest)
 
 
 def _blocks(prompt: str) -> list[tuple[str, str]]:
@@ -236,14 +248,13 @@ def style_actions(prompt: str, actions: Sequence[str], style: PromptStyle) -> li
     the prices within the instruction's bound (:func:`mark_prices`).
     """
     _check_style(style)
-    if not style.startswith("compact-marked"):
+    if style not in _MARKED_STYLES:
         return list(actions)
-    words = _marked_words(prompt, style)
+    marks = _marks(prompt, style)
     opened, selected = frozenset(), frozenset()
-    if style.startswith("compact-marked-visited"):
+    if style in _VISIT_FLAG_STYLES:
         opened, selected = episode_clicks(prompt)
     priced = style == PRICED_STYLE
-    limit = price_limit(prompt) if priced else None
     out = []
     for action in actions:
         text = action
@@ -255,7 +266,7 @@ def style_actions(prompt: str, actions: Sequence[str], style: PromptStyle) -> li
                 text = f"{text} {VISITED}"
         elif target is not None and target.group(1) in selected:
             text = f"{text} {SELECTED}"
-        out.append(mark_prices(mark_words(text, words), limit))
+        out.append(marks.apply(text))
     return out
 
 
