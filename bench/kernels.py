@@ -27,12 +27,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from hardware import peaks_for
 
 from qengine import kernels as K
 
 RESULTS = Path(__file__).resolve().parent / "results"
-# Dense bf16 tensor-core peak (TFLOP/s) and HBM bandwidth (GB/s) of the SXM parts.
-PEAKS = {"H100": (989.0, 3350.0), "H200": (989.0, 4800.0), "A100": (312.0, 2039.0)}
 
 
 # ----------------------------------------------------------------------------- eager baselines
@@ -193,15 +192,11 @@ def dpo_cases(t_len, d, v, dtype, device, gpu):
 
 
 # ----------------------------------------------------------------------------- driver
-def _peaks(device_name: str) -> tuple[float, float] | None:
-    return next((p for k, p in PEAKS.items() if k in device_name), None)
-
-
 def run(args) -> dict:
     gpu = torch.cuda.is_available() and not args.cpu
     device = "cuda" if gpu else "cpu"
     name = torch.cuda.get_device_name() if gpu else platform.processor() or platform.machine()
-    peaks = _peaks(name) if gpu else None
+    peaks = peaks_for(name) if gpu else None
     if gpu:
         dtype = torch.bfloat16
         cases = [fused_linear_cases(8192, 4096, v, dtype, device, gpu) for v in (32000, 128256)]
@@ -228,10 +223,10 @@ def run(args) -> dict:
                 r.update(case=label, impl=impl, mode=mode, unit=unit)
                 if unit == "flop":
                     r["tflops"] = rate / 1e12
-                    r["roofline"] = r["tflops"] / peaks[0] if peaks else None
+                    r["roofline"] = r["tflops"] / peaks.bf16 if peaks else None
                 else:
                     r["gbps"] = rate / 1e9
-                    r["roofline"] = r["gbps"] / peaks[1] if peaks else None
+                    r["roofline"] = r["gbps"] / peaks.hbm if peaks else None
                 rows.append(r)
     return {
         "mode": "gpu" if gpu else "cpu",

@@ -1,12 +1,13 @@
-"""Choosing between the Triton kernel and the pure-PyTorch reference.
+"""Choosing between the Triton kernel and the op's pure-PyTorch implementation.
 
-Every public op takes ``impl: "auto" | "triton" | "torch"``:
+Every public op takes ``impl: "auto" | "triton" | "torch"``, resolved here in Python and passed to
+the op's ``torch.library`` custom op as its ``use_triton`` argument:
 
-- ``"auto"`` (default): Triton on CUDA tensors when Triton is importable, the reference otherwise.
+- ``"auto"`` (default): Triton on CUDA tensors when Triton is importable, PyTorch otherwise.
   The environment variable ``QENGINE_KERNELS_IMPL`` (``triton`` or ``torch``) overrides ``auto``
   process-wide, e.g. ``QENGINE_KERNELS_IMPL=triton TRITON_INTERPRET=1`` runs the kernels on CPU.
 - ``"triton"``: always the kernel (on CPU this requires ``TRITON_INTERPRET=1``).
-- ``"torch"``: always the reference.
+- ``"torch"``: always PyTorch (a separate implementation from the ``*_reference`` oracles).
 """
 
 from __future__ import annotations

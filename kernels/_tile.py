@@ -19,7 +19,8 @@ from __future__ import annotations
 from ._triton import tl, triton
 
 # Finite "minus infinity" for running maxima: keeps (m_old - m_new) * s_old == 0 instead of NaN.
-NEG_BIG = -1.0e30
+# A constexpr: compiled kernels may read no other module-level globals.
+NEG_BIG = tl.constexpr(-1.0e30)
 
 
 @triton.jit

@@ -31,12 +31,22 @@ from dataclasses import dataclass
 
 import torch
 
-from ._common import TokenLogprobs, logit_stats_reference, normalize_target, transform_reference
+from ._common import (
+    TokenLogprobs,
+    compute_dtype,
+    dlogits_chunk,
+    logit_stats_chunked,
+    logit_stats_reference,
+    normalize_target,
+    transform_reference,
+    upstream_grad,
+)
 from ._dispatch import use_triton
 from ._tile import NEG_BIG, dlogits_tile, dot_tile, online_update, transform_logits
-from ._triton import interpreting, kernel_store_dtype, tl, triton
+from ._triton import interpreting, kernel_store_dtype, launch, tl, triton
 
 __all__ = [
+    "FUSED_LINEAR_TILES",
     "FusedLinearConfig",
     "fused_linear_logprobs",
     "fused_linear_logprobs_reference",
@@ -45,21 +55,39 @@ __all__ = [
 
 @dataclass(frozen=True)
 class FusedLinearConfig:
-    """Tiling of the fused linear kernels (defaults target H100/H200 bf16; untuned on hardware).
+    """Tiling of the fused linear kernels; the defaults are the bf16 / fp16 tile.
 
     ``splits``: vocabulary ranges per row block in the forward (None: enough programs to fill the
     GPU several times). ``vocab_slice``: VS of the backward (None: the dZ buffer is capped at
     ``slice_bytes``), rounded to a multiple of ``block_v``.
     """
 
-    block_n: int = 128
-    block_v: int = 128
-    block_d: int = 64
+    block_n: int = 64
+    block_v: int = 64
+    block_d: int = 32
     num_warps: int = 8
-    num_stages: int = 3
+    num_stages: int = 2
     splits: int | None = None
     vocab_slice: int | None = None
     slice_bytes: int = 64 << 20
+
+
+# Default tile per input dtype (``config=None``), chosen by ``python bench/kernels_aot.py
+# --scan-tiles`` (bench/results/kernels-aot-tile-scan.md): no register spills and the most resident
+# warps on sm_80 and sm_90, forward and backward. The tile used before (128x128x64, 8 warps, 3
+# stages) spilled 96-280 B per thread in the bf16 forward on sm_90 (255 registers, 8 warps/SM);
+# 64x64x32 / 8 warps / 2 stages takes 116 registers there, 16 resident warps (forward) and 24
+# (backward). fp32 inputs take an exact (IEEE, no tensor-core) dot with a smaller tile.
+FUSED_LINEAR_TILES: dict[torch.dtype, FusedLinearConfig] = {
+    torch.bfloat16: FusedLinearConfig(),
+    torch.float16: FusedLinearConfig(),
+    torch.float32: FusedLinearConfig(block_n=32, block_v=64, block_d=32),
+}
+
+
+def default_config(dtype: torch.dtype) -> FusedLinearConfig:
+    """The default tile for inputs of ``dtype`` (see ``FUSED_LINEAR_TILES``)."""
+    return FUSED_LINEAR_TILES.get(dtype, FusedLinearConfig())
 
 
 # ----------------------------------------------------------------------------- Triton kernels
@@ -206,7 +234,8 @@ def fused_linear_logprobs_forward(
     part = torch.empty(5, splits, n, device=h.device, dtype=torch.float32)
     parg = torch.empty(splits, n, device=h.device, dtype=torch.int32)
     dot_fp32, ieee = _precision_flags(h.dtype)
-    _flp_fwd_kernel[(splits, triton.cdiv(n, cfg.block_n))](
+    launch(
+        _flp_fwd_kernel, (splits, triton.cdiv(n, cfg.block_n)),
         h, w, b if b is not None else h, tgt,
         part[0], part[1], part[2], part[3], part[4], parg,
         n, v, d, h.stride(0), w.stride(0), per_split, 1.0 / temperature, softcap or 1.0,
@@ -274,7 +303,9 @@ def fused_linear_logprobs_backward(
     for v_lo in range(0, v, vs):
         v_hi = min(v_lo + vs, v)
         dz_s = dz[:, : v_hi - v_lo]
-        _flp_dlogits_kernel[(triton.cdiv(v_hi - v_lo, cfg.block_v), triton.cdiv(n, cfg.block_n))](
+        launch(
+            _flp_dlogits_kernel,
+            (triton.cdiv(v_hi - v_lo, cfg.block_v), triton.cdiv(n, cfg.block_n)),
             h, w, b if b is not None else h, tgt, lse, ent,
             g_lp, g_lse, g_zt, g_ent if has_ent else g_lp, dz,
             n, d, h.stride(0), w.stride(0), dz.stride(0), v_lo, v_hi, 1.0 / temperature,
@@ -299,37 +330,192 @@ def fused_linear_logprobs_backward(
     )
 
 
-def _grad_or_zeros(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    return torch.zeros_like(like) if g is None else g.float().contiguous()
+# ----------------------------------------------------------------------------- PyTorch path
+def _torch_vocab_chunk(cfg: FusedLinearConfig, n: int, v: int, dtype: torch.dtype) -> int:
+    """Columns per chunk of the PyTorch path: [N, VS] temporaries of at most ``cfg.slice_bytes`` in
+    the statistics dtype (a few are alive at a time). ``vocab_slice`` is a Triton tile choice and
+    does not apply: the PyTorch path has no tiles, only this memory budget."""
+    vs = cfg.slice_bytes // max(1, n * compute_dtype(dtype).itemsize)
+    return max(1, min(vs, v))
 
 
-class _FusedLinearLogprobsFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, h, w, b, tgt, temperature, softcap, cfg):
+def _raw_logits(h, w, b, v0: int, v1: int) -> torch.Tensor:
+    """h @ W[v0:v1]^T (+ b[v0:v1]) in the input dtype, as a model's LM head would compute it."""
+    raw = h @ w[v0:v1].t()
+    return raw if b is None else raw + b[v0:v1]
+
+
+def _forward_torch(h, w, b, tgt, *, temperature, softcap, with_entropy, cfg):
+    n, v = h.shape[0], w.shape[0]
+    vs = _torch_vocab_chunk(cfg, n, v, h.dtype)
+    chunks = ((v0, _raw_logits(h, w, b, v0, min(v0 + vs, v))) for v0 in range(0, v, vs))
+    return logit_stats_chunked(
+        chunks, tgt, temperature=temperature, softcap=softcap, with_entropy=with_entropy,
+        dtype=compute_dtype(h.dtype),
+    )  # fmt: skip
+
+
+def _backward_torch(h, w, b, tgt, lse, ent, grads, needs, *, temperature, softcap, cfg):
+    """(dh, dW, db) chunk by chunk over the vocabulary, as the kernels: recompute the chunk's
+    logits, dZ in the input dtype, ``dW[v0:v1] = dZ^T h`` written once, dh accumulated."""
+    n, d = h.shape
+    v = w.shape[0]
+    need_dh, need_dw, need_db = needs
+    acc = compute_dtype(h.dtype)
+    dh = torch.zeros(n, d, device=h.device, dtype=acc) if need_dh else None
+    dw = torch.empty_like(w, memory_format=torch.contiguous_format) if need_dw else None
+    db = torch.empty(v, device=h.device, dtype=acc) if need_db else None
+    vs = _torch_vocab_chunk(cfg, n, v, h.dtype)
+    for v0 in range(0, v, vs):
+        v1 = min(v0 + vs, v)
+        dz = dlogits_chunk(
+            _raw_logits(h, w, b, v0, v1), v0, tgt, lse, ent, grads,
+            temperature=temperature, softcap=softcap, dtype=acc,
+        ).to(h.dtype)  # fmt: skip
+        if dw is not None:
+            dw[v0:v1] = dz.t() @ h
+        if db is not None:
+            db[v0:v1] = dz.sum(0, dtype=acc)
+        if dh is not None:
+            dh += dz @ w[v0:v1]
+    return dh, dw, db
+
+
+# ----------------------------------------------------------------------------- custom ops
+# ``qengine::fused_linear_logprobs`` runs the kernels when ``use_triton`` (resolved by the public
+# function) and the chunked PyTorch path otherwise; torch.compile sees one opaque op with a fake
+# (meta) implementation and a backward that is the op ``fused_linear_logprobs_backward``.
+# FusedLinearConfig travels as its fields (block_n ... slice_bytes), in declaration order.
+@torch.library.custom_op("qengine::fused_linear_logprobs", mutates_args=())
+def _fused_linear_logprobs_op(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    target: torch.Tensor,
+    temperature: float,
+    softcap: float | None,
+    with_entropy: bool,
+    block_n: int,
+    block_v: int,
+    block_d: int,
+    num_warps: int,
+    num_stages: int,
+    splits: int | None,
+    vocab_slice: int | None,
+    slice_bytes: int,
+    use_triton: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(logp, lse, z_t, entropy, argmax) for ``hidden`` [N, D], ``weight`` [V, D], ``bias`` [V]
+    and normalised ``target`` [N]. ``entropy`` is [0] without ``with_entropy``. Outputs are fp32
+    (PyTorch path: fp64 for fp64)."""
+    cfg = FusedLinearConfig(
+        block_n, block_v, block_d, num_warps, num_stages, splits, vocab_slice, slice_bytes
+    )  # declaration order (tests/kernels/test_custom_ops.py checks it)
+    if use_triton:
         logp, lse, zt, ent, amax = fused_linear_logprobs_forward(
-            h, w, b, tgt, temperature=temperature, softcap=softcap, cfg=cfg
+            hidden, weight, bias, target, temperature=temperature, softcap=softcap, cfg=cfg
         )
-        ctx.save_for_backward(h, w, b, tgt, lse, ent)
-        ctx.cfg = (temperature, softcap, cfg)
-        ctx.mark_non_differentiable(amax)
-        return logp, lse, zt, ent, amax
+        return logp, lse, zt, ent if with_entropy else ent.new_empty(0), amax
+    return _forward_torch(
+        hidden, weight, bias, target, temperature=temperature, softcap=softcap,
+        with_entropy=with_entropy, cfg=cfg,
+    )  # fmt: skip
 
-    @staticmethod
-    def backward(ctx, g_lp, g_lse, g_zt, g_ent, _g_amax):
-        h, w, b, tgt, lse, ent = ctx.saved_tensors
-        temperature, softcap, cfg = ctx.cfg
-        grads = (
-            _grad_or_zeros(g_lp, lse),
-            _grad_or_zeros(g_lse, lse),
-            _grad_or_zeros(g_zt, lse),
-            None if g_ent is None else g_ent.float().contiguous(),
-        )
-        needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2])
+
+@_fused_linear_logprobs_op.register_fake
+def _(hidden, weight, bias, target, temperature, softcap, with_entropy, *config_and_impl):
+    n, use_triton = hidden.shape[0], config_and_impl[-1]
+    dt = torch.float32 if use_triton else compute_dtype(hidden.dtype)
+    out = [hidden.new_empty(n, dtype=dt) for _ in range(3)]
+    ent = hidden.new_empty(n if with_entropy else 0, dtype=dt)
+    return *out, ent, hidden.new_empty(n, dtype=torch.int64)
+
+
+@torch.library.custom_op("qengine::fused_linear_logprobs_backward", mutates_args=())
+def _fused_linear_logprobs_backward_op(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    target: torch.Tensor,
+    lse: torch.Tensor,
+    entropy: torch.Tensor,
+    g_logp: torch.Tensor,
+    g_lse: torch.Tensor,
+    g_target_logit: torch.Tensor,
+    g_entropy: torch.Tensor | None,
+    need_hidden: bool,
+    need_weight: bool,
+    need_bias: bool,
+    temperature: float,
+    softcap: float | None,
+    block_n: int,
+    block_v: int,
+    block_d: int,
+    num_warps: int,
+    num_stages: int,
+    splits: int | None,
+    vocab_slice: int | None,
+    slice_bytes: int,
+    use_triton: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dh [N, D], dW [V, D], db [V]) in the dtypes of the inputs; a gradient that is not needed
+    is returned as an empty [0] tensor."""
+    cfg = FusedLinearConfig(
+        block_n, block_v, block_d, num_warps, num_stages, splits, vocab_slice, slice_bytes
+    )
+    grads = (g_logp, g_lse, g_target_logit, g_entropy)
+    needs = (need_hidden, need_weight, need_bias and bias is not None)
+    if use_triton:
+        # the kernels read the entropy only with g_entropy; [0] is not a valid pointer for them
+        ent = entropy if g_entropy is not None else lse
         dh, dw, db = fused_linear_logprobs_backward(
-            h, w, b, tgt, lse, ent, grads, needs,
+            hidden, weight, bias, target, lse, ent, grads, needs,
             temperature=temperature, softcap=softcap, cfg=cfg,
         )  # fmt: skip
-        return dh, dw, db, None, None, None, None
+    else:
+        dh, dw, db = _backward_torch(
+            hidden, weight, bias, target, lse, entropy, grads, needs,
+            temperature=temperature, softcap=softcap, cfg=cfg,
+        )  # fmt: skip
+    empty = hidden.new_empty(0)
+    return (
+        empty if dh is None else dh.to(hidden.dtype),
+        empty.clone() if dw is None else dw,
+        empty.clone() if db is None else db.to(bias.dtype),  # type: ignore[union-attr]
+    )
+
+
+@_fused_linear_logprobs_backward_op.register_fake
+def _(hidden, weight, bias, target, lse, entropy, g_lp, g_lse, g_zt, g_ent, nh, nw, nb, *_rest):
+    return (
+        hidden.new_empty(hidden.shape if nh else (0,)),
+        weight.new_empty(weight.shape) if nw else hidden.new_empty(0),
+        bias.new_empty(bias.shape) if nb and bias is not None else hidden.new_empty(0),
+    )
+
+
+def _setup_context(ctx, inputs, output):
+    hidden, weight, bias, target, *scalars = inputs
+    _, lse, _, ent, _ = output
+    ctx.save_for_backward(hidden, weight, bias, target, lse, ent)
+    ctx.scalars = scalars  # temperature, softcap, with_entropy, *config fields, use_triton
+
+
+def _backward(ctx, g_lp, g_lse, g_zt, g_ent, _g_argmax):
+    hidden, weight, bias, target, lse, ent = ctx.saved_tensors
+    temperature, softcap, with_entropy, *config_and_impl = ctx.scalars
+    needs = ctx.needs_input_grad[:3]
+    dh, dw, db = _fused_linear_logprobs_backward_op(
+        hidden, weight, bias, target, lse, ent,
+        upstream_grad(g_lp, lse), upstream_grad(g_lse, lse), upstream_grad(g_zt, lse),
+        upstream_grad(g_ent, lse) if with_entropy and g_ent is not None else None,
+        *needs, temperature, softcap, *config_and_impl,
+    )  # fmt: skip
+    grads = (dh if needs[0] else None, dw if needs[1] else None, db if needs[2] else None)
+    return *grads, None, *(None for _ in ctx.scalars)
+
+
+_fused_linear_logprobs_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 # ----------------------------------------------------------------------------- reference
@@ -403,22 +589,22 @@ def fused_linear_logprobs(
         raise ValueError(f"bias must be [V]={weight.shape[0]}, got {tuple(bias.shape)}")
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    if not use_triton(impl, hidden, weight, target, bias):
-        return fused_linear_logprobs_reference(
-            hidden, weight, target, bias, temperature=temperature, softcap=softcap,
-            ignore_index=ignore_index, mask=mask, with_entropy=with_entropy,
-        )  # fmt: skip
-    if hidden.dtype != weight.dtype:
+    on_triton = use_triton(impl, hidden, weight, target, bias)
+    if on_triton and hidden.dtype != weight.dtype:
         raise TypeError(f"hidden ({hidden.dtype}) and weight ({weight.dtype}) dtypes differ")
     lead = hidden.shape[:-1]
     h = hidden.reshape(-1, hidden.shape[-1])
-    h = h if h.stride(-1) == 1 else h.contiguous()
-    w = weight if weight.stride(-1) == 1 else weight.contiguous()
-    b = None if bias is None else bias.contiguous()
+    w = weight
+    if on_triton:
+        h = h if h.stride(-1) == 1 else h.contiguous()
+        w = w if w.stride(-1) == 1 else w.contiguous()
+        bias = None if bias is None else bias.contiguous()
     tgt = normalize_target(target, ignore_index, mask, weight.shape[0])
-    logp, lse, zt, ent, amax = _FusedLinearLogprobsFunction.apply(
-        h, w, b, tgt, float(temperature), None if softcap is None else float(softcap),
-        config or FusedLinearConfig(),
+    cfg = config or default_config(hidden.dtype)
+    logp, lse, zt, ent, amax = _fused_linear_logprobs_op(
+        h, w, bias, tgt, float(temperature), None if softcap is None else float(softcap),
+        with_entropy, cfg.block_n, cfg.block_v, cfg.block_d, cfg.num_warps, cfg.num_stages,
+        cfg.splits, cfg.vocab_slice, cfg.slice_bytes, on_triton,
     )  # fmt: skip
     return TokenLogprobs(
         logp.reshape(lead),

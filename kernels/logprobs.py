@@ -13,10 +13,19 @@ from __future__ import annotations
 
 import torch
 
-from ._common import TokenLogprobs, logit_stats_reference, normalize_target, transform_reference
+from ._common import (
+    TokenLogprobs,
+    compute_dtype,
+    dlogits_chunk,
+    logit_stats_chunked,
+    logit_stats_reference,
+    normalize_target,
+    transform_reference,
+    upstream_grad,
+)
 from ._dispatch import use_triton
 from ._tile import NEG_BIG, dlogits_tile, online_update, transform_logits
-from ._triton import kernel_store_dtype, tl, triton
+from ._triton import kernel_store_dtype, launch, tl, triton
 
 __all__ = ["token_logprobs", "token_logprobs_reference"]
 
@@ -113,7 +122,8 @@ def token_logprobs_forward(
     logp, lse, zt, ent = out
     amax = torch.empty(n, device=logits.device, dtype=torch.int64)
     bn, bv, warps = _blocks(v, block_v)
-    _logprobs_fwd_kernel[(triton.cdiv(n, bn),)](
+    launch(
+        _logprobs_fwd_kernel, (triton.cdiv(n, bn),),
         logits, logits.stride(0), tgt, logp, lse, zt, ent, amax,
         n, v, 1.0 / temperature, softcap or 1.0,
         HAS_CAP=softcap is not None, HAS_ENT=with_entropy, BLOCK_N=bn, BLOCK_V=bv,
@@ -139,7 +149,8 @@ def token_logprobs_backward(
     has_ent = g_ent is not None and ent is not None
     dx = torch.empty(n, v, device=logits.device, dtype=kernel_store_dtype(logits.dtype))
     bn, bv, warps = _blocks(v, block_v)
-    _logprobs_bwd_kernel[(triton.cdiv(n, bn),)](
+    launch(
+        _logprobs_bwd_kernel, (triton.cdiv(n, bn),),
         logits, logits.stride(0), dx, dx.stride(0), tgt, lse, ent if has_ent else lse,
         g_lp, g_lse, g_zt, g_ent if has_ent else g_lp,
         n, v, 1.0 / temperature, softcap or 1.0,
@@ -148,36 +159,99 @@ def token_logprobs_backward(
     return dx.to(logits.dtype)
 
 
-def _grad_or_zeros(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    return torch.zeros_like(like) if g is None else g.float().contiguous()
+# ----------------------------------------------------------------------------- custom ops
+# ``qengine::token_logprobs`` runs the kernels when ``use_triton`` (resolved by the public function)
+# and a PyTorch implementation of the same math otherwise; torch.compile sees one opaque op with a
+# fake (meta) implementation and a backward that is itself the op ``token_logprobs_backward``.
+@torch.library.custom_op("qengine::token_logprobs", mutates_args=())
+def _token_logprobs_op(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    temperature: float,
+    softcap: float | None,
+    with_entropy: bool,
+    block_v: int | None,
+    use_triton: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(logp, lse, z_t, entropy, argmax) for ``logits`` [N, V] and normalised ``target`` [N].
 
-
-class _TokenLogprobsFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, logits, tgt, temperature, softcap, with_entropy, block_v):
+    ``entropy`` is [0] without ``with_entropy``. Outputs are fp32 (PyTorch path: fp64 for fp64).
+    """
+    if use_triton:
         logp, lse, zt, ent, amax = token_logprobs_forward(
-            logits, tgt, temperature=temperature, softcap=softcap,
+            logits, target, temperature=temperature, softcap=softcap,
             with_entropy=with_entropy, block_v=block_v,
         )  # fmt: skip
-        ctx.save_for_backward(logits, tgt, lse, ent)
-        ctx.cfg = (temperature, softcap, with_entropy, block_v)
-        ctx.mark_non_differentiable(amax)
-        return logp, lse, zt, ent, amax
+        return logp, lse, zt, ent if with_entropy else ent.new_empty(0), amax
+    return logit_stats_chunked(
+        [(0, logits)], target, temperature=temperature, softcap=softcap,
+        with_entropy=with_entropy, dtype=compute_dtype(logits.dtype),
+    )  # fmt: skip
 
-    @staticmethod
-    def backward(ctx, g_lp, g_lse, g_zt, g_ent, _g_amax):
-        logits, tgt, lse, ent = ctx.saved_tensors
-        temperature, softcap, with_entropy, block_v = ctx.cfg
-        grads = (
-            _grad_or_zeros(g_lp, lse),
-            _grad_or_zeros(g_lse, lse),
-            _grad_or_zeros(g_zt, lse),
-            g_ent.float().contiguous() if (with_entropy and g_ent is not None) else None,
-        )
-        dx = token_logprobs_backward(
-            logits, tgt, lse, ent, grads, temperature=temperature, softcap=softcap, block_v=block_v
-        )
-        return dx, None, None, None, None, None
+
+@_token_logprobs_op.register_fake
+def _(logits, target, temperature, softcap, with_entropy, block_v, use_triton):
+    n = logits.shape[0]
+    dt = torch.float32 if use_triton else compute_dtype(logits.dtype)
+    out = [logits.new_empty(n, dtype=dt) for _ in range(3)]
+    ent = logits.new_empty(n if with_entropy else 0, dtype=dt)
+    return *out, ent, logits.new_empty(n, dtype=torch.int64)
+
+
+@torch.library.custom_op("qengine::token_logprobs_backward", mutates_args=())
+def _token_logprobs_backward_op(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    lse: torch.Tensor,
+    entropy: torch.Tensor,
+    g_logp: torch.Tensor,
+    g_lse: torch.Tensor,
+    g_target_logit: torch.Tensor,
+    g_entropy: torch.Tensor | None,
+    temperature: float,
+    softcap: float | None,
+    block_v: int | None,
+    use_triton: bool,
+) -> torch.Tensor:
+    """d(logits) [N, V] (dtype of logits) from per-row upstream grads (``g_entropy`` optional)."""
+    grads = (g_logp, g_lse, g_target_logit, g_entropy)
+    if use_triton:
+        return token_logprobs_backward(
+            logits, target, lse, entropy, grads,
+            temperature=temperature, softcap=softcap, block_v=block_v,
+        )  # fmt: skip
+    dx = dlogits_chunk(
+        logits, 0, target, lse, entropy, grads,
+        temperature=temperature, softcap=softcap, dtype=compute_dtype(logits.dtype),
+    )  # fmt: skip
+    return dx.to(logits.dtype, memory_format=torch.contiguous_format)
+
+
+@_token_logprobs_backward_op.register_fake
+def _(logits, target, lse, entropy, g_logp, g_lse, g_target_logit, g_entropy, *_scalars):
+    return torch.empty_like(logits, memory_format=torch.contiguous_format)
+
+
+def _setup_context(ctx, inputs, output):
+    logits, target, temperature, softcap, with_entropy, block_v, use_triton = inputs
+    _, lse, _, ent, _ = output
+    ctx.save_for_backward(logits, target, lse, ent)
+    ctx.scalars = (temperature, softcap, with_entropy, block_v, use_triton)
+
+
+def _backward(ctx, g_lp, g_lse, g_zt, g_ent, _g_argmax):
+    logits, target, lse, ent = ctx.saved_tensors
+    temperature, softcap, with_entropy, block_v, use_triton = ctx.scalars
+    dx = _token_logprobs_backward_op(
+        logits, target, lse, ent,
+        upstream_grad(g_lp, lse), upstream_grad(g_lse, lse), upstream_grad(g_zt, lse),
+        upstream_grad(g_ent, lse) if with_entropy and g_ent is not None else None,
+        temperature, softcap, block_v, use_triton,
+    )  # fmt: skip
+    return dx, None, None, None, None, None, None
+
+
+_token_logprobs_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 # ----------------------------------------------------------------------------- reference
@@ -239,19 +313,15 @@ def token_logprobs(
         )
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    if not use_triton(impl, logits, target):
-        return token_logprobs_reference(
-            logits, target, temperature=temperature, softcap=softcap,
-            ignore_index=ignore_index, mask=mask, with_entropy=with_entropy,
-        )  # fmt: skip
+    on_triton = use_triton(impl, logits, target)
     lead = logits.shape[:-1]
     x = logits.reshape(-1, logits.shape[-1])
-    if x.stride(-1) != 1:
+    if on_triton and x.stride(-1) != 1:
         x = x.contiguous()
     tgt = normalize_target(target, ignore_index, mask, logits.shape[-1])
-    logp, lse, zt, ent, amax = _TokenLogprobsFunction.apply(
+    logp, lse, zt, ent, amax = _token_logprobs_op(
         x, tgt, float(temperature), None if softcap is None else float(softcap), with_entropy,
-        block_v,
+        block_v, on_triton,
     )  # fmt: skip
     return TokenLogprobs(
         logp.reshape(lead),

@@ -20,9 +20,15 @@ from typing import NamedTuple
 import torch
 
 from ._dispatch import use_triton
-from ._triton import kernel_store_dtype, tl, triton
+from ._triton import kernel_store_dtype, launch, tl, triton
 from .fused_linear_logprobs import FusedLinearConfig, fused_linear_logprobs
-from .segments import SegmentStats, resolve_cu_seqlens, segment_ids, segment_reduce
+from .segments import (
+    SegmentStats,
+    resolve_cu_seqlens,
+    segment_ids,
+    segment_reduce,
+    segment_reduce_torch,
+)
 
 __all__ = [
     "TokenQ",
@@ -161,7 +167,8 @@ def value_head_forward(
     s = cu.numel() - 1
     z = torch.empty(n, device=h.device, dtype=torch.float32)
     st = torch.empty(3, s, device=h.device, dtype=torch.float32)
-    _value_head_fwd_kernel[(s,)](
+    launch(
+        _value_head_fwd_kernel, (s,),
         h, w, b if b is not None else w, cu, mask if mask is not None else z,
         z, st[0], st[1], st[2], d, h.stride(0),
         HAS_BIAS=b is not None, HAS_MASK=mask is not None,
@@ -177,39 +184,113 @@ def value_head_backward(
     dh = torch.empty(n, d, device=h.device, dtype=kernel_store_dtype(h.dtype))
     dw = torch.empty(d, device=h.device, dtype=torch.float32)
     block_d = min(64, triton.next_power_of_2(d))
-    _value_head_bwd_kernel[(triton.cdiv(d, block_d),)](
-        h, w, g, dh, dw, n, d, h.stride(0), dh.stride(0), BLOCK_N=_VH_BLOCK_N, BLOCK_D=block_d
+    launch(
+        _value_head_bwd_kernel,
+        (triton.cdiv(d, block_d),),
+        h,
+        w,
+        g,
+        dh,
+        dw,
+        n,
+        d,
+        h.stride(0),
+        dh.stride(0),
+        BLOCK_N=_VH_BLOCK_N,
+        BLOCK_D=block_d,
     )
     return dh.to(h.dtype), dw
 
 
-class _ValueHeadFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, h, w, b, cu, mask):
-        z, total, mean, count = value_head_forward(h, w, b, cu, mask)
-        ctx.save_for_backward(h, w, b, cu, mask, count)
-        ctx.mark_non_differentiable(count)
-        return z, total, mean, count
+# ----------------------------------------------------------------------------- PyTorch path
+def _value_head_torch(h, w, b, cu, mask):
+    """z = h w + b in fp32 (fp64 stays fp64) and index_add segment reductions."""
+    dt = torch.promote_types(h.dtype, torch.float32)
+    z = h.to(dt) @ w.to(dt)
+    if b is not None:
+        z = z + b.to(dt)
+    return (z, *segment_reduce_torch(z, cu, mask))
 
-    @staticmethod
-    def backward(ctx, g_z, g_sum, g_mean, _g_count):
-        h, w, b, cu, mask, count = ctx.saved_tensors
-        g_seg = torch.zeros_like(count)
-        if g_sum is not None:
-            g_seg = g_seg + g_sum
-        if g_mean is not None:
-            g_seg = g_seg + g_mean / count.clamp_min(1.0)
-        g = g_seg[segment_ids(cu, h.shape[0])]
-        if mask is not None:
-            g = g * mask
-        if g_z is not None:
-            g = g + g_z
-        g = g.float().contiguous()
-        dh, dw = value_head_backward(h, w, g)
-        db = None
-        if b is not None and ctx.needs_input_grad[2]:
-            db = g.sum().reshape(b.shape).to(b.dtype)
-        return dh, dw.to(w.dtype), db, None, None
+
+def _value_head_backward_torch(h, w, g):
+    """dh = g w^T (input dtype), dw = h^T g (fp32, fp64 stays fp64)."""
+    dt = torch.promote_types(h.dtype, torch.float32)
+    g = g.to(dt)
+    return (g[:, None] * w.to(dt)[None, :]).to(h.dtype), h.to(dt).t() @ g
+
+
+# ----------------------------------------------------------------------------- custom ops
+# ``qengine::value_head_scores``: the fused kernel when ``use_triton`` (resolved by the public
+# function), PyTorch otherwise; its backward turns the upstream grads of (z, sum, mean) into one
+# per-token gradient (traced PyTorch) and calls the op ``value_head_scores_backward``.
+@torch.library.custom_op("qengine::value_head_scores", mutates_args=())
+def _value_head_op(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    cu_seqlens: torch.Tensor,
+    mask: torch.Tensor | None,
+    use_triton: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(z [N], sum [S], mean [S], count [S]) for ``hidden`` [N, D], ``weight`` [D], ``bias`` [1],
+    ``cu_seqlens`` int32 [S + 1], ``mask`` fp32 [N]. fp32 (PyTorch path: fp64 for fp64)."""
+    if use_triton:
+        z, total, mean, count = value_head_forward(hidden, weight, bias, cu_seqlens, mask)
+        return z, total.clone(), mean.clone(), count.clone()  # rows of one buffer
+    return _value_head_torch(hidden, weight, bias, cu_seqlens, mask)
+
+
+@_value_head_op.register_fake
+def _(hidden, weight, bias, cu_seqlens, mask, use_triton):
+    dt = torch.float32 if use_triton else torch.promote_types(hidden.dtype, torch.float32)
+    s = cu_seqlens.shape[0] - 1
+    z = hidden.new_empty(hidden.shape[0], dtype=dt)
+    return z, *(hidden.new_empty(s, dtype=dt) for _ in range(3))
+
+
+@torch.library.custom_op("qengine::value_head_scores_backward", mutates_args=())
+def _value_head_backward_op(
+    hidden: torch.Tensor, weight: torch.Tensor, g: torch.Tensor, use_triton: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dh [N, D] in the dtype of ``hidden``, dw [D] fp32 (PyTorch path: fp64 for fp64)) from the
+    per-token gradient ``g`` [N]."""
+    if use_triton:
+        return value_head_backward(hidden, weight, g.float().contiguous())
+    return _value_head_backward_torch(hidden, weight, g)
+
+
+@_value_head_backward_op.register_fake
+def _(hidden, weight, g, use_triton):
+    dt = torch.float32 if use_triton else torch.promote_types(hidden.dtype, torch.float32)
+    return hidden.new_empty(hidden.shape), hidden.new_empty(hidden.shape[1], dtype=dt)
+
+
+def _setup_context(ctx, inputs, output):
+    hidden, weight, bias, cu_seqlens, mask, use_triton = inputs
+    ctx.save_for_backward(hidden, weight, bias, cu_seqlens, mask, output[3])
+    ctx.use_triton = use_triton
+
+
+def _backward(ctx, g_z, g_sum, g_mean, _g_count):
+    h, w, b, cu, mask, count = ctx.saved_tensors
+    g_seg = torch.zeros_like(count)
+    if g_sum is not None:
+        g_seg = g_seg + g_sum
+    if g_mean is not None:
+        g_seg = g_seg + g_mean / count.clamp_min(1.0)
+    g = g_seg[segment_ids(cu, h.shape[0])]
+    if mask is not None:
+        g = g * mask
+    if g_z is not None:
+        g = g + g_z
+    dh, dw = _value_head_backward_op(h, w, g, ctx.use_triton)
+    db = None
+    if b is not None and ctx.needs_input_grad[2]:
+        db = g.sum().reshape(b.shape).to(b.dtype)
+    return dh, dw.to(w.dtype), db, None, None, None
+
+
+_value_head_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def value_head_scores_reference(
@@ -256,8 +337,7 @@ def value_head_scores(
     """
     if weight.numel() != hidden.shape[-1]:
         raise ValueError(f"value head weight must have D={hidden.shape[-1]} entries")
-    if not use_triton(impl, hidden, weight, bias):
-        return value_head_scores_reference(hidden, weight, bias, cu_seqlens=cu_seqlens, mask=mask)
+    on_triton = use_triton(impl, hidden, weight, bias)
     h = hidden.reshape(-1, hidden.shape[-1])
     h = h if h.stride(-1) == 1 else h.contiguous()
     n = h.shape[0]
@@ -268,5 +348,6 @@ def value_head_scores(
         cu = cu_seqlens.to(device=h.device, dtype=torch.int32).contiguous()
     m = None if mask is None else mask.reshape(-1).to(torch.float32).contiguous()
     b = None if bias is None else bias.reshape(1)
-    z, total, mean, count = _ValueHeadFunction.apply(h, weight.reshape(-1).contiguous(), b, cu, m)
+    w = weight.reshape(-1).contiguous()
+    z, total, mean, count = _value_head_op(h, w, b, cu, m, on_triton)
     return ValueHeadScores(z, None if cu_seqlens is None else SegmentStats(total, mean, count))

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 
 from ._dispatch import use_triton
-from ._triton import tl, triton
+from ._triton import launch, tl, triton
 
 __all__ = [
     "SegmentStats",
@@ -24,6 +24,7 @@ __all__ = [
     "segment_ids",
     "segment_reduce",
     "segment_reduce_reference",
+    "segment_reduce_torch",
 ]
 
 
@@ -76,34 +77,69 @@ def segment_reduce_forward(
 ) -> SegmentStats:
     s = cu_seqlens.numel() - 1
     out = torch.empty(3, s, device=x.device, dtype=torch.float32)
-    _segment_reduce_kernel[(s,)](
+    launch(
+        _segment_reduce_kernel, (s,),
         x, mask if mask is not None else x, cu_seqlens, out[0], out[1], out[2],
         HAS_MASK=mask is not None, BLOCK=block,
     )  # fmt: skip
     return SegmentStats(out[0], out[1], out[2])
 
 
-class _SegmentReduceFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, cu_seqlens, mask):
-        stats = segment_reduce_forward(x, cu_seqlens, mask)
-        ctx.save_for_backward(cu_seqlens, mask, stats.count)
-        ctx.n, ctx.dtype = x.numel(), x.dtype
-        ctx.mark_non_differentiable(stats.count)
-        return stats.sum, stats.mean, stats.count
+def segment_reduce_torch(
+    x: torch.Tensor, cu_seqlens: torch.Tensor, mask: torch.Tensor | None
+) -> SegmentStats:
+    """PyTorch path of the op: index_add over segment ids, in fp32 (fp64 stays fp64)."""
+    dt = torch.promote_types(x.dtype, torch.float32)
+    xs = x.to(dt)
+    w = torch.ones_like(xs) if mask is None else mask.to(dt)
+    ids = segment_ids(cu_seqlens, xs.shape[0])
+    zeros = xs.new_zeros(cu_seqlens.shape[0] - 1)
+    total = zeros.index_add(0, ids, xs * w)
+    count = zeros.index_add(0, ids, w)
+    return SegmentStats(total, total / count.clamp_min(1.0), count)
 
-    @staticmethod
-    def backward(ctx, g_sum, g_mean, _g_count):
-        cu_seqlens, mask, count = ctx.saved_tensors
-        g = torch.zeros_like(count)
-        if g_sum is not None:
-            g = g + g_sum
-        if g_mean is not None:
-            g = g + g_mean / count.clamp_min(1.0)
-        gx = g[segment_ids(cu_seqlens, ctx.n)]
-        if mask is not None:
-            gx = gx * mask
-        return gx.to(ctx.dtype), None, None
+
+# ----------------------------------------------------------------------------- custom op
+# ``qengine::segment_reduce``: the kernel when ``use_triton`` (resolved by the public function),
+# index_add otherwise. The backward is a gather, plain PyTorch that torch.compile traces.
+@torch.library.custom_op("qengine::segment_reduce", mutates_args=())
+def _segment_reduce_op(
+    values: torch.Tensor, cu_seqlens: torch.Tensor, mask: torch.Tensor | None, use_triton: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(sum, mean, count) [S] of ``values`` [N]; ``cu_seqlens`` int32 [S + 1], ``mask`` fp32 [N]."""
+    if use_triton:
+        stats = segment_reduce_forward(values, cu_seqlens, mask)
+        return stats.sum.clone(), stats.mean.clone(), stats.count.clone()  # rows of one buffer
+    return tuple(segment_reduce_torch(values, cu_seqlens, mask))
+
+
+@_segment_reduce_op.register_fake
+def _(values, cu_seqlens, mask, use_triton):
+    dt = torch.float32 if use_triton else torch.promote_types(values.dtype, torch.float32)
+    s = cu_seqlens.shape[0] - 1
+    return tuple(values.new_empty(s, dtype=dt) for _ in range(3))
+
+
+def _setup_context(ctx, inputs, output):
+    values, cu_seqlens, mask, _ = inputs
+    ctx.save_for_backward(cu_seqlens, mask, output[2])
+    ctx.n, ctx.dtype = values.shape[0], values.dtype
+
+
+def _backward(ctx, g_sum, g_mean, _g_count):
+    cu_seqlens, mask, count = ctx.saved_tensors
+    g = torch.zeros_like(count)
+    if g_sum is not None:
+        g = g + g_sum
+    if g_mean is not None:
+        g = g + g_mean / count.clamp_min(1.0)
+    gx = g[segment_ids(cu_seqlens, ctx.n)]
+    if mask is not None:
+        gx = gx * mask
+    return gx.to(ctx.dtype), None, None, None
+
+
+_segment_reduce_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def segment_reduce_reference(
@@ -138,11 +174,10 @@ def segment_reduce(
         )
     if mask is not None and mask.shape != values.shape:
         raise ValueError(f"mask {tuple(mask.shape)} must match values {tuple(values.shape)}")
-    if not use_triton(impl, values, cu_seqlens, mask):
-        return segment_reduce_reference(values, cu_seqlens, mask=mask)
+    on_triton = use_triton(impl, values, cu_seqlens, mask)
     cu = cu_seqlens.to(torch.int32).contiguous()
     m = None if mask is None else mask.to(torch.float32).contiguous()
-    return SegmentStats(*_SegmentReduceFunction.apply(values.contiguous(), cu, m))
+    return SegmentStats(*_segment_reduce_op(values.contiguous(), cu, m, on_triton))
 
 
 def resolve_cu_seqlens(target: torch.Tensor, cu_seqlens: torch.Tensor | None) -> torch.Tensor:

@@ -1,18 +1,26 @@
-"""Kernel tests run the Triton code on CPU through Triton's interpreter.
+"""Kernel tests run the Triton code on CPU through Triton's interpreter, or compiled on a GPU.
 
 ``TRITON_INTERPRET`` must be set before ``triton`` is first imported, so it is set here, at
-collection time, before any test module imports ``qengine.kernels``.
+collection time, before any test module imports ``qengine.kernels``. With
+``QENGINE_TEST_DEVICE=cuda`` (bench/gpu_check.sh) the tests make their tensors on the GPU instead
+(the default device) and the kernels are compiled, not interpreted.
 """
 
 import os
 import sys
 
-os.environ.setdefault("TRITON_INTERPRET", "1")
+_ON_GPU = os.environ.get("QENGINE_TEST_DEVICE", "cpu") == "cuda"
+os.environ.setdefault("TRITON_INTERPRET", "0" if _ON_GPU else "1")
 # The shared checks module sits next to this file; make it importable under any import mode.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import pytest
-from hypothesis import HealthCheck, settings
+import pytest  # noqa: E402  (after TRITON_INTERPRET: pytest plugins may import triton)
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+if _ON_GPU:
+    import torch
+
+    torch.set_default_device("cuda")
 
 settings.register_profile(
     "kernels",

@@ -9,6 +9,8 @@ the other way decides the max (eager PyTorch is sometimes lucky by half an ulp o
 
 from __future__ import annotations
 
+import os
+
 import torch
 from qengine.kernels import FusedLinearConfig
 
@@ -17,6 +19,13 @@ TINY = FusedLinearConfig(
     block_n=16, block_v=32, block_d=16, splits=3, vocab_slice=64, num_warps=4, num_stages=1
 )
 DTYPES = [torch.float32, torch.bfloat16]
+# "cuda": kernels compiled on a GPU (bench/gpu_check.sh); by default interpreted on the CPU.
+DEVICE = os.environ.get("QENGINE_TEST_DEVICE", "cpu")
+
+
+def generator(seed: int = 0) -> torch.Generator:
+    """Seeded generator on the test device (conftest makes it the default device)."""
+    return torch.Generator(DEVICE).manual_seed(seed)
 
 
 def max_err(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -4,7 +4,7 @@ dependency), float64, and Liger-Kernel's LigerFusedLinearDPOLoss where installed
 import pytest
 import torch
 import torch.nn.functional as F
-from kernel_checks import TINY, check, grads, leaves
+from kernel_checks import TINY, check, generator, grads, leaves
 from qengine.kernels import cu_seqlens_from_lengths, fused_linear_dpo_loss
 
 
@@ -29,7 +29,7 @@ def trl_dpo_loss(pc, pr, rc, rr, beta, loss_type, label_smoothing=0.0):
 
 
 def _batch(p=3, t=11, d=31, v=123, seed=0):
-    g = torch.Generator().manual_seed(seed)
+    g = generator().manual_seed(seed)
     h = torch.randn(2 * p, t, d, generator=g)
     w = torch.randn(v, d, generator=g) / d**0.5 * 2
     rw = w + 0.1 * torch.randn(v, d, generator=g) / d**0.5
@@ -83,7 +83,7 @@ def test_dpo_packed_precomputed_ref_bf16(dtype):
     hp, tp = h[keep], tgt[keep]
     tp[:4] = -100
     cu = cu_seqlens_from_lengths(lengths)
-    ref_logps = torch.randn(4, generator=torch.Generator().manual_seed(1)) - 10
+    ref_logps = torch.randn(4, generator=generator().manual_seed(1)) - 10
     res = []
     for dt, impl in ((dtype, "triton"), (torch.float64, "torch"), (dtype, "torch")):
         src = [x.to(dtype) for x in (hp, w)]

@@ -4,14 +4,14 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from kernel_checks import DTYPES, check, grads, leaves
+from kernel_checks import DTYPES, check, generator, grads, leaves
 from qengine.kernels import token_logprobs, token_logprobs_reference
 
 FIELDS = ("logp", "lse", "target_logit", "entropy")
 
 
 def _inputs(n, v, seed=0, ignore_frac=0.2):
-    g = torch.Generator().manual_seed(seed)
+    g = generator().manual_seed(seed)
     logits = torch.randn(n, v, generator=g) * 4
     target = torch.randint(0, v, (n,), generator=g)
     target[torch.rand(n, generator=g) < ignore_frac] = -100

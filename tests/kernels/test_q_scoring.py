@@ -4,7 +4,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from kernel_checks import TINY, check, grads, leaves
+from kernel_checks import TINY, check, generator, grads, leaves
 from qengine.kernels import (
     cu_seqlens_from_lengths,
     implicit_step_q,
@@ -20,7 +20,7 @@ triton_or_torch = pytest.mark.parametrize(
 
 @triton_or_torch
 def test_token_q_identities(impl):
-    g = torch.Generator().manual_seed(0)
+    g = generator().manual_seed(0)
     h, w = torch.randn(3, 7, 31, generator=g), torch.randn(123, 31, generator=g) / 5
     tgt = torch.randint(0, 123, (3, 7), generator=g)
     tgt[:, :2] = -100
@@ -47,7 +47,7 @@ def test_token_q_identities(impl):
     seed=st.integers(0, 100),
 )
 def test_segment_reduce_hypothesis(lengths, masked, seed):
-    g = torch.Generator().manual_seed(seed)
+    g = generator().manual_seed(seed)
     cu = cu_seqlens_from_lengths(torch.tensor(lengths))
     n = int(cu[-1])
     x = torch.randn(n, generator=g)
@@ -68,7 +68,7 @@ def test_segment_reduce_hypothesis(lengths, masked, seed):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("with_segments", [True, False])
 def test_value_head_matches_float64(dtype, with_segments):
-    g = torch.Generator().manual_seed(0)
+    g = generator().manual_seed(0)
     h, w, b = torch.randn(47, 31, generator=g), torch.randn(31, generator=g), torch.randn(1)
     cu = cu_seqlens_from_lengths(torch.tensor([10, 1, 0, 36])) if with_segments else None
     mask = torch.rand(47, generator=g) > 0.3
@@ -91,7 +91,7 @@ def test_value_head_matches_float64(dtype, with_segments):
 
 @triton_or_torch
 def test_implicit_step_q(impl):
-    g = torch.Generator().manual_seed(0)
+    g = generator().manual_seed(0)
     lengths = torch.tensor([3, 1, 6, 2])  # candidate actions after one shared prefix
     cu = cu_seqlens_from_lengths(lengths)
     h, w = torch.randn(12, 31, generator=g), torch.randn(123, 31, generator=g) / 5

@@ -3,12 +3,12 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from kernel_checks import TINY, check, grads, leaves
+from kernel_checks import TINY, check, generator, grads, leaves
 from qengine.kernels import qrm_pairwise_loss
 
 
 def _batch(p=2, t=10, d=31, v=123, seed=1):
-    g = torch.Generator().manual_seed(seed)
+    g = generator().manual_seed(seed)
     h = torch.randn(2 * p, t, d, generator=g)
     w = torch.randn(v, d, generator=g) / d**0.5
     tgt = torch.randint(0, v, (2 * p, t), generator=g)
@@ -47,7 +47,7 @@ def test_qrm_lm_head(impl, dtype):
 @pytest.mark.parametrize("impl", [pytest.param("triton", marks=pytest.mark.triton), "torch"])
 def test_qrm_value_head(impl):
     h, _, tgt = _batch()
-    g = torch.Generator().manual_seed(3)
+    g = generator().manual_seed(3)
     vw, vb = torch.randn(31, generator=g), torch.randn(1, generator=g)
     xs = leaves(torch.float32, h, vw, vb)
     out = qrm_pairwise_loss(xs[0], xs[1], tgt, head="value", bias=xs[2], impl=impl)
