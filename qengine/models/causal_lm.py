@@ -1,12 +1,13 @@
-"""Helpers for any Hugging Face causal LM shared by the Q-RM and the critics: its decoder body,
-hidden size, padding, truncation, local loading; ``B`` rows, ``T`` positions.
+"""Helpers for any Hugging Face causal LM shared by the Q-RM, the critics, the Q-value model and
+the policies: its decoder body, LM head, hidden size, padding, truncation, local loading; ``B``
+rows, ``T`` positions, ``N`` scored tokens, ``D`` hidden size, ``V`` vocabulary.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -21,6 +22,82 @@ def decoder(model: Any) -> Any:
             "*ForCausalLM (AutoModelForCausalLM.from_pretrained(...))"
         )
     return body
+
+
+class LMHead(NamedTuple):
+    """The output layer of a causal LM as the model applies it to a final hidden state ``h``:
+
+        logits = softcap(h @ weight^T + bias) / temperature,   softcap(x) = c · tanh(x / c)
+
+    which is the logit transform of ``qengine.kernels.fused_linear_logprobs``.
+    """
+
+    weight: torch.Tensor  # [V, D] (the input embeddings when they are tied)
+    bias: torch.Tensor | None  # [V], e.g. Phi
+    softcap: float | None  # Gemma-2/3: config.final_logit_softcapping
+    temperature: float  # Granite: config.logits_scaling; Cohere: 1 / config.logit_scale; else 1
+
+
+def lm_head(model: Any) -> LMHead:
+    """The :class:`LMHead` of a Hugging Face ``*ForCausalLM`` (its output embeddings and the logit
+    transform its forward applies after them, read from its config)."""
+    head = model.get_output_embeddings()
+    weight = getattr(head, "weight", None)
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
+        raise TypeError(
+            f"{type(model).__name__} has no [V, D] output embeddings (get_output_embeddings() is "
+            f"{type(head).__name__}); pass a Hugging Face *ForCausalLM"
+        )
+    bias = getattr(head, "bias", None)
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    softcap = getattr(config, "final_logit_softcapping", None)
+    scale = getattr(config, "logit_scale", None)  # Cohere: logits * scale
+    divide = getattr(config, "logits_scaling", None)  # Granite: logits / scaling
+    temperature = 1.0
+    if scale is not None:
+        temperature /= float(scale)
+    if divide is not None:
+        temperature *= float(divide)
+    if softcap is not None and temperature != 1.0:
+        raise NotImplementedError(
+            f"{type(model).__name__} both soft-caps and scales its logits; qengine's LM-head "
+            "scoring supports one or the other"
+        )
+    if temperature <= 0:
+        raise ValueError(f"{type(model).__name__}: logit scale gives temperature {temperature}")
+    return LMHead(weight, bias, None if softcap is None else float(softcap), temperature)
+
+
+def head_logprobs(
+    model: Any,
+    rows: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    impl: str = "auto",
+) -> torch.Tensor:
+    """log π(targets[i] | rows[i]) under ``model``'s LM head → float32 [N].
+
+    ``rows`` [N, D] are final hidden states (``decoder(model)(...).last_hidden_state``, the final
+    norm included) of the positions that predict ``targets`` [N]; only they meet the head, through
+    ``qengine.kernels.fused_linear_logprobs``: no [N, V] logits on CUDA, and never logits of the
+    positions that are not scored. ``temperature`` divides the model's own logits (sampling
+    temperature; 1 = the model's distribution).
+    """
+    from qengine.kernels import fused_linear_logprobs
+
+    head = lm_head(model)
+    return fused_linear_logprobs(
+        rows.to(head.weight.dtype),
+        head.weight,
+        targets,
+        head.bias,
+        temperature=head.temperature * temperature,
+        softcap=head.softcap,
+        impl=impl,
+    ).logp
 
 
 def hidden_size(model: Any) -> int:

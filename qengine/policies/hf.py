@@ -23,8 +23,10 @@ One ``propose`` call:
    ``context + action`` is tokenised as one string, so the tokens are the ones the model would
    produce; a token that straddles the boundary (``" click"``) counts as an action token. The
    action is the canonical text of the candidate (``verb[arg]``), which is what the environment
-   receives. Only the last ``A + 1`` positions reach the LM head (``logits_to_keep``), so no
-   ``[B, T, V]`` logits are made.
+   receives. Only the decoder body runs; the final hidden states of the action tokens alone meet
+   the LM head, in ``qengine.kernels.fused_linear_logprobs``
+   (:func:`qengine.models.causal_lm.head_logprobs`), so no ``[B, T, V]`` or ``[B, A, V]`` logits
+   are made (on CUDA not even for the ``N`` action tokens).
 
 Sampling uses torch's global generator: seed it (``torch.manual_seed``) for reproducible
 proposals. ``greedy=True`` decodes one sequence per state (``n`` is then an upper bound that is
@@ -342,8 +344,13 @@ class HFPolicy:
         """Σ log π(action tokens | context) for each ``(context, action)`` pair (float, <= 0)."""
         import torch
 
+        from qengine.kernels import segment_reduce
+
+        from ..models.causal_lm import decoder, head_logprobs
+
         rows = [self._split(ctx, act) for ctx, act in pairs]
         step = self.score_batch_size or self.batch_size * 8
+        body = decoder(self.model)
         out: list[float] = []
         for lo in range(0, len(rows), step):
             part = rows[lo : lo + step]
@@ -352,23 +359,16 @@ class HFPolicy:
             a_max = int(n_act.max())
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             with torch.inference_mode():
-                try:
-                    logits = self.model(
-                        input_ids=ids,
-                        attention_mask=mask,
-                        position_ids=positions,
-                        logits_to_keep=a_max + 1,
-                    ).logits
-                except TypeError:  # architectures without logits_to_keep
-                    logits = self.model(
-                        input_ids=ids, attention_mask=mask, position_ids=positions
-                    ).logits
-                logits = logits[:, -(a_max + 1) : -1].float()  # [B, A, V] predicting the last A
+                hidden = body(
+                    input_ids=ids, attention_mask=mask, position_ids=positions
+                ).last_hidden_state[:, -(a_max + 1) : -1]  # [B, A, D] predicting the last A
                 targets = ids[:, -a_max:]  # [B, A]
-                logp = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
                 cols = torch.arange(a_max, device=ids.device)
                 keep = cols[None, :] >= (a_max - n_act)[:, None]  # the row's own action tokens
-                out.extend((logp * keep).sum(dim=1).tolist())
+                logp = head_logprobs(self.model, hidden[keep], targets[keep])  # [N]
+                cu_seqlens = torch.zeros(len(part) + 1, dtype=torch.int32, device=ids.device)
+                cu_seqlens[1:] = torch.cumsum(n_act, 0)
+                out.extend(segment_reduce(logp, cu_seqlens).sum.tolist())
         return [min(0.0, v) for v in out]
 
 

@@ -3,7 +3,9 @@
     Q(s, a) = β · Σ_{t ∈ a} (log πθ(a_t | s, a_<t) − log πref(a_t | s, a_<t))
 
 The state prefix is run once per model with a KV cache; the n candidates of that state are then
-scored together in one batch on top of the cached prefix.
+run together in one batch on top of the cached prefix. Only the decoder bodies run: the final hidden
+states of the candidates' tokens meet the two LM heads in ``qengine.kernels.implicit_step_q``, so no
+[tokens × V] logits are made (on CUDA not even for the scored tokens).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from ..data.prompts import style_actions, style_prompt
+from ..models.causal_lm import decoder, head_logprobs, lm_head
 from ..train.step_dpo import QMODEL_CONFIG
 
 
@@ -31,21 +34,24 @@ def _cache_argument(model_class: type) -> str:
 
 
 @torch.no_grad()
-def candidate_logprobs(
+def candidate_rows(
     model: Any, prompt_ids: list[int], candidates: Sequence[list[int]]
-) -> torch.Tensor:
-    """Σ log π over each candidate's tokens given a shared prompt → float32 [n].
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Final hidden states of the positions predicting each candidate's tokens after a shared
+    prompt, packed: (rows [N, D], targets [N] int64, cu_seqlens [n + 1] int32), candidate ``c``
+    owning rows ``cu_seqlens[c]:cu_seqlens[c + 1]``.
 
-    The prompt goes through the model once (``use_cache=True``); the cache is repeated n times and
-    the right-padded candidates run in one batch on top of it.
+    Only the decoder body runs (no LM head): the prompt goes through it once (``use_cache=True``);
+    the cache is repeated n times and the right-padded candidates run in one batch on top of it.
     """
+    body = decoder(model)
     device = next(model.parameters()).device
     n = len(candidates)
     width = max(len(c) for c in candidates)
     if width == 0:
         raise ValueError("every candidate is empty after tokenisation")
     prefix = torch.tensor([prompt_ids], device=device)
-    first = model(input_ids=prefix, use_cache=True)
+    first = body(input_ids=prefix, use_cache=True)
     cache = getattr(first, "cache", None)
     if cache is None:  # transformers < 5
         cache = first.past_key_values
@@ -58,16 +64,35 @@ def candidate_logprobs(
     attention = torch.cat(
         [torch.ones((n, prefix.shape[1]), dtype=torch.long, device=device), mask.long()], dim=1
     )
-    rest = model(
+    rest = body(
         input_ids=tokens,
         attention_mask=attention,
         use_cache=False,
-        **{_cache_argument(type(model)): cache},
+        **{_cache_argument(type(body)): cache},
     )
-    # The prompt's last logits predict each candidate's first token; the rest predict the next.
-    logits = torch.cat([first.logits[:, -1:].expand(n, -1, -1), rest.logits[:, :-1]], dim=1)
-    logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[..., None]).squeeze(-1)
-    return (logp * mask).sum(dim=1)
+    # The prompt's last state predicts each candidate's first token; the rest predict the next.
+    hidden = torch.cat(
+        [first.last_hidden_state[:, -1:].expand(n, -1, -1), rest.last_hidden_state[:, :-1]], dim=1
+    )  # [n, width, D]
+    lengths = mask.sum(dim=1)
+    cu_seqlens = torch.zeros(n + 1, dtype=torch.int32, device=device)
+    cu_seqlens[1:] = torch.cumsum(lengths, 0)
+    return hidden[mask], tokens[mask], cu_seqlens
+
+
+@torch.no_grad()
+def candidate_logprobs(
+    model: Any, prompt_ids: list[int], candidates: Sequence[list[int]]
+) -> torch.Tensor:
+    """Σ log π over each candidate's tokens given a shared prompt → float32 [n].
+
+    The candidates' rows (:func:`candidate_rows`) meet the LM head through the fused kernel
+    (:func:`qengine.models.causal_lm.head_logprobs`): no [tokens × V] logits.
+    """
+    from qengine.kernels import segment_reduce
+
+    rows, targets, cu_seqlens = candidate_rows(model, prompt_ids, candidates)
+    return segment_reduce(head_logprobs(model, rows, targets), cu_seqlens).sum
 
 
 class QValueModel:
@@ -119,10 +144,32 @@ class QValueModel:
         """Q-values float64 [n] of ``candidates`` after ``prompt`` (see ``render_state``)."""
         if len(candidates) == 0:
             raise ValueError("score() needs at least one candidate action")
+        from qengine.kernels import implicit_step_q
+
         prompt_ids, cands = self._ids(prompt, candidates)
-        policy = candidate_logprobs(self.model, prompt_ids, cands)
-        reference = candidate_logprobs(self.reference, prompt_ids, cands)
-        return (self.beta * (policy - reference)).double().cpu().numpy()
+        rows, targets, cu_seqlens = candidate_rows(self.model, prompt_ids, cands)
+        ref_rows, _, _ = candidate_rows(self.reference, prompt_ids, cands)
+        head, ref = lm_head(self.model), lm_head(self.reference)
+        if (head.softcap, head.temperature) != (ref.softcap, ref.temperature):
+            raise ValueError(
+                "the Q-value model and its reference transform their logits differently "
+                f"(softcap, temperature {head.softcap, head.temperature} vs "
+                f"{ref.softcap, ref.temperature}); they must share one architecture"
+            )
+        q = implicit_step_q(
+            rows.to(head.weight.dtype),
+            head.weight,
+            targets,
+            ref_weight=ref.weight,
+            ref_hidden=ref_rows.to(ref.weight.dtype),
+            bias=head.bias,
+            ref_bias=ref.bias,
+            cu_seqlens=cu_seqlens,
+            beta=self.beta,
+            temperature=head.temperature,
+            softcap=head.softcap,
+        ).q
+        return q.double().cpu().numpy()
 
     def score_batch(
         self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]
