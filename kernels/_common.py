@@ -6,6 +6,7 @@ Legend: ``N`` tokens (rows), ``V`` vocabulary, ``D`` hidden size.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -13,6 +14,8 @@ import torch
 
 __all__ = [
     "TokenLogprobs",
+    "check_logit_transform",
+    "check_same_dtype",
     "compute_dtype",
     "dlogits_chunk",
     "logit_stats_chunked",
@@ -37,6 +40,31 @@ class TokenLogprobs(NamedTuple):
     target_logit: torch.Tensor
     entropy: torch.Tensor | None
     argmax: torch.Tensor
+
+
+def _positive_finite(x: object) -> bool:
+    try:
+        x = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(x) and x > 0
+
+
+def check_logit_transform(temperature: float, softcap: float | None) -> None:
+    """ValueError unless ``temperature`` is finite and > 0 and ``softcap`` is None or finite and
+    > 0 (``softcap=0`` would divide by zero inside tanh; NaN would poison every row)."""
+    if not _positive_finite(temperature):
+        raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
+    if softcap is not None and not _positive_finite(softcap):
+        raise ValueError(f"softcap must be None (no cap) or finite and > 0, got {softcap!r}")
+
+
+def check_same_dtype(**tensors: torch.Tensor | None) -> None:
+    """TypeError unless the given tensors share one dtype (the same error on every path)."""
+    given = {name: t.dtype for name, t in tensors.items() if t is not None}
+    if len(set(given.values())) > 1:
+        shown = ", ".join(f"{name} {str(dt).removeprefix('torch.')}" for name, dt in given.items())
+        raise TypeError(f"dtypes differ ({shown}); cast them to one dtype first")
 
 
 def normalize_target(

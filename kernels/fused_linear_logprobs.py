@@ -33,6 +33,8 @@ import torch
 
 from ._common import (
     TokenLogprobs,
+    check_logit_transform,
+    check_same_dtype,
     compute_dtype,
     dlogits_chunk,
     logit_stats_chunked,
@@ -587,11 +589,9 @@ def fused_linear_logprobs(
         raise ValueError(f"hidden size mismatch: {hidden.shape[-1]} vs weight {weight.shape[1]}")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"bias must be [V]={weight.shape[0]}, got {tuple(bias.shape)}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    check_logit_transform(temperature, softcap)
+    check_same_dtype(hidden=hidden, weight=weight, bias=bias)
     on_triton = use_triton(impl, hidden, weight, target, bias)
-    if on_triton and hidden.dtype != weight.dtype:
-        raise TypeError(f"hidden ({hidden.dtype}) and weight ({weight.dtype}) dtypes differ")
     lead = hidden.shape[:-1]
     h = hidden.reshape(-1, hidden.shape[-1])
     w = weight

@@ -49,6 +49,7 @@ def implicit_step_q(
     ignore_index: int = -100,
     impl: str = "auto",
     config: FusedLinearConfig | None = None,
+    validate: bool = True,
 ) -> ImplicitQ:
     """Implicit Q of many candidate actions, batched.
 
@@ -59,7 +60,7 @@ def implicit_step_q(
         ref_hidden: the reference model's hidden states (default: ``hidden``, e.g. a shared trunk).
         target: [N] or [C, T] action token ids.
     """
-    cu = resolve_cu_seqlens(target, cu_seqlens)
+    cu = resolve_cu_seqlens(target, cu_seqlens, validate=validate)
     kw = dict(
         temperature=temperature, softcap=softcap, ignore_index=ignore_index, impl=impl,
         config=config,
@@ -69,6 +70,6 @@ def implicit_step_q(
     ref = fused_linear_logprobs(
         hidden if ref_hidden is None else ref_hidden, ref_weight, target, ref_bias, **kw
     ).logp.reshape(-1)
-    pol_s = segment_reduce(pol, cu, mask=action, impl=impl)
-    ref_s = segment_reduce(ref, cu, mask=action, impl=impl)
+    pol_s = segment_reduce(pol, cu, mask=action, impl=impl, validate=False)
+    ref_s = segment_reduce(ref, cu, mask=action, impl=impl, validate=False)
     return ImplicitQ(beta * (pol_s.sum - ref_s.sum), pol_s.sum, ref_s.sum, pol_s.count)

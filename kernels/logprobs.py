@@ -15,6 +15,7 @@ import torch
 
 from ._common import (
     TokenLogprobs,
+    check_logit_transform,
     compute_dtype,
     dlogits_chunk,
     logit_stats_chunked,
@@ -311,8 +312,7 @@ def token_logprobs(
             f"logits [..., V] and target [...] disagree: {tuple(logits.shape)} vs "
             f"{tuple(target.shape)}"
         )
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    check_logit_transform(temperature, softcap)
     on_triton = use_triton(impl, logits, target)
     lead = logits.shape[:-1]
     x = logits.reshape(-1, logits.shape[-1])

@@ -19,11 +19,13 @@ from typing import NamedTuple
 
 import torch
 
+from ._common import check_same_dtype
 from ._dispatch import use_triton
 from ._triton import kernel_store_dtype, launch, tl, triton
 from .fused_linear_logprobs import FusedLinearConfig, fused_linear_logprobs
 from .segments import (
     SegmentStats,
+    check_cu_seqlens,
     resolve_cu_seqlens,
     segment_ids,
     segment_reduce,
@@ -70,6 +72,7 @@ def token_q_scores(
     ignore_index: int = -100,
     impl: str = "auto",
     config: FusedLinearConfig | None = None,
+    validate: bool = True,
 ) -> TokenQ:
     """Q, V and A = Q - V per token from hidden states [..., D] and the LM head [V, D].
 
@@ -84,9 +87,9 @@ def token_q_scores(
     q, v, adv = beta * out.target_logit, beta * out.lse, beta * out.logp
     segments = None
     if reduce_segments or cu_seqlens is not None:
-        cu = resolve_cu_seqlens(target, cu_seqlens)
+        cu = resolve_cu_seqlens(target, cu_seqlens, validate=validate)
         action = (target.reshape(-1) != ignore_index).float()
-        segments = segment_reduce(adv.reshape(-1), cu, mask=action, impl=impl)
+        segments = segment_reduce(adv.reshape(-1), cu, mask=action, impl=impl, validate=False)
     return TokenQ(q, v, adv, segments)
 
 
@@ -325,6 +328,7 @@ def value_head_scores(
     cu_seqlens: torch.Tensor | None = None,
     mask: torch.Tensor | None = None,
     impl: str = "auto",
+    validate: bool = True,
 ) -> ValueHeadScores:
     """Scalar value-head scores ``z_t = h_t · w + b`` and their segment reductions.
 
@@ -332,11 +336,22 @@ def value_head_scores(
         hidden: [..., D] (flattened to [N, D]); weight: [D] or [1, D]; bias: optional [] or [1].
         cu_seqlens: optional [S + 1] segments (sequences or steps) of the flattened rows.
         mask: optional [...] bool, tokens counted in the segment sums / means (all by default).
+        validate: check ``cu_seqlens`` (one host sync, see ``segments.check_cu_seqlens``).
     Returns:
         :class:`ValueHeadScores`: ``z`` fp32 [N]; ``segments`` (sum, mean, count) [S] or None.
     """
-    if weight.numel() != hidden.shape[-1]:
-        raise ValueError(f"value head weight must have D={hidden.shape[-1]} entries")
+    if hidden.dim() < 1 or weight.numel() != hidden.shape[-1]:
+        raise ValueError(
+            f"value head weight must have D={hidden.shape[-1] if hidden.dim() else '?'} entries, "
+            f"got {tuple(weight.shape)}"
+        )
+    check_same_dtype(hidden=hidden, weight=weight, bias=bias)
+    if bias is not None and bias.numel() != 1:
+        raise ValueError(f"value head bias must be a scalar ([] or [1]), got {tuple(bias.shape)}")
+    if mask is not None and mask.numel() != hidden[..., 0].numel():
+        raise ValueError(f"mask {tuple(mask.shape)} must have one entry per row of hidden")
+    if cu_seqlens is not None:
+        check_cu_seqlens(cu_seqlens, hidden[..., 0].numel(), validate=validate)
     on_triton = use_triton(impl, hidden, weight, bias)
     h = hidden.reshape(-1, hidden.shape[-1])
     h = h if h.stride(-1) == 1 else h.contiguous()

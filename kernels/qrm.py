@@ -13,6 +13,7 @@ reduced in the same kernel).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -39,6 +40,10 @@ def qrm_loss_from_scores(
     chosen: torch.Tensor, rejected: torch.Tensor, *, beta: float = 0.2, gamma: float = 2.0
 ) -> QRMOutput:
     """Q-RM loss from per-sequence mean scores [P]."""
+    if not (math.isfinite(beta) and beta > 0):
+        raise ValueError(f"beta must be finite and > 0, got {beta}")
+    if not math.isfinite(gamma):
+        raise ValueError(f"gamma must be finite, got {gamma}")
     margins = chosen - rejected
     loss = -F.logsigmoid(beta * margins - gamma).mean()
     return QRMOutput(
@@ -61,6 +66,7 @@ def qrm_pairwise_loss(
     ignore_index: int = -100,
     impl: str = "auto",
     config: FusedLinearConfig | None = None,
+    validate: bool = True,
 ) -> QRMOutput:
     """Q-RM pairwise loss from hidden states.
 
@@ -73,7 +79,7 @@ def qrm_pairwise_loss(
         beta, gamma: as in the paper (0.2, 2.0).
         temperature, softcap, impl, config: as in :func:`fused_linear_logprobs` (LM head only).
     """
-    cu = resolve_cu_seqlens(target, cu_seqlens)
+    cu = resolve_cu_seqlens(target, cu_seqlens, validate=validate)
     n_seq = cu.numel() - 1
     if n_seq % 2:
         raise ValueError(f"expected 2P sequences (chosen then rejected), got {n_seq}")
@@ -83,11 +89,11 @@ def qrm_pairwise_loss(
             hidden, weight, target, bias, temperature=temperature, softcap=softcap,
             ignore_index=ignore_index, impl=impl, config=config,
         ).target_logit.reshape(-1)  # fmt: skip
-        means = segment_reduce(zt, cu, mask=action.float(), impl=impl).mean
+        means = segment_reduce(zt, cu, mask=action.float(), impl=impl, validate=False).mean
     elif head == "value":
         stats = value_head_scores(
             hidden.reshape(-1, hidden.shape[-1]), weight, bias, cu_seqlens=cu, mask=action,
-            impl=impl,
+            impl=impl, validate=False,
         ).segments  # fmt: skip
         means = stats.mean  # type: ignore[union-attr]
     else:

@@ -19,6 +19,7 @@ from ._triton import launch, tl, triton
 
 __all__ = [
     "SegmentStats",
+    "check_cu_seqlens",
     "cu_seqlens_from_lengths",
     "resolve_cu_seqlens",
     "segment_ids",
@@ -155,23 +156,47 @@ def segment_reduce_reference(
     return SegmentStats(total, total / count.clamp_min(1.0), count)
 
 
+def check_cu_seqlens(cu_seqlens: torch.Tensor, n: int, *, validate: bool = True) -> None:
+    """Raise ValueError unless ``cu_seqlens`` is [S + 1] integer offsets, ``cu[0] == 0``,
+    non-decreasing, ``cu[-1] == n``: the kernels index rows with them unchecked (an offset past
+    ``n`` reads or writes out of bounds).
+
+    The values cost one host sync, skipped with ``validate=False`` (offsets the caller built) and
+    while ``torch.compile`` traces (a sync would break the graph).
+    """
+    if cu_seqlens.dim() != 1 or cu_seqlens.numel() < 1:
+        raise ValueError(f"cu_seqlens must be [S + 1] offsets, got shape {tuple(cu_seqlens.shape)}")
+    if cu_seqlens.dtype.is_floating_point or cu_seqlens.dtype in (torch.bool, torch.complex64):
+        raise TypeError(f"cu_seqlens must hold integer offsets, got dtype {cu_seqlens.dtype}")
+    if not validate or torch.compiler.is_compiling():
+        return
+    cu = cu_seqlens.long()
+    bad = (cu[0] != 0) | (cu[-1] != n) | (cu.diff() < 0).any()
+    if bool(bad):
+        shown = cu.tolist() if cu.numel() <= 12 else f"{cu[:6].tolist()} ... {cu[-3:].tolist()}"
+        raise ValueError(
+            f"cu_seqlens must start at 0, never decrease and end at N={n} (the number of rows), "
+            f"got {shown}"
+        )
+
+
 def segment_reduce(
     values: torch.Tensor,
     cu_seqlens: torch.Tensor,
     *,
     mask: torch.Tensor | None = None,
     impl: str = "auto",
+    validate: bool = True,
 ) -> SegmentStats:
     """Sum, mean and count of ``values`` [N] over the segments of ``cu_seqlens`` [S + 1].
 
     ``mask`` [N] (bool) excludes tokens from sums, means and counts. Differentiable w.r.t.
-    ``values`` through ``sum`` and ``mean``.
+    ``values`` through ``sum`` and ``mean``. ``validate``: check the offsets (see
+    :func:`check_cu_seqlens`; one host sync).
     """
-    if values.dim() != 1 or cu_seqlens.dim() != 1 or cu_seqlens.numel() < 1:
-        raise ValueError(
-            f"expected values [N] and cu_seqlens [S+1], got {tuple(values.shape)} and "
-            f"{tuple(cu_seqlens.shape)}"
-        )
+    if values.dim() != 1:
+        raise ValueError(f"expected values [N], got {tuple(values.shape)}")
+    check_cu_seqlens(cu_seqlens, values.shape[0], validate=validate)
     if mask is not None and mask.shape != values.shape:
         raise ValueError(f"mask {tuple(mask.shape)} must match values {tuple(values.shape)}")
     on_triton = use_triton(impl, values, cu_seqlens, mask)
@@ -180,11 +205,15 @@ def segment_reduce(
     return SegmentStats(*_segment_reduce_op(values.contiguous(), cu, m, on_triton))
 
 
-def resolve_cu_seqlens(target: torch.Tensor, cu_seqlens: torch.Tensor | None) -> torch.Tensor:
-    """Segments of a batch: ``cu_seqlens`` for packed [N] targets, one per row for padded [B, T]."""
+def resolve_cu_seqlens(
+    target: torch.Tensor, cu_seqlens: torch.Tensor | None, *, validate: bool = True
+) -> torch.Tensor:
+    """Segments of a batch: ``cu_seqlens`` for packed [N] targets (checked, see
+    :func:`check_cu_seqlens`), one per row for padded [B, T]."""
     if cu_seqlens is not None:
         if target.dim() != 1:
             raise ValueError(f"with cu_seqlens, target must be [N], got {tuple(target.shape)}")
+        check_cu_seqlens(cu_seqlens, target.shape[0], validate=validate)
         return cu_seqlens.to(device=target.device, dtype=torch.int32)
     if target.dim() != 2:
         raise ValueError(f"without cu_seqlens, target must be padded [B, T], got {target.dim()}-D")

@@ -350,7 +350,7 @@ def _scoring_losses(h, w, b, vw, vb, ref_w, target, cu, impl):
     half = (cu.numel() - 1) // 2
     dpo = K.dpo_loss_from_logps(
         tq.segments.sum[:half], tq.segments.sum[half:], seg.mean[:half], seg.mean[half:],
-        loss_type="ipo",
+        loss_type="ipo", chosen_num_tokens=seg.count[:half], rejected_num_tokens=seg.count[half:],
     )  # fmt: skip
     iq = K.implicit_step_q(h, w, target, ref_weight=ref_w, bias=b, cu_seqlens=cu, **kw)
     loss = (

@@ -8,8 +8,10 @@ from kernel_checks import TINY, check, generator, grads, leaves
 from qengine.kernels import cu_seqlens_from_lengths, fused_linear_dpo_loss
 
 
-def trl_dpo_loss(pc, pr, rc, rr, beta, loss_type, label_smoothing=0.0):
-    """trl.DPOTrainer.dpo_loss (trl 0.x), verbatim in substance."""
+def trl_dpo_loss(pc, pr, rc, rr, beta, loss_type, label_smoothing=0.0, nc=None, nr=None):
+    """trl.DPOTrainer's losses and rewards (trl 1.x), verbatim in substance: log-probs are sums
+    over completion tokens; IPO divides each log-ratio by its token count (nc, nr) inside the
+    loss; rewards are beta * (summed) log-ratios for every loss type."""
     logits = (pc - pr) - (rc - rr)
     if loss_type == "sigmoid":
         losses = (
@@ -24,7 +26,8 @@ def trl_dpo_loss(pc, pr, rc, rr, beta, loss_type, label_smoothing=0.0):
     elif loss_type == "hinge":
         losses = torch.relu(1 - beta * logits)
     elif loss_type == "ipo":
-        losses = (logits - 1 / (2 * beta)) ** 2
+        avg = (pc - rc) / nc.clamp(min=1.0) - (pr - rr) / nr.clamp(min=1.0)
+        losses = (avg - 1 / (2 * beta)) ** 2
     return losses, beta * (pc - rc).detach(), beta * (pr - rr).detach()
 
 
@@ -40,13 +43,13 @@ def _batch(p=3, t=11, d=31, v=123, seed=0):
     return h, w, rw, tgt
 
 
-def _trl_seq_logps(h, w, tgt, average):
+def _trl_seq_logps(h, w, tgt):
+    """(summed log-probs, completion token counts) per sequence."""
     logits = (h @ w.T).double()
     lsm = torch.log_softmax(logits, -1)
     valid = tgt != -100
     lp = lsm.gather(-1, tgt.clamp_min(0)[..., None]).squeeze(-1) * valid
-    s = lp.sum(-1)
-    return s / valid.sum(-1) if average else s
+    return lp.sum(-1), valid.sum(-1).double()
 
 
 @pytest.mark.parametrize("impl", [pytest.param("triton", marks=pytest.mark.triton), "torch"])
@@ -61,9 +64,11 @@ def test_dpo_matches_trl_formula(loss_type, impl):
     )  # fmt: skip
     out.loss.backward()
     h2, w2 = leaves(torch.float64, h, w)
-    pol = _trl_seq_logps(h2, w2, tgt, loss_type == "ipo")
-    ref = _trl_seq_logps(h.double(), rw.double(), tgt, loss_type == "ipo")
-    losses, cr, rr = trl_dpo_loss(pol[:3], pol[3:], ref[:3], ref[3:], beta, loss_type, ls)
+    pol, n = _trl_seq_logps(h2, w2, tgt)
+    ref, _ = _trl_seq_logps(h.double(), rw.double(), tgt)
+    losses, cr, rr = trl_dpo_loss(
+        pol[:3], pol[3:], ref[:3], ref[3:], beta, loss_type, ls, n[:3], n[3:]
+    )
     losses.mean().backward()
     check("loss", out.loss, losses.mean(), None, torch.float32)
     check("chosen_rewards", out.chosen_rewards, cr, None, torch.float32)
@@ -123,3 +128,29 @@ def test_dpo_matches_liger_where_installed():
     theirs = loss_fn(w, h, tgt, ref_input=h, ref_weight=rw)
     loss = theirs[0] if isinstance(theirs, tuple) else theirs
     assert torch.allclose(ours.loss, loss.float(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("impl", [pytest.param("triton", marks=pytest.mark.triton), "torch"])
+def test_ipo_rewards_and_accuracy_are_trls(impl):
+    """The issue's case: N=6 packed tokens, cu_seqlens=[0, 1, 6] (a 1-token chosen action, a
+    5-token rejected one), beta=0.1. TRL reports rewards from summed log-ratios (the IPO loss alone
+    averages them); qengine used to report beta * mean, which flipped the accuracy."""
+    g = generator(7)
+    h, w = torch.randn(6, 8, generator=g), torch.randn(13, 8, generator=g)
+    tgt = torch.randint(0, 13, (6,), generator=g)
+    cu = torch.tensor([0, 1, 6], dtype=torch.int32)
+    ref = torch.tensor([-2.0, -3.0])
+    out = fused_linear_dpo_loss(
+        h, w, tgt, cu_seqlens=cu, ref_logps=ref, beta=0.1, loss_type="ipo", impl=impl,
+        config=TINY,
+    )  # fmt: skip
+    lp = torch.log_softmax(h.double() @ w.double().T, -1).gather(-1, tgt[:, None]).squeeze(-1)
+    pc, pr = lp[:1].sum(), lp[1:].sum()
+    loss, cr, rr = trl_dpo_loss(
+        pc, pr, ref[0].double(), ref[1].double(), 0.1, "ipo",
+        nc=torch.tensor(1.0, dtype=torch.float64), nr=torch.tensor(5.0, dtype=torch.float64),
+    )  # fmt: skip
+    assert out.chosen_rewards.item() == pytest.approx(cr.item(), rel=1e-5)
+    assert out.rejected_rewards.item() == pytest.approx(rr.item(), rel=1e-5)
+    assert out.reward_accuracy.item() == float(cr > rr)
+    assert out.loss.item() == pytest.approx(loss.item(), rel=1e-5)
