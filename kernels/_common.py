@@ -18,6 +18,7 @@ __all__ = [
     "check_same_dtype",
     "compute_dtype",
     "dlogits_chunk",
+    "fake_logprob_outputs",
     "logit_stats_chunked",
     "logit_stats_reference",
     "normalize_target",
@@ -65,6 +66,18 @@ def check_same_dtype(**tensors: torch.Tensor | None) -> None:
     if len(set(given.values())) > 1:
         shown = ", ".join(f"{name} {str(dt).removeprefix('torch.')}" for name, dt in given.items())
         raise TypeError(f"dtypes differ ({shown}); cast them to one dtype first")
+
+
+def fake_logprob_outputs(
+    like: torch.Tensor, n: int, *, with_entropy: bool, use_triton: bool
+) -> tuple[torch.Tensor, ...]:
+    """Meta outputs of ops 1 and 2 for ``register_fake``: (logp, lse, target_logit, entropy,
+    argmax) [N]; entropy is [0] without ``with_entropy``, argmax int64, the rest fp32 (the PyTorch
+    path keeps fp64)."""
+    dt = torch.float32 if use_triton else compute_dtype(like.dtype)
+    out = [like.new_empty(n, dtype=dt) for _ in range(3)]
+    entropy = like.new_empty(n if with_entropy else 0, dtype=dt)
+    return *out, entropy, like.new_empty(n, dtype=torch.int64)
 
 
 def normalize_target(

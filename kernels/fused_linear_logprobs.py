@@ -37,6 +37,7 @@ from ._common import (
     check_same_dtype,
     compute_dtype,
     dlogits_chunk,
+    fake_logprob_outputs,
     logit_stats_chunked,
     logit_stats_reference,
     normalize_target,
@@ -426,11 +427,9 @@ def _fused_linear_logprobs_op(
 
 @_fused_linear_logprobs_op.register_fake
 def _(hidden, weight, bias, target, temperature, softcap, with_entropy, *config_and_impl):
-    n, use_triton = hidden.shape[0], config_and_impl[-1]
-    dt = torch.float32 if use_triton else compute_dtype(hidden.dtype)
-    out = [hidden.new_empty(n, dtype=dt) for _ in range(3)]
-    ent = hidden.new_empty(n if with_entropy else 0, dtype=dt)
-    return *out, ent, hidden.new_empty(n, dtype=torch.int64)
+    return fake_logprob_outputs(
+        hidden, hidden.shape[0], with_entropy=with_entropy, use_triton=config_and_impl[-1]
+    )
 
 
 @torch.library.custom_op("qengine::fused_linear_logprobs_backward", mutates_args=())

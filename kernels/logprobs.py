@@ -18,6 +18,7 @@ from ._common import (
     check_logit_transform,
     compute_dtype,
     dlogits_chunk,
+    fake_logprob_outputs,
     logit_stats_chunked,
     logit_stats_reference,
     normalize_target,
@@ -192,11 +193,9 @@ def _token_logprobs_op(
 
 @_token_logprobs_op.register_fake
 def _(logits, target, temperature, softcap, with_entropy, block_v, use_triton):
-    n = logits.shape[0]
-    dt = torch.float32 if use_triton else compute_dtype(logits.dtype)
-    out = [logits.new_empty(n, dtype=dt) for _ in range(3)]
-    ent = logits.new_empty(n if with_entropy else 0, dtype=dt)
-    return *out, ent, logits.new_empty(n, dtype=torch.int64)
+    return fake_logprob_outputs(
+        logits, logits.shape[0], with_entropy=with_entropy, use_triton=use_triton
+    )
 
 
 @torch.library.custom_op("qengine::token_logprobs_backward", mutates_args=())
