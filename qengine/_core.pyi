@@ -1,7 +1,9 @@
 """Type stubs of the native core ``qengine._core`` (docs/search-semantics.md, section 9).
 
 Users import :class:`qengine.Forest`; this module is its engine. Every array argument must be a
-1-D C-contiguous numpy array of exactly the dtype named (TypeError / ValueError otherwise).
+1-D C-contiguous numpy array of exactly the dtype named (TypeError / ValueError otherwise); scalar
+arguments are never converted (an ``int`` is a Python int or numpy integer, not a bool or a float;
+section 9, "Arguments").
 """
 
 from typing import Any, ClassVar
@@ -12,6 +14,9 @@ import numpy.typing as npt
 MAX_IN_FLIGHT: int
 MAX_CHILDREN: int
 MAX_DEPTH: int
+MAX_VISITS: int
+MAX_TREES: int
+MAX_THREADS: int
 
 class Forest:
     bytes_per_node: ClassVar[tuple[int, int]]

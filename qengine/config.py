@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from . import _args
+
 Rule = Literal["uct", "puct", "muzero", "lats"]
 Fpu = Literal["inf", "parent", "reduction", "constant"]
 QNorm = Literal["none", "bounds", "tree_minmax", "parent_minmax"]
@@ -22,9 +24,17 @@ FPUS: tuple[str, ...] = ("inf", "parent", "reduction", "constant")
 QNORMS: tuple[str, ...] = ("none", "bounds", "tree_minmax", "parent_minmax")
 BACKUPS: tuple[str, ...] = ("mean", "max")
 
+# The limits of docs/search-semantics.md; the native core exports the same (qengine._core.MAX_*,
+# compared by the tests).
 MAX_IN_FLIGHT = 16383  # 14 bits of the packed per-node status word
 MAX_CHILDREN = 65535  # uint16 child count
 MAX_DEPTH = 65535  # uint16 depth
+MAX_VISITS = 2**31 - 1  # visit counts saturate here (int32), never wrap
+MAX_TREES = 2**31 - 1  # trees per forest (int32 tree ids)
+MAX_THREADS = 1024  # threads per forest (num_threads 0: all cores, at most this)
+
+
+_FIELD_TYPES = {"float": _args.real, "int": _args.integer, "bool": _args.flag}  # others: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +73,13 @@ class SearchConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        # Types first, field by field (TypeError; the rules of qengine._args, the same as the
+        # native core's), normalised to plain Python values; then the values (ValueError).
+        for field in dataclasses.fields(self):
+            check = _FIELD_TYPES.get(field.type, _args.text)
+            value = check(f"SearchConfig.{field.name}", getattr(self, field.name))
+            object.__setattr__(self, field.name, value)
+
         def choose(name: str, options: tuple[str, ...]) -> None:
             value = getattr(self, name)
             if value not in options:
@@ -72,9 +89,12 @@ class SearchConfig:
         choose("fpu", FPUS)
         choose("qnorm", QNORMS)
         choose("backup", BACKUPS)
+        for name in ("gumbel_simulations", "gumbel_max_considered"):
+            if not _args.INT64_MIN <= getattr(self, name) <= _args.INT64_MAX:
+                raise ValueError(f"SearchConfig.{name} is outside the int64 range")
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.type in ("float",) and not math.isfinite(float(value)):
+            if field.type == "float" and not math.isfinite(value):
                 raise ValueError(f"SearchConfig.{field.name} must be finite, got {value!r}")
         checks = [
             (self.c >= 0, "c must be >= 0"),
@@ -86,7 +106,7 @@ class SearchConfig:
             (self.gumbel_simulations >= 1, "gumbel_simulations must be >= 1"),
             (self.gumbel_max_considered >= 1, "gumbel_max_considered must be >= 1"),
             (1 <= self.max_nodes <= 2**31 - 1, "max_nodes must lie in [1, 2**31 - 1]"),
-            (0 <= self.seed < 2**64, "seed must lie in [0, 2**64)"),
+            (0 <= self.seed <= _args.UINT64_MAX, "seed must lie in [0, 2**64)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -100,10 +120,16 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
+        """The inverse of :meth:`to_dict`: unknown keys (ValueError), then the checks of the
+        constructor. Missing keys keep their defaults."""
+        if not isinstance(data, dict):
+            raise TypeError(f"config must be a dict, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(repr(k) for k in data if not (isinstance(k, str) and k in known))
         if unknown:
-            raise ValueError(f"unknown SearchConfig fields {unknown}; known: {sorted(known)}")
+            raise ValueError(
+                f"unknown SearchConfig fields {', '.join(unknown)}; known: {sorted(known)}"
+            )
         return cls(**data)
 
     def replace(self, **changes: Any) -> SearchConfig:

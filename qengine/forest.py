@@ -22,14 +22,15 @@ Typical loop::
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from .config import SearchConfig
+from . import _args, _forest_file
+from .config import MAX_TREES, SearchConfig
 
 NODE_FIELDS: tuple[str, ...] = (
     "parent",
@@ -50,8 +51,6 @@ DERIVED_FIELDS: tuple[str, ...] = ("in_flight", "terminal", "exhausted")
 
 TERMINAL_BIT = 1 << 14
 """The terminal flag in an exported ``status`` word (docs/search-semantics.md, section 1)."""
-
-_SAVE_FORMAT = "qengine.forest/1"
 
 
 @dataclass(frozen=True)
@@ -130,8 +129,9 @@ def _ready(values: Any, dtype: type) -> bool:
     )
 
 
-def _ids(name: str, values: Any) -> np.ndarray:
-    """Any integer array-like → contiguous int32 [L], with range checks that say what is wrong."""
+def _ids(name: str, values: Any, *, out_of_range: type[Exception] = IndexError) -> np.ndarray:
+    """Any integer array-like → contiguous int32 [L], with range checks that say what is wrong
+    (values outside int32 raise ``out_of_range``: IndexError for ids, which no tree has)."""
     if _ready(values, np.int32) and values.size:
         return values
     array = np.asarray(values)
@@ -144,7 +144,7 @@ def _ids(name: str, values: Any) -> np.ndarray:
     if array.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
     if array.min() < -(2**31) or array.max() > 2**31 - 1:
-        raise IndexError(f"{name} has values outside the int32 range")
+        raise out_of_range(f"{name} has values outside the int32 range")
     return np.ascontiguousarray(array, dtype=np.int32)
 
 
@@ -152,14 +152,12 @@ def _numbers(name: str, values: Any, dtype: type, length: int | None) -> np.ndar
     if _ready(values, dtype) and (length is None or values.shape[0] == length):
         return values
     array = np.asarray(values)
-    if array.ndim == 0 and length is not None:
-        if array.dtype.kind in "iuf":  # a scalar of the right kind: fill at the target dtype
-            return np.full(length, array, dtype=dtype)
-        array = np.full(length, array)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
     if array.size and array.dtype.kind not in "iuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    if array.ndim == 0 and length is not None:  # a scalar: fill at the target dtype
+        return np.full(length, array, dtype=dtype)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
     if length is not None and array.shape[0] != length:
         raise ValueError(f"{name} has {array.shape[0]} entries, expected {length}")
     return np.ascontiguousarray(array, dtype=dtype)
@@ -208,15 +206,32 @@ def _reference_engine() -> Any:
 _ENGINES = {"native": _native_engine, "reference": _reference_engine}
 
 
+def _engine_class(engine: Any) -> Any:
+    """The engine class named ``engine`` (TypeError if not a str, ValueError if unknown)."""
+    if _args.text("engine", engine) not in _ENGINES:
+        raise ValueError(f"engine={engine!r}; choose 'native' or 'reference'")
+    return _ENGINES[engine]()
+
+
+def _search_config(config: Any) -> SearchConfig:
+    if not isinstance(config, SearchConfig):
+        raise TypeError(f"config must be a SearchConfig, got {type(config).__name__}")
+    return config
+
+
 class Forest:
     """B independent search trees, searched in batches.
 
     Args:
       num_trees: B, the number of trees (one per task / prompt).
       config: the search rules; defaults to ``SearchConfig()`` (AlphaZero PUCT, c = 1.25).
-      num_threads: threads for batch operations (0: all cores). Results do not depend on it.
+      num_threads: threads for batch operations (0: all cores, at most ``MAX_THREADS``).
+        Results do not depend on it.
       root_payloads: int64 [B] handles of the roots (default 0).
       engine: ``"native"`` (the C++ core) or ``"reference"`` (pure Python, slow, for tests).
+
+    Scalar arguments are never converted implicitly: ``Forest(1.5)``, ``ask("3")`` or
+    ``reset(0, payload=1.5)`` raise TypeError (docs/search-semantics.md, section 9, "Arguments").
     """
 
     def __init__(
@@ -228,21 +243,18 @@ class Forest:
         root_payloads: Any = None,
         engine: Literal["native", "reference"] = "native",
     ) -> None:
-        if engine not in _ENGINES:
-            raise ValueError(f"engine={engine!r}; choose 'native' or 'reference'")
-        if int(num_trees) < 1:
-            raise ValueError(f"num_trees must be >= 1, got {num_trees}")
-        if int(num_threads) < 0:
-            raise ValueError(f"num_threads must be >= 0 (0 = all cores), got {num_threads}")
-        self.config = config if config is not None else SearchConfig()
-        if not isinstance(self.config, SearchConfig):
-            raise TypeError(f"config must be a SearchConfig, got {type(self.config).__name__}")
+        engine_cls = _engine_class(engine)
+        num_trees = _args.integer("num_trees", num_trees)
+        if not 1 <= num_trees <= MAX_TREES:  # before the payload array is allocated
+            raise ValueError(f"num_trees must lie in [1, 2**31 - 1], got {num_trees}")
+        self.config = _search_config(SearchConfig() if config is None else config)
+        _args.integer("num_threads", num_threads)  # its range: the engine's
+        if root_payloads is None:
+            payloads = np.zeros(num_trees, dtype=np.int64)  # lazily zeroed pages
+        else:
+            payloads = _payloads("root_payloads", root_payloads, num_trees)
         self.engine_name = engine
-        payloads = _payloads(
-            "root_payloads", 0 if root_payloads is None else root_payloads, int(num_trees)
-        )
-        engine_cls = _ENGINES[engine]()
-        self._engine = engine_cls(int(num_trees), self.config.to_dict(), int(num_threads), payloads)
+        self._engine = engine_cls(num_trees, self.config.to_dict(), num_threads, payloads)
 
     # ------------------------------------------------------------------ search loop
     @property
@@ -259,9 +271,7 @@ class Forest:
         Each returned leaf is *in flight* until it is told (:meth:`backup`) or :meth:`cancel`-ed.
         With ``paths=False`` the path arrays are empty (faster).
         """
-        if int(max_leaves) < 1:
-            raise ValueError(f"max_leaves must be >= 1, got {max_leaves}")
-        return Leaves(**self._engine.ask(int(max_leaves), bool(paths)))
+        return Leaves(**self._engine.ask(max_leaves, paths))
 
     def expand(
         self,
@@ -284,18 +294,16 @@ class Forest:
         marks an unexpanded node terminal.
         """
         trees, nodes = _ids("trees", trees), _ids("nodes", nodes)
-        counts = _ids("counts", counts)
+        counts = _ids("counts", counts, out_of_range=ValueError)
         if not (trees.shape == nodes.shape == counts.shape):
             raise ValueError(
                 f"trees, nodes and counts must have the same length, got "
                 f"{trees.shape[0]}, {nodes.shape[0]} and {counts.shape[0]}"
             )
-        if counts.size and counts.min() < 0:
-            raise ValueError("counts must be >= 0")
-        total = int(counts.sum(dtype=np.int64))
         priors = _numbers("priors", priors, np.float32, None)
-        if priors.shape[0] != total:
-            raise ValueError(f"priors has {priors.shape[0]} entries but counts sum to {total}")
+        # The children arrays are as long as priors (scalars broadcast to it); the counts, their
+        # total and every entry are the engine's to check, in call order (docs 5.5).
+        total = priors.shape[0]
         rewards = _numbers("rewards", rewards, np.float32, total)
         terminal = _flags("terminal", terminal, total)
         payloads = _payloads("payloads", payloads, total)
@@ -319,18 +327,16 @@ class Forest:
     # ------------------------------------------------------------------ queries
     def size(self, tree: int) -> int:
         """Number of node slots of a tree (dead slots left by widening included)."""
-        return int(self._engine.size(int(tree)))
+        return int(self._engine.size(tree))
 
     def view(self, tree: int, field: str) -> np.ndarray:
         """Read-only zero-copy view [N] of one node field (see ``NODE_FIELDS``).
 
         The view follows later updates until the tree's arena grows; it never dangles.
         """
-        if field in DERIVED_FIELDS:
-            return self._engine.derived(int(tree), field)
-        if field not in NODE_FIELDS:
-            raise ValueError(f"unknown field {field!r}; choose from {NODE_FIELDS + DERIVED_FIELDS}")
-        return self._engine.view(int(tree), field)
+        if isinstance(field, str) and field in DERIVED_FIELDS:
+            return self._engine.derived(tree, field)
+        return self._engine.view(tree, field)  # checks the tree, then the field name
 
     def nodes(self, tree: int) -> dict[str, np.ndarray]:
         """Copies of every node array of a tree (views and unpacked status fields)."""
@@ -341,29 +347,27 @@ class Forest:
 
     def qvalues(self, tree: int, node: int = 0) -> np.ndarray:
         """Edge values Qraw [A] of a node's children (float64)."""
-        return self._engine.qvalues(int(tree), int(node))
+        return self._engine.qvalues(tree, node)
 
     def root_policy(self, tree: int, temperature: float = 1.0) -> np.ndarray:
         """Visit distribution [A] over the root's children, ∝ N^(1/τ); τ = 0 gives one-hot."""
-        if not np.isfinite(temperature) or temperature < 0:
-            raise ValueError(f"temperature must be finite and >= 0, got {temperature}")
-        return self._engine.root_policy(int(tree), float(temperature))
+        return self._engine.root_policy(tree, temperature)
 
     def best_action(self, tree: int) -> int:
         """Child index of the root's most visited child (-1 if none is visited)."""
-        return int(self._engine.best_action(int(tree)))
+        return int(self._engine.best_action(tree))
 
     def best_path(self, tree: int) -> np.ndarray:
         """Node ids [depth+1] from the root following the most visited child (int32)."""
-        return self._engine.best_path(int(tree))
+        return self._engine.best_path(tree)
 
     def root_epoch(self, tree: int) -> int:
         """How many times the tree was re-rooted or reset (it seeds the Gumbel noise)."""
-        return int(self._engine.root_epoch(int(tree)))
+        return int(self._engine.root_epoch(tree))
 
     def minmax(self, tree: int) -> tuple[float, float]:
         """Tree-wide (low, high) of the edge values seen in backups (+inf, -inf when none)."""
-        lo, hi = self._engine.minmax(int(tree))
+        lo, hi = self._engine.minmax(tree)
         return float(lo), float(hi)
 
     def pairs(
@@ -382,31 +386,25 @@ class Forest:
         more pairs per state, e.g. the winning purchase vs re-selecting an option, not only vs
         the worst action.
         """
-        if mode not in ("paper", "max_min", "max_all"):
-            raise ValueError(f"mode={mode!r}; choose 'paper', 'max_min' or 'max_all'")
-        if int(min_visits) < 0:
-            raise ValueError("min_visits must be >= 0")
-        if not np.isfinite(min_q_gap) or min_q_gap < 0:
-            raise ValueError("min_q_gap must be finite and >= 0")
-        raw = self._engine.pairs(mode, int(min_visits), float(min_q_gap), int(max_depth))
+        raw = self._engine.pairs(mode, min_visits, min_q_gap, max_depth)
         return Pairs(**raw)
 
     # ------------------------------------------------------------------ tree operations
     def reroot(self, tree: int, node: int) -> None:
         """Make ``node`` the root of its tree, keeping its subtree (nodes are renumbered)."""
-        self._engine.reroot(int(tree), int(node))
+        self._engine.reroot(tree, node)
 
     def prune(self, tree: int, node: int) -> None:
         """Drop the subtree below ``node`` and never select ``node`` again."""
-        self._engine.prune(int(tree), int(node))
+        self._engine.prune(tree, node)
 
     def compact(self, tree: int) -> None:
         """Renumber a tree without the dead slots left by progressive widening."""
-        self._engine.compact(int(tree))
+        self._engine.compact(tree)
 
     def reset(self, tree: int, payload: int = 0) -> None:
         """Replace a tree by a fresh unexpanded root."""
-        self._engine.reset(int(tree), int(payload))
+        self._engine.reset(tree, payload)
 
     def run_synthetic(
         self, num_simulations: int, num_actions: int, *, leaves_per_ask: int = 1, seed: int = 0
@@ -415,11 +413,7 @@ class Forest:
 
         Returns the number of leaves evaluated over all trees.
         """
-        return int(
-            self._engine.run_synthetic(
-                int(num_simulations), int(num_actions), int(leaves_per_ask), int(seed)
-            )
-        )
+        return int(self._engine.run_synthetic(num_simulations, num_actions, leaves_per_ask, seed))
 
     # ------------------------------------------------------------------ persistence
     def export_arrays(self) -> dict[str, np.ndarray]:
@@ -436,21 +430,19 @@ class Forest:
         engine: Literal["native", "reference"] = "native",
     ) -> Forest:
         """Rebuild a forest from :meth:`export_arrays` output (validated; ValueError if corrupt)."""
-        if engine not in _ENGINES:
-            raise ValueError(f"engine={engine!r}; choose 'native' or 'reference'")
+        engine_cls = _engine_class(engine)
+        config = _search_config(config)
         forest = cls.__new__(cls)
         forest.config = config
         forest.engine_name = engine
-        engine_cls = _ENGINES[engine]()
-        forest._engine = engine_cls.from_arrays(config.to_dict(), arrays, int(num_threads))
+        forest._engine = engine_cls.from_arrays(config.to_dict(), arrays, num_threads)
         return forest
 
     def save(self, path: str | Path) -> None:
-        """Write the forest to a ``.safetensors`` file (arrays + config JSON in the metadata)."""
-        from safetensors.numpy import save_file
-
-        metadata = {"format": _SAVE_FORMAT, "config": self.config.to_json()}
-        save_file(self.export_arrays(), str(path), metadata=metadata)
+        """Write the forest to a ``.safetensors`` file: the arrays of :meth:`export_arrays`, the
+        config as JSON and a SHA-256 checksum of both in the metadata. Two saves of the same
+        forest give identical bytes, whichever engine holds it (docs section 5.9)."""
+        _forest_file.write(path, self.export_arrays(), self.config.to_json())
 
     @classmethod
     def load(
@@ -460,25 +452,14 @@ class Forest:
         num_threads: int = 0,
         engine: Literal["native", "reference"] = "native",
     ) -> Forest:
-        """Read a forest written by :meth:`save`."""
-        from safetensors import SafetensorError, safe_open
-
-        arrays: dict[str, np.ndarray] = {}
+        """Read a forest written by :meth:`save`. ValueError when the file is not a forest, is
+        truncated, fails its checksum (a flipped bit, an edited header) or holds corrupt trees.
+        Files of the previous format (no checksum) still load."""
+        _engine_class(engine)
+        arrays, config_json = _forest_file.read(path)
         try:
-            with safe_open(str(path), framework="numpy") as handle:
-                metadata = handle.metadata() or {}
-                if metadata.get("format") != _SAVE_FORMAT:
-                    raise ValueError(
-                        f"{path} is not a qengine forest (format {metadata.get('format')!r}, "
-                        f"expected {_SAVE_FORMAT!r})"
-                    )
-                for key in handle.keys():
-                    arrays[key] = handle.get_tensor(key)
-        except SafetensorError as error:
-            raise ValueError(f"{path} is not a readable qengine forest: {error}") from error
-        try:
-            config = SearchConfig.from_dict(json.loads(metadata["config"]))
-        except (KeyError, json.JSONDecodeError, TypeError) as error:
+            config = SearchConfig.from_dict(json.loads(config_json))
+        except (json.JSONDecodeError, TypeError, ValueError) as error:
             raise ValueError(
                 f"{path} has no valid search config in its metadata: {error}"
             ) from error
@@ -492,14 +473,21 @@ class Forest:
             "arrays": self.export_arrays(),
         }
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: Any) -> None:
+        """Restore a pickled forest; TypeError / ValueError (never a bare KeyError) when the
+        state is not one :meth:`__getstate__` wrote."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"Forest state must be a dict, got {type(state).__name__}")
+        missing = sorted({"config", "engine", "num_threads", "arrays"} - set(state))
+        if missing:
+            raise ValueError(f"Forest state lacks {missing}; was it written by __getstate__?")
+        engine_cls = _engine_class(state["engine"])
         config = SearchConfig.from_dict(state["config"])
-        engine_cls = _ENGINES[state["engine"]]()
-        self.config = config
-        self.engine_name = state["engine"]
         self._engine = engine_cls.from_arrays(
             config.to_dict(), state["arrays"], state["num_threads"]
         )
+        self.config = config
+        self.engine_name = state["engine"]
 
     def __repr__(self) -> str:
         return (

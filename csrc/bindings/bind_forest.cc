@@ -1,7 +1,9 @@
 // qengine._core.Forest: the engine interface of docs/search-semantics.md, section 9.
 //
-// Inputs are checked strictly here (exact dtype, 1-D, C-contiguous, matching lengths) and the
-// core re-validates values and states; the GIL is released around every batch operation.
+// Inputs are checked strictly here (exact dtype, 1-D, C-contiguous, matching lengths; scalars by
+// the rules of args.h, never coerced) and the core re-validates values and states; the GIL is
+// released around every batch operation. Each call checks its arguments in order, types and
+// shapes first, then values and states (docs/search-semantics.md, section 9, "Arguments").
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -10,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "args.h"
 #include "config_dict.h"
 #include "numpy_util.h"
 #include "qengine/errors.h"
@@ -56,6 +59,9 @@ py::dtype numpy_dtype(qengine::Dtype d) {
   }
   return py::dtype::of<int32_t>();
 }
+
+// A tree id argument (an int; ids outside int64 are refused by the core's range check).
+int64_t tree_arg(const py::handle& tree, const char* op) { return int_arg(tree, op, "tree").value; }
 
 void same_length(const char* op, const char* a, int64_t na, const char* b, int64_t nb) {
   if (na != nb) {
@@ -153,12 +159,16 @@ B MCTS trees searched together (the native engine; see docs/search-semantics.md 
 Use qengine.Forest, which converts friendly input to the exact dtypes this class takes.
 )doc");
 
-  cls.def(py::init([](int64_t num_trees, const py::handle& config, int num_threads,
-                      const py::handle& root_payloads) {
+  cls.def(py::init([](const py::handle& num_trees, const py::handle& config,
+                      const py::handle& num_threads, const py::handle& root_payloads) {
+            const Int trees = int_arg(num_trees, "Forest", "num_trees");
             const qengine::SearchConfig cfg = config_from_dict(config);
+            const Int threads = int_arg(num_threads, "Forest", "num_threads");
             auto payloads = input<int64_t>(root_payloads, "Forest", "root_payloads");
-            same_length("Forest", "root_payloads", payloads.size, "num_trees", num_trees);
-            return std::make_unique<Forest>(num_trees, cfg, num_threads, payloads.data);
+            Forest::check_sizes(trees.value, threads.value);  // before any allocation
+            same_length("Forest", "root_payloads", payloads.size, "num_trees", trees.value);
+            return std::make_unique<Forest>(trees.value, cfg, static_cast<int>(threads.value),
+                                            payloads.data);
           }),
           py::arg("num_trees"), py::arg("config"), py::arg("num_threads"),
           py::arg("root_payloads"));
@@ -172,11 +182,13 @@ Use qengine.Forest, which converts friendly input to the exact dtypes this class
 
   cls.def(
       "ask",
-      [](Forest& f, int64_t max_leaves, bool with_paths) {
+      [](Forest& f, const py::handle& max_leaves, const py::handle& with_paths) {
+        const Int k = int_arg(max_leaves, "ask", "max_leaves");
+        const bool paths = bool_arg(with_paths, "ask", "with_paths");
         qengine::AskResult r;
         {
           py::gil_scoped_release release;
-          r = f.ask(max_leaves, with_paths);
+          r = f.ask(k.value, paths);
         }
         return ask_to_dict(std::move(r));
       },
@@ -240,11 +252,17 @@ Use qengine.Forest, which converts friendly input to the exact dtypes this class
       },
       py::arg("trees"), py::arg("nodes"));
 
-  cls.def("size", &Forest::size, py::arg("tree"));
+  cls.def(
+      "size",
+      [](const Forest& f, const py::handle& tree) { return f.size(tree_arg(tree, "size")); },
+      py::arg("tree"));
 
   cls.def(
       "view",
-      [](const Forest& f, int64_t tree, const std::string& field) {
+      [](const Forest& f, const py::handle& tree_obj, const py::handle& field_obj) {
+        const int64_t tree = tree_arg(tree_obj, "view");
+        const std::string field = str_arg(field_obj, "view", "field");
+        f.check_tree(tree, "view");
         qengine::ColumnView v = f.view(tree, field_from_name(field));
         auto* holder = new std::shared_ptr<const void>(std::move(v.owner));
         py::capsule owner(holder,
@@ -259,7 +277,10 @@ Use qengine.Forest, which converts friendly input to the exact dtypes this class
 
   cls.def(
       "derived",
-      [](const Forest& f, int64_t tree, const std::string& field) -> py::array {
+      [](const Forest& f, const py::handle& tree_obj, const py::handle& field_obj) -> py::array {
+        const int64_t tree = tree_arg(tree_obj, "derived");
+        const std::string field = str_arg(field_obj, "derived", "field");
+        f.check_tree(tree, "derived");
         if (field == "in_flight") return to_numpy(f.in_flight(tree));
         if (field == "terminal") return to_numpy_bool(f.flag(tree, qengine::kTerminalBit));
         if (field == "exhausted") return to_numpy_bool(f.flag(tree, qengine::kExhaustedBit));
@@ -270,31 +291,52 @@ Use qengine.Forest, which converts friendly input to the exact dtypes this class
 
   cls.def(
       "qvalues",
-      [](const Forest& f, int64_t tree, int64_t node) { return to_numpy(f.qvalues(tree, node)); },
+      [](const Forest& f, const py::handle& tree, const py::handle& node) {
+        const int64_t t = tree_arg(tree, "qvalues");
+        return to_numpy(f.qvalues(t, int_arg(node, "qvalues", "node").value));
+      },
       py::arg("tree"), py::arg("node"));
   cls.def(
       "root_policy",
-      [](const Forest& f, int64_t tree, double temperature) {
-        return to_numpy(f.root_policy(tree, temperature));
+      [](const Forest& f, const py::handle& tree, const py::handle& temperature) {
+        const int64_t t = tree_arg(tree, "root_policy");
+        return to_numpy(f.root_policy(t, real_arg(temperature, "root_policy", "temperature")));
       },
       py::arg("tree"), py::arg("temperature"));
-  cls.def("best_action", &Forest::best_action, py::arg("tree"));
   cls.def(
-      "best_path", [](const Forest& f, int64_t tree) { return to_numpy(f.best_path(tree)); },
+      "best_action",
+      [](const Forest& f, const py::handle& tree) {
+        return f.best_action(tree_arg(tree, "best_action"));
+      },
+      py::arg("tree"));
+  cls.def(
+      "best_path",
+      [](const Forest& f, const py::handle& tree) {
+        return to_numpy(f.best_path(tree_arg(tree, "best_path")));
+      },
       py::arg("tree"));
   cls.def(
       "minmax",
-      [](const Forest& f, int64_t tree) {
-        const auto mm = f.minmax(tree);
+      [](const Forest& f, const py::handle& tree) {
+        const auto mm = f.minmax(tree_arg(tree, "minmax"));
         return py::make_tuple(mm.first, mm.second);
       },
       py::arg("tree"));
-  cls.def("root_epoch", &Forest::root_epoch, py::arg("tree"));
+  cls.def(
+      "root_epoch",
+      [](const Forest& f, const py::handle& tree) {
+        return f.root_epoch(tree_arg(tree, "root_epoch"));
+      },
+      py::arg("tree"));
 
   cls.def(
       "pairs",
-      [](const Forest& f, const std::string& mode, int64_t min_visits, double min_q_gap,
-         int64_t max_depth) {
+      [](const Forest& f, const py::handle& mode_obj, const py::handle& min_visits_obj,
+         const py::handle& min_q_gap_obj, const py::handle& max_depth_obj) {
+        const std::string mode = str_arg(mode_obj, "pairs", "mode");
+        const Int min_visits = int_arg(min_visits_obj, "pairs", "min_visits");
+        const double min_q_gap = real_arg(min_q_gap_obj, "pairs", "min_q_gap");
+        const Int max_depth = int_arg(max_depth_obj, "pairs", "max_depth");
         qengine::PairMode pm;
         if (mode == "paper") {
           pm = qengine::PairMode::kPaper;
@@ -309,23 +351,72 @@ Use qengine.Forest, which converts friendly input to the exact dtypes this class
         qengine::PairsResult r;
         {
           py::gil_scoped_release release;
-          r = f.pairs(pm, min_visits, min_q_gap, max_depth);
+          r = f.pairs(pm, min_visits.value, min_q_gap, max_depth.value);
         }
         return pairs_to_dict(std::move(r));
       },
       py::arg("mode"), py::arg("min_visits"), py::arg("min_q_gap"), py::arg("max_depth"));
 
-  cls.def("reroot", &Forest::reroot, py::arg("tree"), py::arg("node"),
-          py::call_guard<py::gil_scoped_release>());
-  cls.def("prune", &Forest::prune, py::arg("tree"), py::arg("node"),
-          py::call_guard<py::gil_scoped_release>());
-  cls.def("compact", &Forest::compact, py::arg("tree"), py::call_guard<py::gil_scoped_release>());
-  cls.def("reset", &Forest::reset, py::arg("tree"), py::arg("payload"),
-          py::call_guard<py::gil_scoped_release>());
+  cls.def(
+      "reroot",
+      [](Forest& f, const py::handle& tree, const py::handle& node) {
+        const int64_t t = tree_arg(tree, "reroot");
+        const int64_t n = int_arg(node, "reroot", "node").value;
+        py::gil_scoped_release release;
+        f.reroot(t, n);
+      },
+      py::arg("tree"), py::arg("node"));
+  cls.def(
+      "prune",
+      [](Forest& f, const py::handle& tree, const py::handle& node) {
+        const int64_t t = tree_arg(tree, "prune");
+        const int64_t n = int_arg(node, "prune", "node").value;
+        py::gil_scoped_release release;
+        f.prune(t, n);
+      },
+      py::arg("tree"), py::arg("node"));
+  cls.def(
+      "compact",
+      [](Forest& f, const py::handle& tree) {
+        const int64_t t = tree_arg(tree, "compact");
+        py::gil_scoped_release release;
+        f.compact(t);
+      },
+      py::arg("tree"));
+  cls.def(
+      "reset",
+      [](Forest& f, const py::handle& tree, const py::handle& payload) {
+        const int64_t t = tree_arg(tree, "reset");
+        const Int p = int_arg(payload, "reset", "payload");
+        if (!p.exact) {  // the tree id is checked first, as everywhere
+          f.check_tree(t, "reset");
+          throw qengine::ValueError("reset: payload is outside the int64 range");
+        }
+        py::gil_scoped_release release;
+        f.reset(t, p.value);
+      },
+      py::arg("tree"), py::arg("payload"));
 
-  cls.def("run_synthetic", &Forest::run_synthetic, py::arg("num_simulations"),
-          py::arg("num_actions"), py::arg("leaves_per_ask"), py::arg("seed"),
-          py::call_guard<py::gil_scoped_release>());
+  cls.def(
+      "run_synthetic",
+      [](Forest& f, const py::handle& num_simulations, const py::handle& num_actions,
+         const py::handle& leaves_per_ask, const py::handle& seed) {
+        const char* op = "run_synthetic";
+        const Int s = int_arg(num_simulations, op, "num_simulations");
+        const Int a = int_arg(num_actions, op, "num_actions");
+        const Int k = int_arg(leaves_per_ask, op, "leaves_per_ask");
+        const Uint sd = uint64_arg(seed, op, "seed");
+        // The seed's range is checked after S, A and K (in the core) and before the trees: only
+        // its own ValueError can come first here, and every check before it is a ValueError too.
+        if (!sd.exact) {
+          f.check_synthetic_args(s.value, a.value, k.value);
+          throw qengine::ValueError("run_synthetic: seed must lie in [0, 2**64)");
+        }
+        py::gil_scoped_release release;
+        return f.run_synthetic(s.value, a.value, k.value, sd.value);
+      },
+      py::arg("num_simulations"), py::arg("num_actions"), py::arg("leaves_per_ask"),
+      py::arg("seed"));
 
   cls.def("export_arrays", [](const Forest& f) {
     qengine::ArraysOut a;
@@ -338,17 +429,28 @@ Use qengine.Forest, which converts friendly input to the exact dtypes this class
 
   cls.def_static(
       "from_arrays",
-      [](const py::handle& config, const py::handle& arrays, int num_threads) {
+      [](const py::handle& config, const py::handle& arrays, const py::handle& num_threads) {
         const qengine::SearchConfig cfg = config_from_dict(config);
         if (!py::isinstance<py::dict>(arrays)) {
-          throw qengine::TypeError("from_arrays: arrays must be a dict of numpy arrays");
+          throw qengine::TypeError("from_arrays: arrays must be a dict of numpy arrays, got " +
+                                   type_name(arrays));
         }
         const py::dict d = py::reinterpret_borrow<py::dict>(arrays);
+        for (const char* k : kExportKeys) {
+          if (!d.contains(k)) {
+            throw qengine::ValueError(std::string("from_arrays: missing array '") + k + "'");
+          }
+        }
         for (auto item : d) {
-          const std::string key = py::str(item.first);
           bool known = false;
-          for (const char* k : kExportKeys) known = known || key == k;
-          if (!known) throw qengine::ValueError("from_arrays: unknown array '" + key + "'");
+          for (const char* k : kExportKeys) {
+            known = known || (PyUnicode_Check(item.first.ptr()) &&
+                              str_arg(item.first, "from_arrays", "key") == k);
+          }
+          if (!known) {
+            throw qengine::ValueError("from_arrays: unknown array " +
+                                      std::string(py::repr(item.first)));
+          }
         }
         std::vector<py::array> keep;
         qengine::ArraysIn in;
@@ -367,8 +469,10 @@ Use qengine.Forest, which converts friendly input to the exact dtypes this class
         in.minmax_lo = import_array<double>(d, "minmax_lo", &keep);
         in.minmax_hi = import_array<double>(d, "minmax_hi", &keep);
         in.root_epoch = import_array<uint64_t>(d, "root_epoch", &keep);
+        const Int threads = int_arg(num_threads, "from_arrays", "num_threads");
+        Forest::check_sizes(1, threads.value);
         py::gil_scoped_release release;
-        return Forest::from_arrays(cfg, in, num_threads);
+        return Forest::from_arrays(cfg, in, static_cast<int>(threads.value));
       },
       py::arg("config"), py::arg("arrays"), py::arg("num_threads"));
 

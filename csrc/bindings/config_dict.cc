@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "args.h"
 #include "qengine/errors.h"
 
 namespace qengine_py {
@@ -11,53 +12,67 @@ using qengine::SearchConfig;
 
 namespace {
 
-std::string type_name(const py::handle& value) {
-  return std::string(py::str(py::type::of(value).attr("__name__")));
-}
+// How a field's value is checked (the rules of args.h; SearchConfig applies the same).
+enum class Kind { kEnum, kReal, kInt, kBool, kSeed };
 
-double as_float(const py::handle& value, const std::string& key) {
-  if (py::isinstance<py::bool_>(value) ||
-      !(py::isinstance<py::float_>(value) || py::isinstance<py::int_>(value))) {
-    throw qengine::TypeError("config['" + key + "'] must be a float, got " + type_name(value));
-  }
-  return value.cast<double>();
-}
+struct FieldSpec {
+  const char* name;  // the key, a field of qengine.SearchConfig
+  Kind kind;         // its type
+};
 
-py::int_ as_int(const py::handle& value, const std::string& key) {
-  if (py::isinstance<py::bool_>(value) || !py::isinstance<py::int_>(value)) {
-    throw qengine::TypeError("config['" + key + "'] must be an int, got " + type_name(value));
-  }
-  return py::reinterpret_borrow<py::int_>(value);
-}
+// Every field, in the order of qengine.SearchConfig (the order the checks run in).
+constexpr FieldSpec kFields[] = {
+    {"rule", Kind::kEnum},
+    {"c", Kind::kReal},
+    {"c1", Kind::kReal},
+    {"c2", Kind::kReal},
+    {"fpu", Kind::kEnum},
+    {"fpu_value", Kind::kReal},
+    {"fpu_reduction", Kind::kReal},
+    {"qnorm", Kind::kEnum},
+    {"value_min", Kind::kReal},
+    {"value_max", Kind::kReal},
+    {"minmax_floor", Kind::kReal},
+    {"backup", Kind::kEnum},
+    {"discount", Kind::kReal},
+    {"two_player", Kind::kBool},
+    {"virtual_loss_value", Kind::kReal},
+    {"mark_exhausted", Kind::kBool},
+    {"gumbel", Kind::kBool},
+    {"gumbel_simulations", Kind::kInt},
+    {"gumbel_max_considered", Kind::kInt},
+    {"gumbel_c_visit", Kind::kReal},
+    {"gumbel_c_scale", Kind::kReal},
+    {"max_nodes", Kind::kInt},
+    {"seed", Kind::kSeed},
+};
+constexpr size_t kNumFields = sizeof(kFields) / sizeof(kFields[0]);
 
-int64_t as_int64(const py::handle& value, const std::string& key) {
-  py::int_ v = as_int(value, key);
-  const long long out = PyLong_AsLongLong(v.ptr());
-  if (out == -1 && PyErr_Occurred()) {
-    PyErr_Clear();
-    throw qengine::ValueError("config['" + key + "'] is out of range");
-  }
-  return out;
-}
-
-bool as_bool(const py::handle& value, const std::string& key) {
-  if (!py::isinstance<py::bool_>(value)) {
-    throw qengine::TypeError("config['" + key + "'] must be a bool, got " + type_name(value));
-  }
-  return value.cast<bool>();
-}
+// A checked value of one field.
+struct Value {
+  bool present = false;  // the key is in the dict
+  std::string text;      // kEnum
+  double real = 0.0;     // kReal
+  Int integer;           // kInt
+  Uint seed;             // kSeed
+  bool flag = false;     // kBool
+};
 
 template <class E>
-E as_enum(const py::handle& value, const std::string& key, const char* choices) {
-  if (!py::isinstance<py::str>(value)) {
-    throw qengine::TypeError("config['" + key + "'] must be a str, got " + type_name(value));
-  }
+E parse_enum(const Value& v, const char* key, const char* choices) {
   E out;
-  const std::string text = value.cast<std::string>();
-  if (!qengine::parse(text, &out)) {
-    throw qengine::ValueError("config['" + key + "'] = '" + text + "'; choose one of " + choices);
+  if (!qengine::parse(v.text, &out)) {
+    throw qengine::ValueError(std::string("config['") + key + "'] = '" + v.text +
+                              "'; choose one of " + choices);
   }
   return out;
+}
+
+int64_t int64_value(const Value& v, const char* key) {
+  if (!v.integer.exact) {
+    throw qengine::ValueError(std::string("config['") + key + "'] is outside the int64 range");
+  }
+  return v.integer.value;
 }
 
 }  // namespace
@@ -67,69 +82,92 @@ SearchConfig config_from_dict(const py::handle& config) {
     throw qengine::TypeError("config must be a dict (SearchConfig.to_dict()), got " +
                              type_name(config));
   }
+  const py::dict d = py::reinterpret_borrow<py::dict>(config);
+  // 1. Every key names a field (a key that is not a str names none).
+  for (auto item : d) {
+    bool known = false;
+    if (PyUnicode_Check(item.first.ptr())) {
+      const std::string key = str_arg(item.first, "config", "key");
+      for (const FieldSpec& f : kFields) known = known || key == f.name;
+    }
+    if (!known) {
+      throw qengine::ValueError("unknown config key " + std::string(py::repr(item.first)) +
+                                "; the keys are those of qengine.SearchConfig");
+    }
+  }
+  // 2. Types, field by field.
+  Value values[kNumFields];
+  for (size_t i = 0; i < kNumFields; ++i) {
+    const FieldSpec& f = kFields[i];
+    if (!d.contains(f.name)) continue;
+    const py::handle v = d[f.name];
+    const std::string name = std::string("config['") + f.name + "']";
+    Value& out = values[i];
+    out.present = true;
+    switch (f.kind) {
+      case Kind::kEnum:
+        out.text = str_arg(v, "SearchConfig", name.c_str());
+        break;
+      case Kind::kReal:
+        out.real = real_arg(v, "SearchConfig", name.c_str());
+        break;
+      case Kind::kInt:
+        out.integer = int_arg(v, "SearchConfig", name.c_str());
+        break;
+      case Kind::kSeed:
+        out.seed = uint64_arg(v, "SearchConfig", name.c_str());
+        break;
+      case Kind::kBool:
+        out.flag = bool_arg(v, "SearchConfig", name.c_str());
+        break;
+    }
+  }
+  // 3. Values: the enum names and the integer ranges, then SearchConfig::validate.
   SearchConfig c;
-  for (auto item : py::reinterpret_borrow<py::dict>(config)) {
-    if (!py::isinstance<py::str>(item.first)) {
-      throw qengine::TypeError("config keys must be str, got " + type_name(item.first));
+  auto at = [&](const char* key) -> const Value* {
+    for (size_t i = 0; i < kNumFields; ++i) {
+      if (std::string(kFields[i].name) == key) return values[i].present ? &values[i] : nullptr;
     }
-    const std::string key = item.first.cast<std::string>();
-    const py::handle v = item.second;
-    if (key == "rule") {
-      c.rule = as_enum<qengine::Rule>(v, key, "'uct', 'puct', 'muzero', 'lats'");
-    } else if (key == "c") {
-      c.c = as_float(v, key);
-    } else if (key == "c1") {
-      c.c1 = as_float(v, key);
-    } else if (key == "c2") {
-      c.c2 = as_float(v, key);
-    } else if (key == "fpu") {
-      c.fpu = as_enum<qengine::Fpu>(v, key, "'inf', 'parent', 'reduction', 'constant'");
-    } else if (key == "fpu_value") {
-      c.fpu_value = as_float(v, key);
-    } else if (key == "fpu_reduction") {
-      c.fpu_reduction = as_float(v, key);
-    } else if (key == "qnorm") {
-      c.qnorm = as_enum<qengine::QNorm>(v, key, "'none', 'bounds', 'tree_minmax', 'parent_minmax'");
-    } else if (key == "value_min") {
-      c.value_min = as_float(v, key);
-    } else if (key == "value_max") {
-      c.value_max = as_float(v, key);
-    } else if (key == "minmax_floor") {
-      c.minmax_floor = as_float(v, key);
-    } else if (key == "backup") {
-      c.backup = as_enum<qengine::BackupMode>(v, key, "'mean', 'max'");
-    } else if (key == "discount") {
-      c.discount = as_float(v, key);
-    } else if (key == "two_player") {
-      c.two_player = as_bool(v, key);
-    } else if (key == "virtual_loss_value") {
-      c.virtual_loss_value = as_float(v, key);
-    } else if (key == "mark_exhausted") {
-      c.mark_exhausted = as_bool(v, key);
-    } else if (key == "gumbel") {
-      c.gumbel = as_bool(v, key);
-    } else if (key == "gumbel_simulations") {
-      c.gumbel_simulations = as_int64(v, key);
-    } else if (key == "gumbel_max_considered") {
-      c.gumbel_max_considered = as_int64(v, key);
-    } else if (key == "gumbel_c_visit") {
-      c.gumbel_c_visit = as_float(v, key);
-    } else if (key == "gumbel_c_scale") {
-      c.gumbel_c_scale = as_float(v, key);
-    } else if (key == "max_nodes") {
-      c.max_nodes = as_int64(v, key);
-    } else if (key == "seed") {
-      py::int_ s = as_int(v, key);
-      const unsigned long long seed = PyLong_AsUnsignedLongLong(s.ptr());
-      if (PyErr_Occurred()) {
-        PyErr_Clear();
-        throw qengine::ValueError("config['seed'] must lie in [0, 2**64)");
-      }
-      c.seed = seed;
-    } else {
-      throw qengine::ValueError("unknown config key '" + key +
-                                "'; the keys are those of qengine.SearchConfig");
+    return nullptr;
+  };
+  if (const Value* v = at("rule"))
+    c.rule = parse_enum<qengine::Rule>(*v, "rule", "'uct', 'puct', 'muzero', 'lats'");
+  if (const Value* v = at("c")) c.c = v->real;
+  if (const Value* v = at("c1")) c.c1 = v->real;
+  if (const Value* v = at("c2")) c.c2 = v->real;
+  if (const Value* v = at("fpu"))
+    c.fpu = parse_enum<qengine::Fpu>(*v, "fpu", "'inf', 'parent', 'reduction', 'constant'");
+  if (const Value* v = at("fpu_value")) c.fpu_value = v->real;
+  if (const Value* v = at("fpu_reduction")) c.fpu_reduction = v->real;
+  if (const Value* v = at("qnorm")) {
+    c.qnorm =
+        parse_enum<qengine::QNorm>(*v, "qnorm", "'none', 'bounds', 'tree_minmax', 'parent_minmax'");
+  }
+  if (const Value* v = at("value_min")) c.value_min = v->real;
+  if (const Value* v = at("value_max")) c.value_max = v->real;
+  if (const Value* v = at("minmax_floor")) c.minmax_floor = v->real;
+  if (const Value* v = at("backup"))
+    c.backup = parse_enum<qengine::BackupMode>(*v, "backup", "'mean', 'max'");
+  if (const Value* v = at("discount")) c.discount = v->real;
+  if (const Value* v = at("two_player")) c.two_player = v->flag;
+  if (const Value* v = at("virtual_loss_value")) c.virtual_loss_value = v->real;
+  if (const Value* v = at("mark_exhausted")) c.mark_exhausted = v->flag;
+  if (const Value* v = at("gumbel")) c.gumbel = v->flag;
+  if (const Value* v = at("gumbel_simulations"))
+    c.gumbel_simulations = int64_value(*v, "gumbel_simulations");
+  if (const Value* v = at("gumbel_max_considered"))
+    c.gumbel_max_considered = int64_value(*v, "gumbel_max_considered");
+  if (const Value* v = at("gumbel_c_visit")) c.gumbel_c_visit = v->real;
+  if (const Value* v = at("gumbel_c_scale")) c.gumbel_c_scale = v->real;
+  if (const Value* v = at("max_nodes")) {
+    if (!v->integer.exact) {
+      throw qengine::ValueError("SearchConfig: max_nodes must lie in [1, 2**31 - 1]");
     }
+    c.max_nodes = v->integer.value;
+  }
+  if (const Value* v = at("seed")) {
+    if (!v->seed.exact) throw qengine::ValueError("config['seed'] must lie in [0, 2**64)");
+    c.seed = v->seed.value;
   }
   c.validate();
   return c;

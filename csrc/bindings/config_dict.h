@@ -7,8 +7,9 @@
 
 namespace qengine_py {
 
-// Unknown key or bad enum string -> ValueError; wrong type -> TypeError; out-of-range values ->
-// ValueError (SearchConfig::validate). Missing keys keep their defaults.
+// In the order of qengine.SearchConfig: unknown keys (ValueError), then every value's type
+// (TypeError; the rules of args.h), then the values (bad enum names, integers outside their
+// range, SearchConfig::validate: ValueError). Missing keys keep their defaults.
 qengine::SearchConfig config_from_dict(const pybind11::handle& config);
 
 // The config as a dict of Python values.

@@ -2,6 +2,7 @@
 #include <pybind11/pybind11.h>
 
 #include "qengine/errors.h"
+#include "qengine/forest.h"
 
 namespace qengine_py {
 void register_forest(pybind11::module_& m);
@@ -30,12 +31,18 @@ PYBIND11_MODULE(_core, m) {
       PyErr_SetString(PyExc_IndexError, e.what());
     } catch (const qengine::ValueError& e) {
       PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const qengine::Error& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
     } catch (const std::bad_alloc&) {
       PyErr_SetString(PyExc_MemoryError, "qengine: out of memory");
     }
   });
-  m.attr("MAX_IN_FLIGHT") = 16383;
-  m.attr("MAX_CHILDREN") = 65535;
-  m.attr("MAX_DEPTH") = 65535;
+  // The limits of docs/search-semantics.md (qengine.config repeats them; a test compares).
+  m.attr("MAX_IN_FLIGHT") = qengine::kMaxInFlight;
+  m.attr("MAX_CHILDREN") = qengine::kMaxChildren;
+  m.attr("MAX_DEPTH") = qengine::kMaxDepth;
+  m.attr("MAX_VISITS") = qengine::kMaxVisits;
+  m.attr("MAX_TREES") = qengine::kMaxTrees;
+  m.attr("MAX_THREADS") = qengine::kMaxThreads;
   qengine_py::register_forest(m);
 }

@@ -1,6 +1,7 @@
 #include "qengine/backup.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "qengine/select.h"
 
@@ -26,15 +27,24 @@ void backup_leaf(Tree& t, const SearchConfig& cfg, int32_t x, double value, bool
   bool came_from_exhausted = true;  // the leaf itself is always checked
   for (;;) {
     t.status[node] = static_cast<uint16_t>(t.status[node] - in_flight_step);
-    const int32_t visits = ++t.visits[node];
-    const float g32 = static_cast<float>(g);
+    // Saturates at 2**31 - 1 instead of wrapping: later backups keep averaging with that weight.
+    const int32_t visits = t.visits[node] < kMaxVisits ? ++t.visits[node] : kMaxVisits;
+    const float g32 = saturate_float32(g);
     if (visits == 1) {
       t.q[node] = g32;
     } else if (mean) {
       const float q = t.q[node];
       const float diff = g32 - q;
       const float step = diff / static_cast<float>(visits);
-      t.q[node] = q + step;
+      float next = q + step;
+      if (!std::isfinite(next)) {
+        // g32 - q overflowed float32 (returns near +-FLT_MAX of opposite signs): the same step in
+        // double, which cannot overflow, rounded once; the mean lies between q and g32.
+        next = static_cast<float>(static_cast<double>(q) +
+                                  (static_cast<double>(g32) - static_cast<double>(q)) /
+                                      static_cast<double>(visits));
+      }
+      t.q[node] = next;
     } else {
       t.q[node] = std::max(t.q[node], g32);
     }

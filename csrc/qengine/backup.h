@@ -1,6 +1,8 @@
 // Backup (tell), cancel and the exhausted flag (docs/search-semantics.md, 5.2-5.4).
 #pragma once
 
+#include <cfloat>
+#include <cmath>
 #include <cstdint>
 
 #include "qengine/config.h"
@@ -8,8 +10,25 @@
 
 namespace qengine {
 
+// The smallest double that rounds to float32 infinity: FLT_MAX plus half an ulp (2**128 - 2**103).
+// 3.4028235e38, FLT_MAX as printed, lies below it and rounds to FLT_MAX.
+constexpr double kFloat32Overflow = 0x1.ffffffp+127;
+
+// True when v is finite and stays finite once rounded to float32 (the values backup accepts).
+inline bool finite_as_float32(double v) { return std::fabs(v) < kFloat32Overflow; }
+
+// v rounded to float32, saturating at +-FLT_MAX instead of overflowing to infinity (the return of
+// an ancestor can leave the float32 range through the rewards on the path; docs 5.2).
+inline float saturate_float32(double v) {
+  if (v >= static_cast<double>(FLT_MAX)) return FLT_MAX;
+  if (v <= -static_cast<double>(FLT_MAX)) return -FLT_MAX;
+  return static_cast<float>(v);
+}
+
 // Backs value `value` up from node x to the root (5.2). `tell`: remove one in-flight count per
-// node on the path (an asked leaf); false for the terminal hits of ask. No validation.
+// node on the path (an asked leaf); false for the terminal hits of ask. No validation beyond the
+// caller's (value finite as float32). Visit counts saturate at kMaxVisits; every float32 result
+// stays finite (saturated returns, a double mean step where the float32 one would overflow).
 void backup_leaf(Tree& tree, const SearchConfig& config, int32_t x, double value, bool tell);
 
 // Removes one in-flight count on every node of the path root..x (5.4). No validation.

@@ -1,6 +1,8 @@
 // Exception types of the core. The bindings map them to Python exceptions:
 //   TypeError -> TypeError, ValueError -> ValueError, IndexError -> IndexError,
-//   CapacityError -> qengine.errors.CapacityError (a RuntimeError).
+//   CapacityError -> qengine.errors.CapacityError (a RuntimeError),
+//   Error (the base, thrown as such for resource failures: a worker thread that cannot be
+//   started) -> RuntimeError.
 // Every batch operation validates its whole input before it changes anything, so when one of
 // these is thrown every tree is exactly as it was before the call.
 #pragma once
@@ -10,7 +12,7 @@
 
 namespace qengine {
 
-// Base of every error the core raises on bad input.
+// Base of every error the core raises (on bad input: one of the subclasses below).
 class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

@@ -84,19 +84,28 @@ bool find_duplicate(const int32_t* nodes, const int64_t* items, int64_t k, int64
 
 // ------------------------------------------------------------------------------- construction
 
-Forest::Forest(const SearchConfig& config, int num_threads) : config_(config) {
+void Forest::check_sizes(int64_t num_trees, int64_t num_threads) {
+  if (num_trees < 1 || num_trees > kMaxTrees) {
+    throw ValueError("num_trees must lie in [1, 2**31 - 1], got " + str(num_trees));
+  }
+  if (num_threads < 0 || num_threads > kMaxThreads) {
+    throw ValueError("num_threads must lie in [0, " + str(kMaxThreads) + "] (0 = all cores), got " +
+                     str(num_threads));
+  }
+}
+
+void Forest::init(int num_threads) {
   config_.validate();
-  if (num_threads < 0) throw ValueError("num_threads must be >= 0 (0 = all cores)");
+  check_sizes(1, num_threads);
   pool_ = std::make_unique<ThreadPool>(num_threads);
   ask_leaves_.resize(static_cast<size_t>(pool_->size()));
 }
 
 Forest::Forest(int64_t num_trees, const SearchConfig& config, int num_threads,
                const int64_t* root_payloads)
-    : Forest(config, num_threads) {
-  if (num_trees < 1 || num_trees > std::numeric_limits<int32_t>::max()) {
-    throw ValueError("num_trees must lie in [1, 2**31 - 1], got " + str(num_trees));
-  }
+    : config_(config) {
+  check_sizes(num_trees, num_threads);  // before any allocation or thread
+  init(num_threads);
   trees_.reserve(static_cast<size_t>(num_trees));
   const int64_t capacity = std::min(kInitialCapacity, config_.max_nodes);
   for (int64_t b = 0; b < num_trees; ++b) {
@@ -106,7 +115,9 @@ Forest::Forest(int64_t num_trees, const SearchConfig& config, int num_threads,
 
 std::unique_ptr<Forest> Forest::from_arrays(const SearchConfig& config, const ArraysIn& arrays,
                                             int num_threads) {
-  std::unique_ptr<Forest> forest(new Forest(config, num_threads));
+  std::unique_ptr<Forest> forest(new Forest());
+  forest->config_ = config;
+  forest->init(num_threads);
   const int64_t b = check_array_shapes(arrays, forest->config_);
   if (b > std::numeric_limits<int32_t>::max()) throw ValueError("from_arrays: too many trees");
   forest->trees_.resize(static_cast<size_t>(b));
@@ -132,6 +143,11 @@ const Tree& Forest::tree_at(int64_t tree, const char* op) const {
 
 Tree& Forest::tree_at(int64_t tree, const char* op) {
   return const_cast<Tree&>(static_cast<const Forest*>(this)->tree_at(tree, op));
+}
+
+void Forest::check_tree(int64_t tree, const char* op) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  tree_at(tree, op);
 }
 
 void Forest::check_node(const Tree& t, int64_t tree, int64_t node, const char* op) const {
@@ -167,28 +183,33 @@ void Forest::group_by_tree(int64_t n, const int32_t* trees) {
 
 void Forest::validate_leaves(int64_t n, const int32_t* trees, const int32_t* nodes,
                              const double* values, const char* op) {
+  // docs 5.2: entries in call order, each checked for (1) tree and node ids in range, (2) a value
+  // finite as float32, (3) a leaf in flight, (4) no earlier entry with the same leaf; the error is
+  // the first check the first failing entry fails. Pass 1 runs (1)-(2) in order and stops at the
+  // first failure `bad`; (3) and (4) read the trees and cover the entries before it.
   const int64_t b = num_trees();
+  int64_t bad = n;
+  std::exception_ptr bad_error;
   for (int64_t i = 0; i < n; ++i) {
     if (trees[i] < 0 || trees[i] >= b) {
-      throw IndexError(where(op, i) + "tree " + str(trees[i]) + " is out of range [0, " + str(b) +
-                       ")");
+      bad_error = std::make_exception_ptr(IndexError(where(op, i) + "tree " + str(trees[i]) +
+                                                     " is out of range [0, " + str(b) + ")"));
+    } else if (nodes[i] < 0 || nodes[i] >= trees_[static_cast<size_t>(trees[i])].size) {
+      bad_error = std::make_exception_ptr(IndexError(
+          where(op, i) + "node " + str(nodes[i]) + " is out of range [0, " +
+          str(trees_[static_cast<size_t>(trees[i])].size) + ") in tree " + str(trees[i])));
+    } else if (values != nullptr && !finite_as_float32(values[i])) {
+      bad_error = std::make_exception_ptr(
+          ValueError(where(op, i) + "value " + std::to_string(values[i]) +
+                     " is not finite as float32 (|v| must round below 2**128); give every leaf a "
+                     "finite value, or cancel the leaves whose evaluation failed"));
+    } else {
+      continue;
     }
-    const Tree& t = trees_[static_cast<size_t>(trees[i])];
-    if (nodes[i] < 0 || nodes[i] >= t.size) {
-      throw IndexError(where(op, i) + "node " + str(nodes[i]) + " is out of range [0, " +
-                       str(t.size) + ") in tree " + str(trees[i]));
-    }
+    bad = i;
+    break;
   }
-  if (values != nullptr) {
-    for (int64_t i = 0; i < n; ++i) {
-      if (!std::isfinite(values[i]) || std::fabs(values[i]) > FLT_MAX) {
-        throw ValueError(where(op, i) + "value " + std::to_string(values[i]) +
-                         " is not finite (as float32); give every leaf a finite value, or cancel "
-                         "the leaves whose evaluation failed");
-      }
-    }
-  }
-  group_by_tree(n, trees);
+  group_by_tree(bad, trees);
   // The state checks read the trees (cold memory): on the thread pool, with the partition of the
   // mutation that follows, each thread keeping its earliest failing entry (the error is the one a
   // sequential pass in call order meets first).
@@ -212,20 +233,26 @@ void Forest::validate_leaves(int64_t n, const int32_t* trees, const int32_t* nod
         }
       },
       kMinTreesPerThread);
-  const int64_t i = *std::min_element(fail.begin(), fail.end());
-  if (i < n) {
-    throw ValueError(where(op, i) + "tree " + str(trees[i]) + " node " + str(nodes[i]) +
-                     " is not a leaf in flight (was it asked and not yet told or cancelled?)");
-  }
+  const int64_t state_fail = *std::min_element(fail.begin(), fail.end());
+  int64_t dup_fail = n;
   for (int64_t tb = 0; tb < b; ++tb) {
     const int64_t begin = group_begin_[static_cast<size_t>(tb)];
     const int64_t k = group_begin_[static_cast<size_t>(tb) + 1] - begin;
     int64_t dup = -1;
-    if (find_duplicate(nodes, group_items_.data() + begin, k, &dup)) {
-      throw ValueError(where(op, dup) + "tree " + str(trees[dup]) + " node " + str(nodes[dup]) +
-                       " appears twice in one call; each asked leaf is told or cancelled once");
-    }
+    if (find_duplicate(nodes, group_items_.data() + begin, k, &dup))
+      dup_fail = std::min(dup_fail, dup);
   }
+  if (state_fail < bad && state_fail <= dup_fail) {
+    const int64_t i = state_fail;
+    throw ValueError(where(op, i) + "tree " + str(trees[i]) + " node " + str(nodes[i]) +
+                     " is not a leaf in flight (was it asked and not yet told or cancelled?)");
+  }
+  if (dup_fail < bad) {
+    const int64_t i = dup_fail;
+    throw ValueError(where(op, i) + "tree " + str(trees[i]) + " node " + str(nodes[i]) +
+                     " appears twice in one call; each asked leaf is told or cancelled once");
+  }
+  if (bad_error) std::rethrow_exception(bad_error);
 }
 
 // ------------------------------------------------------------------------------- search loop
@@ -234,7 +261,7 @@ AskResult Forest::ask(int64_t max_leaves, bool with_paths) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (max_leaves < 1) throw ValueError("ask: max_leaves must be >= 1, got " + str(max_leaves));
   for (size_t b = 0; b < trees_.size(); ++b) {
-    if (trees_[b].in_flight(kRoot) + max_leaves > kMaxInFlight) {
+    if (max_leaves > kMaxInFlight - trees_[b].in_flight(kRoot)) {  // no overflow for any K
       throw CapacityError("ask: tree " + str(static_cast<int64_t>(b)) + " has " +
                           str(trees_[b].in_flight(kRoot)) + " leaves in flight; asking " +
                           str(max_leaves) + " more could exceed the in-flight limit " +
@@ -299,59 +326,59 @@ void Forest::expand(const ExpandArgs& a) {
   const char* op = "expand";
   const int64_t m = a.num_items;
   const int64_t nb = num_trees();
-  // 1. counts and the CSR total.
+  // docs 5.5: the entries are validated in call order; the error is the first check the first
+  // failing entry fails. Pass 1 runs the checks that need no tree state, in order, and stops at
+  // the first failing entry `bad`: count >= 0, tree and node ids in range, its children inside the
+  // children arrays, their priors and rewards. The state checks (pass 2) cover the entries before
+  // `bad`; the counts' total (pass 3) and the capacity (pass 4) apply to a call whose every entry
+  // passed.
   child_offsets_.resize(static_cast<size_t>(m) + 1);
   child_offsets_[0] = 0;
-  for (int64_t i = 0; i < m; ++i) {
-    if (a.counts[i] < 0)
-      throw ValueError(where(op, i) + "counts must be >= 0, got " + str(a.counts[i]));
-    child_offsets_[static_cast<size_t>(i) + 1] =
-        child_offsets_[static_cast<size_t>(i)] + a.counts[i];
-  }
-  if (child_offsets_[static_cast<size_t>(m)] != a.num_children) {
-    throw ValueError("expand: counts sum to " + str(child_offsets_[static_cast<size_t>(m)]) +
-                     " but the children arrays have " + str(a.num_children) + " entries");
-  }
-  // 2. ids.
-  for (int64_t i = 0; i < m; ++i) {
-    if (a.trees[i] < 0 || a.trees[i] >= nb) {
-      throw IndexError(where(op, i) + "tree " + str(a.trees[i]) + " is out of range [0, " +
-                       str(nb) + ")");
+  int64_t bad = m;
+  std::exception_ptr bad_error;
+  for (int64_t i = 0; i < m && bad == m; ++i) {
+    const int64_t off = child_offsets_[static_cast<size_t>(i)];
+    const int64_t count = a.counts[i];
+    std::string error;
+    if (count < 0) {
+      error = where(op, i) + "counts must be >= 0, got " + str(count);
+    } else if (a.trees[i] < 0 || a.trees[i] >= nb) {
+      bad_error = std::make_exception_ptr(IndexError(where(op, i) + "tree " + str(a.trees[i]) +
+                                                     " is out of range [0, " + str(nb) + ")"));
+    } else if (a.nodes[i] < 0 || a.nodes[i] >= trees_[static_cast<size_t>(a.trees[i])].size) {
+      bad_error = std::make_exception_ptr(
+          IndexError(where(op, i) + "node " + str(a.nodes[i]) + " is out of range [0, " +
+                     str(trees_[static_cast<size_t>(a.trees[i])].size) + ") in tree " +
+                     str(a.trees[i]) + " (ids refer to the tree as it was before this call)"));
+    } else if (count > a.num_children - off) {
+      error = where(op, i) + "its " + str(count) + " children reach past the children arrays (" +
+              str(a.num_children) + " entries); counts must sum to their length";
+    } else {
+      for (int64_t j = off; j < off + count && error.empty(); ++j) {
+        if (!std::isfinite(a.priors[j]) || a.priors[j] < 0) {
+          error = where(op, i) + "priors[" + str(j) + "] = " + std::to_string(a.priors[j]) +
+                  " must be finite and >= 0";
+        } else if (!std::isfinite(a.rewards[j])) {
+          error = where(op, i) + "rewards[" + str(j) + "] = " + std::to_string(a.rewards[j]) +
+                  " must be finite";
+        }
+      }
     }
-    const Tree& t = trees_[static_cast<size_t>(a.trees[i])];
-    if (a.nodes[i] < 0 || a.nodes[i] >= t.size) {
-      throw IndexError(where(op, i) + "node " + str(a.nodes[i]) + " is out of range [0, " +
-                       str(t.size) + ") in tree " + str(a.trees[i]) +
-                       " (ids refer to the tree as it was before this call)");
-    }
-  }
-  // 3. children values.
-  for (int64_t j = 0; j < a.num_children; ++j) {
-    if (!std::isfinite(a.priors[j]) || a.priors[j] < 0) {
-      throw ValueError("expand: priors[" + str(j) + "] = " + std::to_string(a.priors[j]) +
-                       " must be finite and >= 0");
-    }
-    if (!std::isfinite(a.rewards[j])) {
-      throw ValueError("expand: rewards[" + str(j) + "] = " + std::to_string(a.rewards[j]) +
-                       " must be finite");
-    }
-  }
-  // 4. duplicates (per tree), then every entry in call order against the tree as the earlier
-  //    entries of this call leave it: sizes, blocks moved by widening (dead slots), capacity.
-  group_by_tree(m, a.trees);
-  for (int64_t tb = 0; tb < nb; ++tb) {
-    const int64_t begin = group_begin_[static_cast<size_t>(tb)];
-    const int64_t k = group_begin_[static_cast<size_t>(tb) + 1] - begin;
-    int64_t dup = -1;
-    if (find_duplicate(a.nodes, group_items_.data() + begin, k, &dup)) {
-      throw ValueError(where(op, dup) + "tree " + str(tb) + " node " + str(a.nodes[dup]) +
-                       " appears twice in one call; give all its children in one entry");
+    if (!error.empty()) bad_error = std::make_exception_ptr(ValueError(error));
+    if (bad_error) {
+      bad = i;
+    } else {
+      child_offsets_[static_cast<size_t>(i) + 1] = off + count;
     }
   }
-  // The per-entry checks read the trees (cold memory): they run on the thread pool with the same
-  // static partition as the mutation below, so each thread finds its trees in its own cache. Each
-  // thread keeps its earliest failing entry (and its first tree over capacity); the error thrown
-  // is the one a sequential pass in call order would meet first, whatever the thread count.
+  // 2. Per tree, the entries before `bad` in call order against the tree as the earlier entries
+  //    of this call leave it: alive, not repeated, not moved by an earlier widening, not terminal,
+  //    the child and depth limits, no child in flight when widening; and the size it reaches.
+  //    These read the trees (cold memory): they run on the thread pool with the same static
+  //    partition as the mutation below, each thread keeping its earliest failing entry (and its
+  //    first tree over capacity), so the error is the one a sequential pass would meet first,
+  //    whatever the thread count.
+  group_by_tree(bad, a.trees);
   const int parts = pool_->size();
   std::vector<int64_t> fail_item(static_cast<size_t>(parts), m);
   std::vector<int64_t> fail_tree(static_cast<size_t>(parts), nb);
@@ -377,6 +404,8 @@ void Forest::expand(const ExpandArgs& a) {
           int64_t size = t.size;
           moved.clear();
           bool failed = false;
+          int64_t dup = -1;  // the earliest entry repeating a node of an earlier one, if any
+          if (!find_duplicate(a.nodes, group_items_.data() + g0, g1 - g0, &dup)) dup = -1;
           for (int64_t g = g0; g < g1; ++g) {
             if (g + kPrefetchAhead < g_end) {
               const int64_t ahead = group_items_[static_cast<size_t>(g + kPrefetchAhead)];
@@ -391,6 +420,9 @@ void Forest::expand(const ExpandArgs& a) {
             auto id = [&] { return "tree " + str(tb) + " node " + str(x); };
             if (!t.alive(x)) {
               error = where(op, i) + id() + " is a dead slot left by progressive widening";
+            } else if (i == dup) {
+              error = where(op, i) + id() +
+                      " appears twice in one call; give all its children in one entry";
             }
             for (size_t k = 0; error.empty() && k < moved.size(); ++k) {
               if (x >= moved[k].first && x < moved[k].end) {
@@ -453,7 +485,14 @@ void Forest::expand(const ExpandArgs& a) {
   for (size_t th = 1; th < fail_item.size(); ++th) {
     if (fail_item[th] < fail_item[worst]) worst = th;
   }
-  if (fail_error[worst]) std::rethrow_exception(fail_error[worst]);
+  if (fail_error[worst]) std::rethrow_exception(fail_error[worst]);  // before `bad` if set
+  if (bad_error) std::rethrow_exception(bad_error);
+  // 3. The counts' total (every entry's children fit, so only extra entries are left to find).
+  if (child_offsets_[static_cast<size_t>(m)] != a.num_children) {
+    throw ValueError("expand: counts sum to " + str(child_offsets_[static_cast<size_t>(m)]) +
+                     " but the children arrays have " + str(a.num_children) + " entries");
+  }
+  // 4. Capacity, in tree order.
   worst = 0;
   for (size_t th = 1; th < fail_tree.size(); ++th) {
     if (fail_tree[th] < fail_tree[worst]) worst = th;
@@ -660,9 +699,8 @@ void Forest::reset(int64_t tree, int64_t payload) {
 
 // ------------------------------------------------------------------------------- benchmarks
 
-int64_t Forest::run_synthetic(int64_t num_simulations, int64_t num_actions, int64_t leaves_per_ask,
-                              uint64_t seed) {
-  std::lock_guard<std::mutex> lock(mutex_);
+void Forest::check_synthetic_args(int64_t num_simulations, int64_t num_actions,
+                                  int64_t leaves_per_ask) {
   if (num_simulations < 0) throw ValueError("run_synthetic: num_simulations must be >= 0");
   if (num_actions < 1 || num_actions > kMaxChildren) {
     throw ValueError("run_synthetic: num_actions must lie in [1, " + str(kMaxChildren) + "]");
@@ -670,18 +708,28 @@ int64_t Forest::run_synthetic(int64_t num_simulations, int64_t num_actions, int6
   if (leaves_per_ask < 1 || leaves_per_ask > kMaxInFlight) {
     throw ValueError("run_synthetic: leaves_per_ask must lie in [1, " + str(kMaxInFlight) + "]");
   }
+}
+
+int64_t Forest::run_synthetic(int64_t num_simulations, int64_t num_actions, int64_t leaves_per_ask,
+                              uint64_t seed) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_synthetic_args(num_simulations, num_actions, leaves_per_ask);
   if (num_simulations == 0) return 0;
-  const int64_t growth = (num_simulations + leaves_per_ask - 1) * num_actions;
-  for (int64_t b = 0; b < num_trees(); ++b)
-    for (int64_t b = 0; b < num_trees(); ++b) {
-      const Tree& t = trees_[static_cast<size_t>(b)];
-      check_idle(t, b, "run_synthetic");
-      if (t.size + growth > config_.max_nodes) {
-        throw CapacityError("run_synthetic: tree " + str(b) + " (" + str(t.size) +
-                            " nodes) may grow by up to " + str(growth) +
-                            " nodes, past max_nodes = " + str(config_.max_nodes));
-      }
+  // The worst-case growth (S + K - 1) * A, compared without overflow for any S: it fits a tree of
+  // size n iff S + K - 1 <= (max_nodes - n) / A.
+  const int64_t batches = std::min<int64_t>(num_simulations, int64_t{1} << 31);  // more never fits
+  const int64_t growth_units = batches + leaves_per_ask - 1;                     // <= 2**31 + 16382
+  for (int64_t b = 0; b < num_trees(); ++b) {
+    const Tree& t = trees_[static_cast<size_t>(b)];
+    check_idle(t, b, "run_synthetic");
+    if (growth_units > (config_.max_nodes - t.size) / num_actions) {
+      throw CapacityError("run_synthetic: tree " + str(b) + " (" + str(t.size) +
+                          " nodes) may grow by up to (S + K - 1) * A = (" + str(num_simulations) +
+                          " + " + str(leaves_per_ask) + " - 1) * " + str(num_actions) +
+                          " nodes, past max_nodes = " + str(config_.max_nodes));
     }
+  }
+  const int64_t growth = growth_units * num_actions;  // fits: <= max_nodes - size
   const SyntheticTables tables(static_cast<int32_t>(num_actions));
   std::vector<int64_t> evaluated(trees_.size(), 0);
   pool_->parallel_for(

@@ -25,6 +25,9 @@
 
 namespace qengine {
 
+// Most trees in a forest (tree ids are int32).
+constexpr int64_t kMaxTrees = 2147483647;
+
 // Output of ask: L leaves, tree by tree in descent order, plus P path entries.
 struct AskResult {
   std::vector<int32_t> tree;           // [L] tree id
@@ -55,8 +58,13 @@ struct ExpandArgs {
 class Forest {
  public:
   // `root_payloads` has num_trees entries (nullptr: all 0). num_threads 0: hardware concurrency.
+  // num_trees (1 .. kMaxTrees) and num_threads (0 .. kMaxThreads) are range-checked before
+  // anything is allocated or started (ValueError).
   Forest(int64_t num_trees, const SearchConfig& config, int num_threads,
          const int64_t* root_payloads);
+  // ValueError unless 1 <= num_trees <= kMaxTrees and 0 <= num_threads <= kMaxThreads (what the
+  // constructor checks first; callers use it to check before they allocate).
+  static void check_sizes(int64_t num_trees, int64_t num_threads);
   // Rebuilds a forest from export_arrays() output; throws ValueError if the arrays are corrupt.
   static std::unique_ptr<Forest> from_arrays(const SearchConfig& config, const ArraysIn& arrays,
                                              int num_threads);
@@ -72,6 +80,9 @@ class Forest {
   void cancel(int64_t n, const int32_t* trees, const int32_t* nodes);
 
   // ---- queries (5.6)
+  // Throws IndexError (naming `op`) unless 0 <= tree < num_trees (for callers that must check a
+  // tree id before arguments of their own).
+  void check_tree(int64_t tree, const char* op) const;
   int64_t size(int64_t tree) const;
   ColumnView view(int64_t tree, Field field) const;
   std::vector<int32_t> in_flight(int64_t tree) const;             // [N] f(x)
@@ -91,6 +102,9 @@ class Forest {
   void reset(int64_t tree, int64_t payload);
 
   // ---- benchmarks (section 8): returns the number of leaves evaluated over all trees
+  // The argument checks run_synthetic makes first (ValueError), without the trees' state.
+  static void check_synthetic_args(int64_t num_simulations, int64_t num_actions,
+                                   int64_t leaves_per_ask);
   int64_t run_synthetic(int64_t num_simulations, int64_t num_actions, int64_t leaves_per_ask,
                         uint64_t seed);
 
@@ -98,15 +112,17 @@ class Forest {
   ArraysOut export_arrays() const;
 
  private:
-  Forest(const SearchConfig& config, int num_threads);
+  Forest() = default;  // for from_arrays
+  // Validates config_ and num_threads, then starts the pool.
+  void init(int num_threads);
   const Tree& tree_at(int64_t tree, const char* op) const;
   Tree& tree_at(int64_t tree, const char* op);
   void check_node(const Tree& t, int64_t tree, int64_t node, const char* op) const;
   void check_idle(const Tree& t, int64_t tree, const char* op) const;
-  // Validation shared by backup and cancel; fills group_.
+  // Validation shared by backup and cancel (entries in call order, docs 5.2); fills group_.
   void validate_leaves(int64_t n, const int32_t* trees, const int32_t* nodes, const double* values,
                        const char* op);
-  // Stable counting sort of item indices by tree id (ids already validated).
+  // Stable counting sort of the item indices 0 .. n-1 by tree id (their ids already validated).
   void group_by_tree(int64_t n, const int32_t* trees);
 
   mutable std::mutex mutex_;            // serialises every public method

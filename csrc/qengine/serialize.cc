@@ -83,8 +83,16 @@ int64_t check_array_shapes(const ArraysIn& in, const SearchConfig& config) {
   same(in.root_epoch.size, "root_epoch", b);
   if (in.tree_offsets.data[0] != 0) throw ValueError("from_arrays: tree_offsets[0] must be 0");
   for (int64_t i = 0; i < b; ++i) {
-    const int64_t size = in.tree_offsets.data[i + 1] - in.tree_offsets.data[i];
-    if (size < 1 || size > config.max_nodes) {
+    // offsets[i] >= 0 by induction, so the difference cannot overflow once offsets[i+1] > it.
+    const int64_t lo = in.tree_offsets.data[i];
+    const int64_t hi = in.tree_offsets.data[i + 1];
+    if (hi <= lo) {
+      throw ValueError("from_arrays: tree_offsets must increase strictly, got tree_offsets[" +
+                       std::to_string(i) + "] = " + std::to_string(lo) + " and tree_offsets[" +
+                       std::to_string(i + 1) + "] = " + std::to_string(hi));
+    }
+    const int64_t size = hi - lo;
+    if (size > config.max_nodes) {
       throw ValueError("from_arrays: tree " + std::to_string(i) + " has " + std::to_string(size) +
                        " nodes; every tree needs 1 .. max_nodes (" +
                        std::to_string(config.max_nodes) + ") nodes");

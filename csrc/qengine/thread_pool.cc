@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string>
+#include <system_error>
+
+#include "qengine/errors.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -19,12 +23,30 @@ constexpr auto kSpin = std::chrono::microseconds(50);
 
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads <= 0) num_threads = static_cast<int>(std::thread::hardware_concurrency());
-  num_threads_ = std::max(1, num_threads);
+  num_threads_ = std::clamp(num_threads, 1, kMaxThreads);
   errors_.resize(static_cast<size_t>(num_threads_));
-  for (int i = 1; i < num_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
+  threads_.reserve(static_cast<size_t>(num_threads_ - 1));
+  // A throwing constructor runs no destructor: without this cleanup the members would be
+  // destroyed under running workers (glibc's pthread_cond_destroy then waits forever for the
+  // workers sleeping on wake_, and a joinable std::thread terminates the process).
+  try {
+    for (int i = 1; i < num_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
+  } catch (const std::system_error& e) {
+    const size_t started = threads_.size();
+    stop_workers();
+    throw Error("could not start worker thread " + std::to_string(started + 1) + " of " +
+                std::to_string(num_threads_ - 1) + " (" + e.what() +
+                "); ask for fewer threads (num_threads) or raise the process's memory / thread "
+                "limits");
+  } catch (...) {
+    stop_workers();
+    throw;
+  }
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { stop_workers(); }
+
+void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_.store(true);
@@ -32,6 +54,7 @@ ThreadPool::~ThreadPool() {
   }
   wake_.notify_all();
   for (auto& t : threads_) t.join();
+  threads_.clear();
 }
 
 void ThreadPool::worker(int index) {

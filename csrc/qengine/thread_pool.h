@@ -4,6 +4,10 @@
 // touched by the thread that owns its range and per-tree results never depend on other trees, so
 // results are identical for every thread count. Workers spin briefly after a job (the ask / expand
 // / backup calls of a Python loop come back-to-back) and then sleep on a condition variable.
+//
+// Construction is all-or-nothing: if a worker thread cannot be started (memory or process limits),
+// the workers already started are stopped and joined before the error propagates, so a failed
+// pool never leaves a thread waiting on a condition variable that is being destroyed.
 #pragma once
 
 #include <atomic>
@@ -17,9 +21,15 @@
 
 namespace qengine {
 
+// Most threads a pool runs (the caller included); num_threads 0 asks for the hardware
+// concurrency, capped here.
+constexpr int kMaxThreads = 1024;
+
 class ThreadPool {
  public:
-  // `num_threads` threads in all, the caller included (0: hardware concurrency).
+  // `num_threads` threads in all, the caller included (0: hardware concurrency, at most
+  // kMaxThreads; callers validate the range). Throws qengine::Error when a worker cannot be
+  // started, after stopping the ones that were.
   explicit ThreadPool(int num_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -41,6 +51,8 @@ class ThreadPool {
 
  private:
   void worker(int index);
+  // Wakes every started worker with stop_ set and joins it (destructor and failed construction).
+  void stop_workers();
 
   int num_threads_;                                // threads in all, the caller included
   std::vector<std::thread> threads_;               // workers 1 .. num_threads_-1

@@ -30,6 +30,7 @@ constexpr uint16_t kExhaustedBit = 0x8000;  // status bit 15
 constexpr int32_t kMaxInFlight = 16383;     // largest in-flight count
 constexpr int32_t kMaxChildren = 65535;     // largest child count (uint16)
 constexpr int32_t kMaxDepth = 65535;        // largest depth (uint16)
+constexpr int32_t kMaxVisits = 2147483647;  // visit counts saturate here (int32), never wrap
 
 // The stored node fields, in the order of the engine interface.
 enum class Field : uint8_t {

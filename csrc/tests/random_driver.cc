@@ -7,6 +7,7 @@
 //
 // Usage: qengine_random_driver [num_seeds=24] [ops_per_seed=2500] [first_seed=1]
 // Exit status 0 when every check passed; 1 with a message naming seed, op and check otherwise.
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -20,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "qengine/backup.h"
 #include "qengine/errors.h"
 #include "qengine/forest.h"
 
@@ -145,7 +147,17 @@ class Driver {
     cfg_.validate();
   }
 
-  double random_value() { return bounded_ ? unit() * 2 - 1 : unit() * 6 - 3; }
+  // Unbounded runs sometimes back up values at the float32 edge (saturation, the double mean step).
+  double random_value() {
+    if (bounded_) return unit() * 2 - 1;
+    if (chance(0.03)) {
+      const double edge[] = {FLT_MAX, -FLT_MAX, 3.4028235e38,
+                             std::nextafter(qengine::kFloat32Overflow, 0.0),
+                             -std::nextafter(qengine::kFloat32Overflow, 0.0)};
+      return edge[pick(5)];
+    }
+    return unit() * 6 - 3;
+  }
 
   // ------------------------------------------------------------------ operations
   void step() {
@@ -380,7 +392,7 @@ class Driver {
     const int64_t off = a.tree_offsets[static_cast<size_t>(t)];
     const int32_t n = static_cast<int32_t>(a.tree_offsets[static_cast<size_t>(t) + 1] - off);
     const double nan = std::numeric_limits<double>::quiet_NaN();
-    switch (pick(14)) {
+    switch (pick(17)) {
       case 0: {  // backup of a node that is not a leaf in flight
         for (int32_t x = 0; x < n; ++x) {
           bool is_pending = false;
@@ -535,6 +547,74 @@ class Driver {
             return;
           }
         }
+        return;
+      }
+      case 14: {                 // call order: the first failing entry decides (docs 5.2, 5.5)
+        int32_t idle_node = -1;  // a node of tree t that is not a leaf in flight
+        for (int32_t x = 0; x < n && idle_node < 0; ++x) {
+          bool is_pending = false;
+          for (const Leaf& l : pending_) is_pending = is_pending || (l.tree == t && l.node == x);
+          if (!is_pending) idle_node = x;
+        }
+        if (idle_node < 0) return;
+        const double values[2] = {0.5, 0.5};
+        const int32_t trees_a[2] = {t, num_trees_};
+        const int32_t nodes_a[2] = {idle_node, 0};
+        expect<qengine::ValueError>("backup: a state error before a bad tree id",
+                                    [&] { forest_->backup(2, trees_a, nodes_a, values); });
+        const int32_t trees_b[2] = {num_trees_, t};
+        const int32_t nodes_b[2] = {0, idle_node};
+        expect<qengine::IndexError>("cancel: a bad tree id before a state error",
+                                    [&] { forest_->cancel(2, trees_b, nodes_b); });
+        if (!pending_.empty()) {
+          const Leaf l = pending_[pick(pending_.size())];
+          const int32_t trees_c[2] = {l.tree, t};
+          const int32_t nodes_c[2] = {l.node, n + 3};
+          const double bad_values[2] = {chance(0.5) ? nan : qengine::kFloat32Overflow, 0.5};
+          expect<qengine::ValueError>("backup: a bad value before a bad node id",
+                                      [&] { forest_->backup(2, trees_c, nodes_c, bad_values); });
+        }
+        for (int32_t x = 0; x < n; ++x) {
+          if (!(a.status[static_cast<size_t>(off + x)] & qengine::kTerminalBit)) continue;
+          ExpandCall state_first;
+          state_first.add(t, x, 1, *this);
+          state_first.add(t, n + 1, 1, *this);
+          expect<qengine::ValueError>("expand: terminal before a bad node id",
+                                      [&] { forest_->expand(state_first.args()); });
+          ExpandCall id_first;
+          id_first.add(t, n + 1, 1, *this);
+          id_first.add(t, x, 1, *this);
+          expect<qengine::IndexError>("expand: a bad node id before terminal",
+                                      [&] { forest_->expand(id_first.args()); });
+          return;
+        }
+        return;
+      }
+      case 15: {  // sizes that once overflowed int64 arithmetic
+        expect<qengine::CapacityError>(
+            "ask INT64_MAX", [&] { forest_->ask(std::numeric_limits<int64_t>::max(), false); });
+        expect<qengine::ValueError>(
+            "ask INT64_MIN", [&] { forest_->ask(std::numeric_limits<int64_t>::min(), false); });
+        // Tree by tree: tree 0 is either busy (ValueError) or too small (CapacityError).
+        const bool busy = tree_busy(a, 0);
+        auto huge = [&] {
+          forest_->run_synthetic(std::numeric_limits<int64_t>::max(), qengine::kMaxChildren,
+                                 qengine::kMaxInFlight, rng_());
+        };
+        if (busy) {
+          expect<qengine::ValueError>("run_synthetic INT64_MAX on busy trees", huge);
+        } else {
+          expect<qengine::CapacityError>("run_synthetic INT64_MAX", huge);
+        }
+        return;
+      }
+      case 16: {  // counts reaching past the children arrays
+        ExpandCall call;
+        call.add(t, 0, 2, *this);
+        call.counts[0] = 3 + static_cast<int32_t>(pick(1000));
+        call.add(num_trees_, 0, 1, *this);  // a bad id after it: the count fails first
+        expect<qengine::ValueError>("expand counts past the arrays",
+                                    [&] { forest_->expand(call.args()); });
         return;
       }
       default: {  // a node twice in one expand
@@ -804,7 +884,91 @@ class Driver {
 
 }  // namespace
 
+// Deterministic checks of the limits (docs sections 1, 5.2, 5.9, 9), under the sanitizers.
+void check_limits() {
+  auto expect_error = [](const char* what, const std::function<void()>& fn, bool value_error) {
+    try {
+      fn();
+    } catch (const qengine::ValueError&) {
+      if (value_error) return;
+    } catch (const qengine::CapacityError&) {
+      if (!value_error) return;
+    }
+    fail(0, 0, std::string("limits: ") + what + " did not throw the right error");
+  };
+  SearchConfig cfg;
+  cfg.max_nodes = 100;
+  expect_error("0 trees", [&] { Forest(0, cfg, 1, nullptr); }, true);
+  expect_error("2**31 trees", [&] { Forest(qengine::kMaxTrees + 1, cfg, 1, nullptr); }, true);
+  expect_error("-1 threads", [&] { Forest(1, cfg, -1, nullptr); }, true);
+  expect_error(
+      "too many threads", [&] { Forest(1, cfg, qengine::kMaxThreads + 1, nullptr); }, true);
+
+  // Visit counts saturate; q stays finite at the float32 edge.
+  Forest f(1, cfg, 1, nullptr);
+  qengine::AskResult r = f.ask(1, false);
+  const std::vector<float> priors = {0.5f, 0.5f}, rewards = {FLT_MAX, -FLT_MAX};
+  const std::vector<uint8_t> terminal = {0, 0};
+  const std::vector<int64_t> payloads = {1, 2};
+  const int32_t count = 2;
+  qengine::ExpandArgs e;
+  e.num_items = 1;
+  e.trees = r.tree.data();
+  e.nodes = r.node.data();
+  e.counts = &count;
+  e.num_children = 2;
+  e.priors = priors.data();
+  e.rewards = rewards.data();
+  e.terminal = terminal.data();
+  e.payloads = payloads.data();
+  f.expand(e);
+  const double half = 0.5;
+  f.backup(1, r.tree.data(), r.node.data(), &half);
+  ArraysOut a = f.export_arrays();
+  a.visits[0] = qengine::kMaxVisits - 1;
+  a.visits[1] = qengine::kMaxVisits - 2;
+  a.visits[2] = qengine::kMaxVisits - 2;
+  std::unique_ptr<Forest> g = Forest::from_arrays(cfg, borrow(a), 2);
+  const double values[] = {FLT_MAX, -FLT_MAX, 3.4028235e38, -3.4028235e38, 1.0, FLT_MAX};
+  for (double v : values) {
+    qengine::AskResult leaf = g->ask(1, false);
+    g->backup(1, leaf.tree.data(), leaf.node.data(), &v);
+  }
+  a = g->export_arrays();
+  if (a.visits[0] != qengine::kMaxVisits) fail(0, 0, "limits: the root's visits did not saturate");
+  for (float q : a.q) {
+    if (!std::isfinite(q)) fail(0, 0, "limits: q not finite after extreme values");
+  }
+  Forest::from_arrays(cfg, borrow(a), 1);  // still a valid forest
+
+  // root_epoch wraps like uint64.
+  a.root_epoch[0] = std::numeric_limits<uint64_t>::max();
+  std::unique_ptr<Forest> h = Forest::from_arrays(cfg, borrow(a), 1);
+  h->reset(0, 1);
+  if (h->root_epoch(0) != 0) fail(0, 0, "limits: root_epoch did not wrap");
+
+  // Offsets that overflowed the size arithmetic of the import.
+  for (int64_t bad : {std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::min()}) {
+    ArraysOut c = h->export_arrays();
+    c.tree_offsets[1] = bad;
+    expect_error("extreme tree_offsets", [&] { Forest::from_arrays(cfg, borrow(c), 1); }, true);
+  }
+
+  // Budgets that overflowed (S + K - 1) * A; a Gumbel schedule of 2**63 - 1 simulations.
+  SearchConfig big;
+  big.max_nodes = qengine::kMaxTrees;
+  big.gumbel = true;
+  big.gumbel_simulations = std::numeric_limits<int64_t>::max();
+  Forest k(2, big, 2, nullptr);
+  expect_error(
+      "run_synthetic 2**63 - 1",
+      [&] { k.run_synthetic(std::numeric_limits<int64_t>::max(), 65535, 16383, 0); }, false);
+  expect_error("run_synthetic 2**40", [&] { k.run_synthetic(int64_t{1} << 40, 1, 1, 0); }, false);
+  k.run_synthetic(40, 5, 2, 3);
+}
+
 int main(int argc, char** argv) {
+  check_limits();
   const int64_t seeds = argc > 1 ? std::atoll(argv[1]) : 24;
   const int64_t ops = argc > 2 ? std::atoll(argv[2]) : 2500;
   const uint64_t first = argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 1;

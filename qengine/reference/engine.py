@@ -5,25 +5,27 @@ batch, ``C`` children given in a batch, ``P`` path entries.
 
 Every public method validates its whole input first (dtypes: TypeError; shapes, values, state:
 ValueError; tree or node ids out of range: IndexError; node cap: CapacityError) and only then
-mutates, so a call that raises leaves every tree unchanged.
+mutates, so a call that raises leaves every tree unchanged. The order of the checks is the native
+core's (docs section 9, "Arguments"): every argument's type and shape in argument order, then the
+values in argument order, batch entries in call order, then the state.
 """
 
 from __future__ import annotations
 
 import math
-import operator
 import os
 from typing import Any
 
 import numpy as np
 
-from qengine.config import SearchConfig
+from qengine import _args
+from qengine.config import MAX_THREADS, MAX_TREES, SearchConfig
 from qengine.errors import CapacityError
 
 from . import pairs as pairs_mod
 from . import synthetic, tree_ops
-from .ops import backup_path, cancel_path, descend, expand_node
-from .serialize import export_arrays, trees_from_arrays
+from .ops import FLOAT32_OVERFLOW, backup_path, cancel_path, descend, expand_node
+from .serialize import check_array_types, export_arrays, trees_from_arrays
 from .tree import (
     DERIVED_DTYPES,
     MAX_CHILDREN,
@@ -34,40 +36,42 @@ from .tree import (
     Tree,
 )
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-
 
 # ---------------------------------------------------------------------- argument checks
 def _array(name: str, value: Any, dtype: type) -> np.ndarray:
+    """A 1-D C-contiguous numpy array of exactly ``dtype`` (what the native bindings take)."""
     if not isinstance(value, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array of {np.dtype(dtype)}, got {type(value)}")
+        raise TypeError(
+            f"{name} must be a numpy array of {np.dtype(dtype)}, got {type(value).__name__}"
+        )
     if value.dtype != dtype:
         raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got {value.dtype}")
     if value.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {value.shape}")
+    if not value.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (use numpy.ascontiguousarray)")
     return value
 
 
-def _int(name: str, value: Any) -> int:
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
-
-
 def _config(config: Any) -> SearchConfig:
-    if isinstance(config, SearchConfig):
-        return config
     if not isinstance(config, dict):
-        raise TypeError(f"config must be a dict, got {type(config).__name__}")
+        raise TypeError(f"config must be a dict (SearchConfig.to_dict()), got {type(config)}")
     return SearchConfig.from_dict(config)
 
 
-def _num_threads(num_threads: Any) -> int:
-    n = _int("num_threads", num_threads)
-    if n < 0:
-        raise ValueError(f"num_threads must be >= 0 (0 = all cores), got {n}")
-    return n if n > 0 else (os.cpu_count() or 1)
+def _num_threads(n: int) -> int:
+    """The thread count a pool of n threads runs (n already an int): range-checked, 0 -> cores."""
+    if not 0 <= n <= MAX_THREADS:
+        raise ValueError(f"num_threads must lie in [0, {MAX_THREADS}] (0 = all cores), got {n}")
+    return n if n > 0 else min(os.cpu_count() or 1, MAX_THREADS)
+
+
+_NO_VALUES = object()  # cancel: leaves without values
+
+
+def _same_length(what: str, a: str, na: int, b: str, nb: int) -> None:
+    if na != nb:
+        raise ValueError(f"{what}: {a} has {na} entries but {b} has {nb}")
 
 
 class ReferenceEngine:
@@ -78,24 +82,25 @@ class ReferenceEngine:
     def __init__(
         self, num_trees: int, config: Any, num_threads: int, root_payloads: np.ndarray
     ) -> None:
-        num_trees = _int("num_trees", num_trees)
-        if num_trees < 1:
-            raise ValueError(f"num_trees must be >= 1, got {num_trees}")
+        num_trees = _args.integer("num_trees", num_trees)
         self._config = _config(config)
-        self._num_threads = _num_threads(num_threads)
+        threads = _args.integer("num_threads", num_threads)
         payloads = _array("root_payloads", root_payloads, np.int64)
-        if payloads.shape[0] != num_trees:
-            raise ValueError(f"root_payloads has {payloads.shape[0]} entries, expected {num_trees}")
+        if not 1 <= num_trees <= MAX_TREES:
+            raise ValueError(f"num_trees must lie in [1, 2**31 - 1], got {num_trees}")
+        self._num_threads = _num_threads(threads)
+        _same_length("Forest", "root_payloads", payloads.shape[0], "num_trees", num_trees)
         self._trees = [Tree(p) for p in payloads.tolist()]
 
     @staticmethod
     def from_arrays(config: Any, arrays: Any, num_threads: int) -> ReferenceEngine:
         cfg = _config(config)
-        trees = trees_from_arrays(arrays, cfg.max_nodes)
+        check_array_types(arrays)
+        threads = _num_threads(_args.integer("num_threads", num_threads))
         engine = ReferenceEngine.__new__(ReferenceEngine)
         engine._config = cfg
-        engine._num_threads = _num_threads(num_threads)
-        engine._trees = trees
+        engine._num_threads = threads
+        engine._trees = trees_from_arrays(arrays, cfg.max_nodes)
         return engine
 
     # ------------------------------------------------------------------ basics
@@ -107,14 +112,15 @@ class ReferenceEngine:
     def num_threads(self) -> int:
         return self._num_threads
 
-    def _tree_id(self, tree: Any) -> int:
-        t = _int("tree", tree)
+    def _tree_id(self, t: int) -> int:
+        """Range check of an int tree id (IndexError)."""
         if not 0 <= t < len(self._trees):
             raise IndexError(f"tree {t} out of range [0, {len(self._trees)})")
         return t
 
-    def _node_id(self, t: int, node: Any, *, alive: bool = True) -> int:
-        n = _int("node", node)
+    def _node_id(self, t: int, n: int, *, alive: bool = True) -> int:
+        """Range check of an int node id of tree t (IndexError), then, if ``alive``, not a dead
+        slot (ValueError)."""
         size = self._trees[t].size
         if not 0 <= n < size:
             raise IndexError(f"node {n} out of range [0, {size}) in tree {t}")
@@ -122,33 +128,47 @@ class ReferenceEngine:
             raise ValueError(f"node {n} of tree {t} is a dead slot (moved by widening)")
         return n
 
-    def _leaf_batch(self, trees: Any, nodes: Any) -> tuple[list[int], list[int]]:
-        """Validate (tree, node) pairs of asked leaves in flight (backup / cancel)."""
+    def _leaf_batch(
+        self, op: str, trees: Any, nodes: Any, values: Any = _NO_VALUES
+    ) -> tuple[list[int], list[int], list[float]]:
+        """Validate the asked leaves of backup / cancel (docs 5.2): arrays, lengths, then the
+        entries in call order: ids, value finite as float32, a leaf in flight, not repeated.
+        Cancel passes no values."""
         trees = _array("trees", trees, np.int32)
         nodes = _array("nodes", nodes, np.int32)
-        if trees.shape != nodes.shape:
-            raise ValueError(f"trees {trees.shape} and nodes {nodes.shape} differ in length")
-        seen = set()
+        if values is not _NO_VALUES:
+            values = _array("values", values, np.float64)
+        _same_length(op, "trees", trees.shape[0], "nodes", nodes.shape[0])
+        if values is not _NO_VALUES:
+            _same_length(op, "trees", trees.shape[0], "values", values.shape[0])
+        else:
+            values = None
         ts, ns = trees.tolist(), nodes.tolist()
-        for t, n in zip(ts, ns, strict=True):
-            t = self._tree_id(t)
-            n = self._node_id(t, n)
-            if (t, n) in seen:
-                raise ValueError(f"leaf (tree {t}, node {n}) appears twice in one call")
-            seen.add((t, n))
-            if self._trees[t].own_in_flight(n) != 1:
+        vs = values.tolist() if values is not None else [0.0] * len(ts)
+        seen = set()
+        for i, (t, n, v) in enumerate(zip(ts, ns, vs, strict=True)):
+            self._node_id(self._tree_id(t), n, alive=False)
+            if values is not None and not abs(v) < FLOAT32_OVERFLOW:
                 raise ValueError(
-                    f"node {n} of tree {t} is not a leaf in flight (never asked, or already "
-                    "told or cancelled)"
+                    f"{op}: entry {i}: value {v} is not finite as float32 (|v| must round below "
+                    "2**128)"
                 )
-        return ts, ns
+            if not self._trees[t].is_alive(n) or self._trees[t].own_in_flight(n) != 1:
+                raise ValueError(
+                    f"{op}: entry {i}: node {n} of tree {t} is not a leaf in flight (never "
+                    "asked, or already told or cancelled)"
+                )
+            if (t, n) in seen:
+                raise ValueError(f"{op}: entry {i}: leaf (tree {t}, node {n}) appears twice")
+            seen.add((t, n))
+        return ts, ns, vs
 
     # ------------------------------------------------------------------ search loop
     def ask(self, max_leaves: int, with_paths: bool) -> dict[str, np.ndarray]:
-        k = _int("max_leaves", max_leaves)
+        k = _args.integer("max_leaves", max_leaves)
+        with_paths = _args.flag("with_paths", with_paths)
         if k < 1:
             raise ValueError(f"max_leaves must be >= 1, got {k}")
-        with_paths = bool(with_paths)
         for t, tree in enumerate(self._trees):  # 5.1: checked upfront, with K, in every tree
             if tree.in_flight[ROOT] + k > MAX_IN_FLIGHT:
                 raise CapacityError(
@@ -216,29 +236,14 @@ class ReferenceEngine:
         rewards = _array("rewards", rewards, np.float32)
         terminal = _array("terminal", terminal, np.uint8)
         payloads = _array("payloads", payloads, np.int64)
-        if not trees.shape == nodes.shape == counts.shape:
-            raise ValueError(
-                f"trees, nodes and counts differ in length: {trees.shape[0]}, {nodes.shape[0]}, "
-                f"{counts.shape[0]}"
-            )
-        if counts.size and counts.min() < 0:
-            raise ValueError(f"counts must be >= 0, got {int(counts.min())}")
-        total = int(counts.sum(dtype=np.int64))
-        for name, array in (
-            ("priors", priors),
-            ("rewards", rewards),
-            ("terminal", terminal),
-            ("payloads", payloads),
-        ):
-            if array.shape[0] != total:
-                raise ValueError(f"{name} has {array.shape[0]} entries but counts sum to {total}")
-        if not np.all(np.isfinite(priors)) or (priors.size and priors.min() < 0):
-            raise ValueError("priors must be finite and >= 0")
-        if not np.all(np.isfinite(rewards)):
-            raise ValueError("rewards must be finite")
+        _same_length("expand", "trees", trees.shape[0], "nodes", nodes.shape[0])
+        _same_length("expand", "trees", trees.shape[0], "counts", counts.shape[0])
+        _same_length("expand", "priors", priors.shape[0], "rewards", rewards.shape[0])
+        _same_length("expand", "priors", priors.shape[0], "terminal", terminal.shape[0])
+        _same_length("expand", "priors", priors.shape[0], "payloads", payloads.shape[0])
         ts, ns, cs = trees.tolist(), nodes.tolist(), counts.tolist()
-        self._check_expand(ts, ns, cs)
         priors_l, rewards_l = priors.tolist(), rewards.tolist()
+        self._check_expand(ts, ns, cs, priors_l, rewards_l)
         terminal_l, payloads_l = (terminal != 0).tolist(), payloads.tolist()
         start = 0
         for t, n, c in zip(ts, ns, cs, strict=True):
@@ -253,74 +258,102 @@ class ReferenceEngine:
             )
             start = end
 
-    def _check_expand(self, ts: list[int], ns: list[int], cs: list[int]) -> None:
-        """Simulate the expansions in call order (sizes, relocations) without mutating."""
+    def _check_expand(
+        self, ts: list[int], ns: list[int], cs: list[int], priors: list[float], rewards: list[float]
+    ) -> None:
+        """docs 5.5: the entries in call order, each against the tree as the earlier entries of
+        the call leave it (sizes, relocations), without mutating; then the counts' total, then the
+        capacity of every tree (in tree order)."""
         size = {}
         dead: set[tuple[int, int]] = set()
         seen: set[tuple[int, int]] = set()
-        for t, n, c in zip(ts, ns, cs, strict=True):
-            t = self._tree_id(t)
-            n = self._node_id(t, n)
+        offset = 0
+        for i, (t, n, c) in enumerate(zip(ts, ns, cs, strict=True)):
+            where = f"expand: entry {i}:"
+            if c < 0:
+                raise ValueError(f"{where} counts must be >= 0, got {c}")
+            self._node_id(self._tree_id(t), n, alive=False)
+            if c > len(priors) - offset:
+                raise ValueError(
+                    f"{where} its {c} children reach past the children arrays ({len(priors)} "
+                    "entries); counts must sum to their length"
+                )
+            for j in range(offset, offset + c):
+                if not (math.isfinite(priors[j]) and priors[j] >= 0):
+                    raise ValueError(f"{where} priors[{j}] = {priors[j]} must be finite and >= 0")
+                if not math.isfinite(rewards[j]):
+                    raise ValueError(f"{where} rewards[{j}] = {rewards[j]} must be finite")
+            offset += c
             tree = self._trees[t]
+            if not tree.is_alive(n):
+                raise ValueError(f"{where} node {n} of tree {t} is a dead slot (moved by widening)")
             if (t, n) in seen:
-                raise ValueError(f"node {n} of tree {t} appears twice in one expand call")
+                raise ValueError(f"{where} node {n} of tree {t} appears twice in one expand call")
             seen.add((t, n))
             if (t, n) in dead:
                 raise ValueError(
-                    f"node {n} of tree {t} was moved by an earlier widening in this same call"
+                    f"{where} node {n} of tree {t} was moved by an earlier widening in this call"
                 )
             if tree.terminal[n]:
-                raise ValueError(f"node {n} of tree {t} is terminal and cannot be expanded")
+                raise ValueError(f"{where} node {n} of tree {t} is terminal and cannot be expanded")
             size.setdefault(t, tree.size)
             if c == 0:
                 continue
             old = tree.num_children[n]
             if old + c > MAX_CHILDREN:
                 raise ValueError(
-                    f"node {n} of tree {t} would have {old + c} children (max {MAX_CHILDREN})"
+                    f"{where} node {n} of tree {t} would have {old + c} children (max "
+                    f"{MAX_CHILDREN})"
                 )
             if tree.depth[n] + 1 > MAX_DEPTH:
-                raise ValueError(f"node {n} of tree {t} is at the maximum depth {MAX_DEPTH}")
+                raise ValueError(
+                    f"{where} node {n} of tree {t} is at the maximum depth {MAX_DEPTH}"
+                )
             busy = [ch for ch in tree.children(n) if tree.in_flight[ch] > 0]
             if busy:
                 # Refused whether or not the block would move (the literal reading of 5.5, and a
                 # rule the caller can check without knowing the arena layout).
                 raise ValueError(
-                    f"cannot widen node {n} of tree {t}: its child {busy[0]} has leaves in "
+                    f"{where} cannot widen node {n} of tree {t}: its child {busy[0]} has leaves in "
                     "flight (widening may renumber the children); tell or cancel them first"
                 )
             if old > 0 and tree.first_child[n] + old != size[t]:
                 dead.update((t, ch) for ch in tree.children(n))
                 size[t] += old
             size[t] += c
-        for t, s in size.items():
-            if s > self._config.max_nodes:
+        if offset != len(priors):
+            raise ValueError(
+                f"expand: counts sum to {offset} but the children arrays have {len(priors)} entries"
+            )
+        for t in sorted(size):
+            if size[t] > self._config.max_nodes:
                 raise CapacityError(
-                    f"tree {t} would grow to {s} nodes, past max_nodes={self._config.max_nodes}; "
-                    "raise the cap, or reroot / prune / compact the tree"
+                    f"tree {t} would grow to {size[t]} nodes, past "
+                    f"max_nodes={self._config.max_nodes}; raise the cap, or reroot / prune / "
+                    "compact the tree"
                 )
 
     def backup(self, trees: np.ndarray, nodes: np.ndarray, values: np.ndarray) -> None:
-        values = _array("values", values, np.float64)
-        ts, ns = self._leaf_batch(trees, nodes)
-        if values.shape[0] != len(ts):
-            raise ValueError(f"values has {values.shape[0]} entries, expected {len(ts)}")
-        if not np.all(np.isfinite(values)) or np.any(np.abs(values) > FLOAT32_MAX):
-            raise ValueError("values must be finite, also as float32 (|v| <= 3.4028235e38)")
-        for t, n, v in zip(ts, ns, values.tolist(), strict=True):
+        ts, ns, vs = self._leaf_batch("backup", trees, nodes, values)
+        for t, n, v in zip(ts, ns, vs, strict=True):
             backup_path(self._trees[t], self._config, n, v, tell=True)
 
     def cancel(self, trees: np.ndarray, nodes: np.ndarray) -> None:
-        ts, ns = self._leaf_batch(trees, nodes)
+        ts, ns, _ = self._leaf_batch("cancel", trees, nodes)
         for t, n in zip(ts, ns, strict=True):
             cancel_path(self._trees[t], n)
 
     # ------------------------------------------------------------------ queries
+    def _tree_arg(self, tree: Any) -> int:
+        return self._tree_id(_args.integer("tree", tree))
+
     def size(self, tree: int) -> int:
-        return self._trees[self._tree_id(tree)].size
+        return self._trees[self._tree_arg(tree)].size
 
     def view(self, tree: int, field: str) -> np.ndarray:
-        tree_ = self._trees[self._tree_id(tree)]
+        t = _args.integer("tree", tree)
+        field = _args.text("field", field)
+        tree_ = self._trees[self._tree_id(t)]
         if field not in VIEW_FIELDS:
             raise ValueError(f"unknown field {field!r}; choose from {VIEW_FIELDS}")
         array = tree_.field_array(field)
@@ -328,7 +361,9 @@ class ReferenceEngine:
         return array
 
     def derived(self, tree: int, field: str) -> np.ndarray:
-        tree_ = self._trees[self._tree_id(tree)]
+        t = _args.integer("tree", tree)
+        field = _args.text("field", field)
+        tree_ = self._trees[self._tree_id(t)]
         if field not in DERIVED_DTYPES:
             raise ValueError(
                 f"unknown derived field {field!r}; choose from {tuple(DERIVED_DTYPES)}"
@@ -336,39 +371,42 @@ class ReferenceEngine:
         return tree_.field_array(field)
 
     def qvalues(self, tree: int, node: int) -> np.ndarray:
-        t = self._tree_id(tree)
-        n = self._node_id(t, node)
+        t = _args.integer("tree", tree)
+        n = _args.integer("node", node)
+        n = self._node_id(self._tree_id(t), n)
         return pairs_mod.qvalues(self._trees[t], self._config, n)
 
     def root_policy(self, tree: int, temperature: float) -> np.ndarray:
-        t = self._tree_id(tree)
-        temperature = float(temperature)
+        t = _args.integer("tree", tree)
+        temperature = _args.real("temperature", temperature)
+        t = self._tree_id(t)
         if not math.isfinite(temperature) or temperature < 0:
             raise ValueError(f"temperature must be finite and >= 0, got {temperature}")
         return pairs_mod.root_policy(self._trees[t], self._config, temperature)
 
     def best_action(self, tree: int) -> int:
-        return pairs_mod.best_action(self._trees[self._tree_id(tree)], self._config)
+        return pairs_mod.best_action(self._trees[self._tree_arg(tree)], self._config)
 
     def best_path(self, tree: int) -> np.ndarray:
-        path = pairs_mod.best_path(self._trees[self._tree_id(tree)], self._config)
+        path = pairs_mod.best_path(self._trees[self._tree_arg(tree)], self._config)
         return np.array(path, dtype=np.int32)
 
     def minmax(self, tree: int) -> tuple[float, float]:
-        tree_ = self._trees[self._tree_id(tree)]
+        tree_ = self._trees[self._tree_arg(tree)]
         return tree_.minmax_lo, tree_.minmax_hi
 
     def root_epoch(self, tree: int) -> int:
-        return self._trees[self._tree_id(tree)].root_epoch
+        return self._trees[self._tree_arg(tree)].root_epoch
 
     def pairs(
         self, mode: str, min_visits: int, min_q_gap: float, max_depth: int
     ) -> dict[str, np.ndarray]:
+        mode = _args.text("mode", mode)
+        min_visits = _args.integer("min_visits", min_visits)
+        min_q_gap = _args.real("min_q_gap", min_q_gap)
+        max_depth = _args.integer("max_depth", max_depth)
         if mode not in ("paper", "max_min", "max_all"):
             raise ValueError(f"mode={mode!r}; choose 'paper', 'max_min' or 'max_all'")
-        min_visits = _int("min_visits", min_visits)
-        max_depth = _int("max_depth", max_depth)
-        min_q_gap = float(min_q_gap)
         if min_visits < 0:
             raise ValueError(f"min_visits must be >= 0, got {min_visits}")
         if not math.isfinite(min_q_gap) or min_q_gap < 0:
@@ -390,8 +428,7 @@ class ReferenceEngine:
         }
 
     # ------------------------------------------------------------------ tree operations
-    def _idle_tree(self, tree: Any, what: str) -> int:
-        t = self._tree_id(tree)
+    def _idle_tree(self, t: int, what: str) -> int:
         if self._trees[t].in_flight[ROOT] > 0:
             raise ValueError(
                 f"cannot {what} tree {t} while {self._trees[t].in_flight[ROOT]} leaves are in "
@@ -400,29 +437,32 @@ class ReferenceEngine:
         return t
 
     def reroot(self, tree: int, node: int) -> None:
-        t = self._tree_id(tree)
-        n = self._node_id(t, node)
-        t = self._idle_tree(t, "reroot")
+        t = _args.integer("tree", tree)
+        n = _args.integer("node", node)
+        n = self._node_id(self._tree_id(t), n)
+        self._idle_tree(t, "reroot")
         self._trees[t] = tree_ops.reroot(self._trees[t], n)
 
     def prune(self, tree: int, node: int) -> None:
-        t = self._tree_id(tree)
-        n = self._node_id(t, node)
+        t = _args.integer("tree", tree)
+        n = _args.integer("node", node)
+        n = self._node_id(self._tree_id(t), n)
         if n == ROOT:
             raise ValueError("cannot prune the root; use reset")
-        t = self._idle_tree(t, "prune")
+        self._idle_tree(t, "prune")
         self._trees[t] = tree_ops.prune(self._trees[t], n)
 
     def compact(self, tree: int) -> None:
-        t = self._idle_tree(tree, "compact")
+        t = self._idle_tree(self._tree_arg(tree), "compact")
         self._trees[t] = tree_ops.compact(self._trees[t])
 
     def reset(self, tree: int, payload: int) -> None:
-        t = self._tree_id(tree)
-        payload = _int("payload", payload)
-        if not -(2**63) <= payload < 2**63:
-            raise ValueError(f"payload {payload} is outside the int64 range")
-        t = self._idle_tree(t, "reset")
+        t = _args.integer("tree", tree)
+        payload = _args.integer("payload", payload)
+        self._tree_id(t)
+        if not _args.INT64_MIN <= payload <= _args.INT64_MAX:
+            raise ValueError(f"reset: payload {payload} is outside the int64 range")
+        self._idle_tree(t, "reset")
         self._trees[t] = tree_ops.reset(self._trees[t], payload)
 
     # ------------------------------------------------------------------ synthetic evaluator
@@ -438,16 +478,18 @@ class ReferenceEngine:
         set to the root key (the key of a node lives in its payload); a leaf at the maximum depth
         is backed up without children.
         """
-        s = _int("num_simulations", num_simulations)
-        a = _int("num_actions", num_actions)
-        k = _int("leaves_per_ask", leaves_per_ask)
-        seed = _int("seed", seed)
+        s = _args.integer("num_simulations", num_simulations)
+        a = _args.integer("num_actions", num_actions)
+        k = _args.integer("leaves_per_ask", leaves_per_ask)
+        seed = _args.integer("seed", seed)
         if s < 0:
             raise ValueError(f"num_simulations must be >= 0, got {s}")
         if not 1 <= a <= MAX_CHILDREN:
             raise ValueError(f"num_actions must lie in [1, {MAX_CHILDREN}], got {a}")
         if not 1 <= k <= MAX_IN_FLIGHT:
             raise ValueError(f"leaves_per_ask must lie in [1, {MAX_IN_FLIGHT}], got {k}")
+        if not 0 <= seed <= _args.UINT64_MAX:
+            raise ValueError(f"run_synthetic: seed must lie in [0, 2**64), got {seed}")
         if s == 0:
             return 0
         growth = (s + k - 1) * a

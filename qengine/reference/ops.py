@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qengine.config import SearchConfig
+from qengine.config import MAX_VISITS, SearchConfig
 
 from .select import q_raw, select_child, sign
 from .tree import ROOT, Tree
@@ -43,6 +43,25 @@ def clear_exhausted_upwards(tree: Tree, node: int) -> None:
 
 
 # ---------------------------------------------------------------------- backup (5.2)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_OVERFLOW = float(2**128 - 2**103)
+"""The smallest double that rounds to float32 infinity (FLOAT32_MAX plus half an ulp); backup
+accepts the values strictly below it in magnitude (3.4028235e38, FLOAT32_MAX as printed, too)."""
+
+
+def mean_step(q: float, g32: np.float32, visits: int) -> float:
+    """float32(q + (g32 - q) / visits), every operation float32; where that overflows (returns
+    near +-FLOAT32_MAX of opposite signs) the same step in double, rounded once."""
+    q32 = np.float32(q)
+    if abs(q) + abs(float(g32)) < FLOAT32_MAX:  # g32 - q cannot overflow: the common case
+        return float(q32 + (g32 - q32) / np.float32(visits))
+    with np.errstate(over="ignore"):
+        step = q32 + (g32 - q32) / np.float32(visits)
+    if np.isfinite(step):
+        return float(step)
+    return float(np.float32(q + (float(g32) - q) / visits))
+
+
 def backup_path(tree: Tree, config: SearchConfig, leaf: int, value: float, *, tell: bool) -> None:
     """Back up ``value`` from ``leaf`` to the root; ``tell`` also removes one in-flight count."""
     g = float(value)
@@ -51,15 +70,14 @@ def backup_path(tree: Tree, config: SearchConfig, leaf: int, value: float, *, te
     while True:
         if tell:
             tree.in_flight[node] -= 1
-        tree.visits[node] += 1
-        visits = tree.visits[node]
-        g32 = np.float32(g)
+        visits = min(tree.visits[node] + 1, MAX_VISITS)  # saturates, never wraps
+        tree.visits[node] = visits
+        g32 = np.float32(min(max(g, -FLOAT32_MAX), FLOAT32_MAX))  # saturating float32(G)
         if config.backup == "mean":
             if visits == 1:
                 tree.q[node] = float(g32)
             else:
-                q = np.float32(tree.q[node])
-                tree.q[node] = float(q + (g32 - q) / np.float32(visits))
+                tree.q[node] = mean_step(tree.q[node], g32, visits)
         else:
             tree.q[node] = float(g32) if visits == 1 else max(tree.q[node], float(g32))
         if node != ROOT:

@@ -5,7 +5,6 @@ Legend: ``s`` the node selecting, ``c`` a child of it, ``A`` its number of child
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 
@@ -126,9 +125,9 @@ def select_child(tree: Tree, config: SearchConfig, tree_id: int, s: int) -> int:
 
 
 # ---------------------------------------------------------------------- Gumbel (4.5)
-@functools.lru_cache(maxsize=256)
 def considered_visits(max_num_considered: int, num_simulations: int) -> tuple[int, ...]:
-    """mctx's get_sequence_of_considered_visits(m, n), verbatim."""
+    """mctx's get_sequence_of_considered_visits(m, n), verbatim (the whole table: small n only;
+    selection uses :func:`considered_visit`)."""
     if max_num_considered <= 1:
         return tuple(range(num_simulations))
     log2max = math.ceil(math.log2(max_num_considered))
@@ -143,6 +142,25 @@ def considered_visits(max_num_considered: int, num_simulations: int) -> tuple[in
                 visits[i] += 1
         num_considered = max(2, num_considered // 2)
     return tuple(sequence[:num_simulations])
+
+
+def considered_visit(max_num_considered: int, num_simulations: int, k: int) -> int:
+    """Element k (< num_simulations) of :func:`considered_visits`, without building the table
+    (num_simulations may be 2**63 - 1). Each step of the table appends ``num_considered`` equal
+    counts, so element k is found by walking the steps."""
+    if max_num_considered <= 1:
+        return k
+    log2max = math.ceil(math.log2(max_num_considered))
+    position = visits = 0
+    num_considered = max_num_considered
+    while True:
+        num_extra_visits = max(1, int(num_simulations / (log2max * num_considered)))
+        block = num_extra_visits * num_considered
+        if k < position + block:
+            return visits + (k - position) // num_considered
+        position += block
+        visits += num_extra_visits
+        num_considered = max(2, num_considered // 2)
 
 
 def gumbel_scores(tree: Tree, config: SearchConfig, tree_id: int) -> list[float]:
@@ -172,7 +190,7 @@ def gumbel_select(tree: Tree, config: SearchConfig, tree_id: int) -> int:
     counts = [visit_count(tree, c) for c in children]
     k = min(sum(counts), config.gumbel_simulations - 1)
     m = min(config.gumbel_max_considered, len(alive))
-    target = considered_visits(m, config.gumbel_simulations)[k]
+    target = considered_visit(m, config.gumbel_simulations, k)
     scores = gumbel_scores(tree, config, tree_id)
     pool = [a for a in alive if counts[a] == target] or alive
     best = pool[0]

@@ -6,7 +6,6 @@ Legend: ``B`` trees, ``T`` nodes of all trees together.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -50,17 +49,18 @@ def _corrupt(message: str) -> ValueError:
     return ValueError(f"corrupt forest arrays: {message}")
 
 
-def trees_from_arrays(arrays: Any, max_nodes: int) -> list[Tree]:
-    """Validate ``export_arrays`` output and rebuild the trees (ValueError if corrupt, TypeError
-    for a wrong dtype)."""
-    if not isinstance(arrays, Mapping):
+def check_array_types(arrays: Any) -> None:
+    """The ``arrays`` argument of ``from_arrays`` (the native bindings' order): a dict (TypeError)
+    with every key (ValueError) and no other (ValueError), then key by key a numpy array
+    (TypeError) of its dtype (TypeError), 1-D (ValueError)."""
+    if not isinstance(arrays, dict):
         raise TypeError(f"arrays must be a dict of numpy arrays, got {type(arrays).__name__}")
     missing = [k for k in ALL_KEYS if k not in arrays]
     if missing:
         raise _corrupt(f"missing arrays {missing}")
-    unknown = sorted(set(arrays) - set(ALL_KEYS))
+    unknown = sorted(repr(k) for k in arrays if not (isinstance(k, str) and k in ALL_KEYS))
     if unknown:
-        raise _corrupt(f"unknown arrays {unknown}")
+        raise _corrupt(f"unknown arrays {', '.join(unknown)}")
     dtypes = {**STORED_DTYPES, "tree_offsets": np.int64, **PER_TREE_DTYPES}
     for key, dtype in dtypes.items():
         array = arrays[key]
@@ -70,6 +70,12 @@ def trees_from_arrays(arrays: Any, max_nodes: int) -> list[Tree]:
             raise TypeError(f"arrays[{key!r}] must have dtype {np.dtype(dtype)}, got {array.dtype}")
         if array.ndim != 1:
             raise _corrupt(f"{key} must be 1-D, got shape {array.shape}")
+
+
+def trees_from_arrays(arrays: Any, max_nodes: int) -> list[Tree]:
+    """Validate ``export_arrays`` output and rebuild the trees (ValueError if corrupt, TypeError
+    for a wrong dtype)."""
+    check_array_types(arrays)
     offsets = arrays["tree_offsets"].tolist()
     num_trees = len(offsets) - 1
     if num_trees < 1:

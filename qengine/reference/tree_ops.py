@@ -8,6 +8,11 @@ from .ops import mark_ancestors_exhausted
 from .tree import LIST_FIELDS, NO_CHILD, NO_PARENT, ROOT, Tree
 
 
+def next_epoch(epoch: int) -> int:
+    """root_epoch + 1, wrapping around at 2**64 like the core's uint64 (section 1)."""
+    return (epoch + 1) & 0xFFFF_FFFF_FFFF_FFFF
+
+
 def renumbered(tree: Tree, root: int, drop_below: int = -1) -> tuple[Tree, dict[int, int]]:
     """A copy of the subtree of ``root`` with ids in BFS order (children blocks contiguous, in
     action order), depths shifted so the root is at 0, dead slots gone. The descendants of
@@ -43,7 +48,7 @@ def reroot(tree: Tree, node: int) -> Tree:
     out.action[ROOT] = 0
     out.reward[ROOT] = 0.0
     out.prior[ROOT] = 1.0
-    out.root_epoch = tree.root_epoch + 1
+    out.root_epoch = next_epoch(tree.root_epoch)
     return out
 
 
@@ -63,5 +68,5 @@ def compact(tree: Tree) -> Tree:
 def reset(tree: Tree, payload: int) -> Tree:
     out = Tree(payload)
     out.minmax_lo, out.minmax_hi = math.inf, -math.inf
-    out.root_epoch = tree.root_epoch + 1
+    out.root_epoch = next_epoch(tree.root_epoch)
     return out

@@ -4,11 +4,14 @@ values and state, IndexError for ids, CapacityError for the node cap)."""
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
 import pytest
-from core_helpers import assert_arrays_equal
+from core_helpers import assert_arrays_equal, core_settings, on_both
+from hypothesis import given
+from hypothesis import strategies as st
 
 from qengine import CapacityError, Forest, SearchConfig
 
@@ -479,3 +482,149 @@ def test_in_flight_overflow_is_all_or_nothing():
     assert_arrays_equal(before, forest.export_arrays(), "in-flight overflow")
     leaves = forest.ask(16383)
     assert len(leaves) == 16383 + 1 and forest.view(0, "in_flight")[0] == 16383
+
+
+# ---------------------------------------------------------------------- silent coercion (issue 12)
+ISSUE_CALLS = [
+    ("Forest(1.5)", lambda f, e: Forest(1.5, engine=e)),
+    ("Forest('3')", lambda f, e: Forest("3", engine=e)),
+    ("Forest(True)", lambda f, e: Forest(True, engine=e)),
+    ("ask(1.5)", lambda f, e: f.ask(1.5)),
+    ("ask(paths='no')", lambda f, e: f.ask(1, paths="no")),
+    ("view(1.5, 'q')", lambda f, e: f.view(1.5, "q")),
+    ("view(0, b'q')", lambda f, e: f.view(0, b"q")),
+    ("pairs(min_visits=1.5)", lambda f, e: f.pairs(min_visits=1.5)),
+    ("pairs(min_q_gap='0')", lambda f, e: f.pairs(min_q_gap="0")),
+    ("reset(0, payload=1.5)", lambda f, e: f.reset(0, payload=1.5)),
+    ("root_policy(0, '1')", lambda f, e: f.root_policy(0, "1")),
+    ("run_synthetic(2.0, 2)", lambda f, e: f.run_synthetic(2.0, 2)),
+    ("SearchConfig(max_nodes=1.5)", lambda f, e: SearchConfig(max_nodes=1.5)),
+    ("SearchConfig(two_player=1)", lambda f, e: SearchConfig(two_player=1)),
+]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("name", "call"), ISSUE_CALLS, ids=[c[0] for c in ISSUE_CALLS])
+def test_no_silent_coercion(engine, name, call):
+    forest = busy_forest(engine)
+    forest.backup([0, 1], [1, 1], [0.5, 0.5])
+    before = forest.export_arrays()
+    with pytest.raises(TypeError, match="must be"):
+        call(forest, engine)
+    assert_arrays_equal(before, forest.export_arrays(), name)
+
+
+NOT_AN_INT = st.one_of(
+    st.floats(allow_nan=True),
+    st.text(max_size=4),
+    st.binary(max_size=4),
+    st.none(),
+    st.booleans(),
+    st.complex_numbers(max_magnitude=10),
+    st.lists(st.integers(0, 3), max_size=2),
+    st.decimals(allow_nan=False, allow_infinity=False, places=2),
+    st.fractions(max_denominator=5),
+    st.builds(np.float64, st.floats(-10, 10)),
+    st.builds(np.bool_, st.booleans()),
+)
+INT_ARGS = [
+    lambda f, v: f.ask(v),
+    lambda f, v: f.size(v),
+    lambda f, v: f.view(v, "q"),
+    lambda f, v: f.qvalues(0, v),
+    lambda f, v: f.best_path(v),
+    lambda f, v: f.pairs("max_min", min_visits=v),
+    lambda f, v: f.pairs("max_min", max_depth=v),
+    lambda f, v: f.reset(v, 0),
+    lambda f, v: f.reset(0, v),
+    lambda f, v: f.reroot(0, v),
+    lambda f, v: f.run_synthetic(v, 2),
+    lambda f, v: f.run_synthetic(1, 2, seed=v),
+    lambda f, v: f._engine.prune(v, 1),
+    lambda f, v: f._engine.ask(v, True),
+]
+
+
+@core_settings(max_examples=60)
+@given(value=NOT_AN_INT, which=st.integers(0, len(INT_ARGS) - 1))
+def test_int_arguments_take_ints_only(value, which):
+    """Any value that is not an int (numpy integers are) is a TypeError on both engines, before
+    any range or state check, and changes nothing."""
+    native, ref = (busy_forest(e) for e in ENGINES)
+    for forest in (native, ref):
+        before = forest.export_arrays()
+        with pytest.raises(TypeError, match="must be an int"):
+            INT_ARGS[which](forest, value)
+        assert_arrays_equal(before, forest.export_arrays(), "int argument")
+
+
+@core_settings(max_examples=40)
+@given(value=st.integers(-(2**70), 2**70) | st.sampled_from([2**31, 2**63, 2**64, -(2**63) - 1]))
+def test_ints_outside_int64_are_range_errors_on_both_engines(value):
+    """Big ints are never truncated: the engines raise the range error the value deserves (or
+    accept it identically)."""
+    native, ref = (busy_forest(e) for e in ENGINES)
+    calls = [
+        lambda f: f.ask(value),
+        lambda f: f.size(value),
+        lambda f: f.qvalues(0, value),
+        lambda f: f.pairs(min_visits=value, max_depth=value),
+        lambda f: f.reset(value, value),
+        lambda f: f.run_synthetic(value, 2, seed=abs(value)),
+        lambda f: f._engine.reset(1, value),
+    ]
+    for call in calls:
+        on_both(native, ref, call, f"{value}")
+
+
+# entries of a backup batch on busy_forest: (tree, node, value) -> class of its first failed check
+BATCH_ENTRIES = [
+    ((0, 1, 0.5), None),
+    ((1, 1, -0.5), None),
+    ((0, 2, 0.5), ValueError),  # not in flight
+    ((1, 0, 0.5), ValueError),  # an inner node
+    ((2, 1, 0.5), IndexError),
+    ((0, -7, 0.5), IndexError),
+    ((1, 6, 0.5), IndexError),
+    ((0, 1, float("nan")), ValueError),
+    ((1, 1, 3.5e38), ValueError),  # not finite as float32
+    ((0, 1, 3.4028235e38), None),  # float32 max as printed: finite
+]
+
+
+@core_settings(max_examples=60)
+@given(picks=st.lists(st.integers(0, len(BATCH_ENTRIES) - 1), min_size=1, max_size=5))
+def test_batch_entries_are_validated_in_call_order(picks):
+    """docs 5.2: the error is the first failing entry's, so both engines raise the same class
+    (the native core once checked every id before any state, the reference entry by entry)."""
+    entries = [BATCH_ENTRIES[p] for p in picks]
+    expected, seen = None, set()
+    for (t, n, _), error in entries:
+        if error is None and (t, n) in seen:
+            error = ValueError  # told twice in one call
+        if error is not None:
+            expected = error
+            break
+        seen.add((t, n))
+    trees, nodes, values = (list(col) for col in zip(*(e for e, _ in entries), strict=True))
+    native, ref = (busy_forest(e) for e in ENGINES)
+    _, error = on_both(native, ref, lambda f: f.backup(trees, nodes, values), str(picks))
+    assert error is expected, (picks, error, expected)
+    if not any(math.isnan(v) or abs(v) >= 3.5e38 for v in values):  # the same checks, no values
+        native, ref = (busy_forest(e) for e in ENGINES)
+        _, error = on_both(native, ref, lambda f: f.cancel(trees, nodes), str(picks))
+        assert error is expected, (picks, error, expected)
+
+
+def test_setstate_with_an_unknown_engine_is_a_clear_error():
+    forest = busy_forest("native")
+    state = forest.__getstate__()
+    clone = Forest.__new__(Forest)
+    with pytest.raises(ValueError, match="engine='gpu'; choose 'native' or 'reference'"):
+        clone.__setstate__({**state, "engine": "gpu"})
+    with pytest.raises(ValueError, match="lacks"):
+        clone.__setstate__({k: v for k, v in state.items() if k != "engine"})
+    with pytest.raises(TypeError, match="dict"):
+        clone.__setstate__(None)
+    clone.__setstate__(state)
+    assert_arrays_equal(state["arrays"], clone.export_arrays(), "setstate")
