@@ -266,7 +266,7 @@ for path in sys.argv[1:]:
     not __import__("qengine.kernels", fromlist=["HAS_TRITON"]).HAS_TRITON,
     reason="triton not installed",
 )
-def test_triton_path_makes_no_logits_at_all(q_model_dirs) -> None:
+def test_triton_path_makes_no_logits_at_all(q_model_dirs, tmp_path) -> None:
     """Through the Triton kernels (interpreted on CPU) the scores are the PyTorch path's and no
     [..., V] tensor is made outside the kernel ops (whose own memory ``tests/kernels`` checks:
     once an op is a ``torch.library.custom_op`` a dispatch mode does not see inside it)."""
@@ -276,8 +276,8 @@ def test_triton_path_makes_no_logits_at_all(q_model_dirs) -> None:
     dirs = list(q_model_dirs.values())
     res = subprocess.run(
         [sys.executable, "-c", script, *map(str, dirs)],
-        capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
+        capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
+    )  # fmt: skip  (outside the source tree: the installed package, with its native core)
     assert res.returncode == 0, res.stderr[-3000:]
     lines = res.stdout.strip().splitlines()[-len(dirs) :]
     for path, line in zip(dirs, lines, strict=True):
