@@ -274,10 +274,11 @@ def test_triton_path_makes_no_logits_at_all(q_model_dirs, tmp_path) -> None:
     script += textwrap.dedent(_TRITON_SCRIPT)
     env = {**os.environ, "TRITON_INTERPRET": "1", "QENGINE_KERNELS_IMPL": "triton"}
     dirs = list(q_model_dirs.values())
+    # Outside the source tree: the installed package, with its native core.
     res = subprocess.run(
         [sys.executable, "-c", script, *map(str, dirs)],
         capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
-    )  # fmt: skip  (outside the source tree: the installed package, with its native core)
+    )  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
     lines = res.stdout.strip().splitlines()[-len(dirs) :]
     for path, line in zip(dirs, lines, strict=True):
