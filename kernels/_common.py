@@ -15,6 +15,7 @@ import torch
 __all__ = [
     "TokenLogprobs",
     "check_logit_transform",
+    "check_positive",
     "check_same_dtype",
     "compute_dtype",
     "dlogits_chunk",
@@ -51,11 +52,16 @@ def _positive_finite(x: object) -> bool:
     return math.isfinite(x) and x > 0
 
 
+def check_positive(name: str, value: float) -> None:
+    """ValueError unless ``value`` is a finite number > 0 (temperatures, ``beta``)."""
+    if not _positive_finite(value):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+
+
 def check_logit_transform(temperature: float, softcap: float | None) -> None:
     """ValueError unless ``temperature`` is finite and > 0 and ``softcap`` is None or finite and
     > 0 (``softcap=0`` would divide by zero inside tanh; NaN would poison every row)."""
-    if not _positive_finite(temperature):
-        raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
+    check_positive("temperature", temperature)
     if softcap is not None and not _positive_finite(softcap):
         raise ValueError(f"softcap must be None (no cap) or finite and > 0, got {softcap!r}")
 

@@ -28,12 +28,12 @@ reference log-probs are either given or computed by the same kernel under ``no_g
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
+from ._common import check_positive
 from .fused_linear_logprobs import FusedLinearConfig, fused_linear_logprobs
 from .segments import SegmentStats, resolve_cu_seqlens, segment_reduce
 
@@ -73,8 +73,7 @@ def dpo_loss_from_logps(
     """
     if loss_type not in LOSS_TYPES:
         raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
-    if not (math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta must be finite and > 0, got {beta}")
+    check_positive("beta", beta)
     if loss_type == "robust" and not 0.0 <= label_smoothing < 0.5:
         raise ValueError(f"robust DPO needs 0 <= label_smoothing < 0.5, got {label_smoothing}")
     if not 0.0 <= label_smoothing <= 1.0:

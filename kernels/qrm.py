@@ -19,6 +19,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from ._common import check_positive
 from .fused_linear_logprobs import FusedLinearConfig, fused_linear_logprobs
 from .q_scoring import value_head_scores
 from .segments import resolve_cu_seqlens, segment_reduce
@@ -40,8 +41,7 @@ def qrm_loss_from_scores(
     chosen: torch.Tensor, rejected: torch.Tensor, *, beta: float = 0.2, gamma: float = 2.0
 ) -> QRMOutput:
     """Q-RM loss from per-sequence mean scores [P]."""
-    if not (math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta must be finite and > 0, got {beta}")
+    check_positive("beta", beta)
     if not math.isfinite(gamma):
         raise ValueError(f"gamma must be finite, got {gamma}")
     margins = chosen - rejected
