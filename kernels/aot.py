@@ -392,14 +392,21 @@ def compile_variants(
     count = len(make_variants())
     work = [(make_variants, i, arch) for arch in archs for i in range(count)]
     jobs = jobs or os.cpu_count() or 1
+    previous = os.environ.get("TRITON_CACHE_DIR")
     with tempfile.TemporaryDirectory(prefix="qengine-aot-cache-") as cache:
         os.environ["TRITON_CACHE_DIR"] = cache  # inherited by the worker processes
-        if jobs == 1:
-            results = [_compile_indexed(j) for j in _progress(work, progress, len(work))]
-        else:
-            ctx = torch.multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-                results = list(_progress(pool.map(_compile_indexed, work), progress, len(work)))
+        try:
+            if jobs == 1:
+                results = [_compile_indexed(j) for j in _progress(work, progress, len(work))]
+            else:
+                ctx = torch.multiprocessing.get_context("spawn")
+                with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+                    results = list(_progress(pool.map(_compile_indexed, work), progress, len(work)))
+        finally:  # the caller's cache, not a deleted folder, for later compiles in this process
+            if previous is None:
+                os.environ.pop("TRITON_CACHE_DIR", None)
+            else:
+                os.environ["TRITON_CACHE_DIR"] = previous
     return results
 
 
