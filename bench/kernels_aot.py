@@ -80,6 +80,12 @@ def roofline_estimate(name: str, variant: str, arch: int) -> dict:
     }
 
 
+def triton_version() -> str:
+    import triton
+
+    return triton.__version__
+
+
 def _ptxas_version(arch: int) -> str:
     from triton.backends.nvidia.compiler import get_ptxas
 
@@ -190,6 +196,9 @@ def run_scan(archs: list[int], jobs: int | None, out_dir: Path) -> int:
         f"Architectures: {', '.join(f'sm_{a}' for a in archs)}. Flags: bias, soft-cap (and "
         "entropy in the backward). Ranked by: passes the check everywhere, resident warps summed "
         "over both kernels and all architectures, tile volume.",
+        "",
+        f"Compiled on {platform.platform()} ({platform.processor() or platform.machine()}), "
+        f"Triton {triton_version()}, {time.strftime('%Y-%m-%d')}.",
         "",
         "| dtype | tile | passes | resident warps (sum) | " + " | ".join(
             sorted(ranked[0]["kernels"])) + " |",
