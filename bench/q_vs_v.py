@@ -140,7 +140,7 @@ def evaluate_agent(
     (the state before the last action, that action, the episode's return), so later decisions
     see the actor's most recent outcomes in context. Returns the ``AgentResult`` and wall time."""
     from qengine.data.prompts import render_prompt
-    from qengine.select import run_episodes
+    from qengine.agents import run_episodes
 
     def feed(final: Any) -> None:
         if critic is None or not final.history:
@@ -190,7 +190,7 @@ def run_env(
     from qengine.data.prompts import compact_prompt
     from qengine.policies import ScriptedPolicy
     from qengine.search import collect
-    from qengine.select import BaseAgent, BestOfNLogprobAgent, QGuidedAgent, QValueModel
+    from qengine.agents import BaseAgent, BestOfNLogprobAgent, QGuidedAgent, QValueModel
 
     train_n, val_n, test_n = sizes
     s = pipeline_settings(name, train_n, test_n, args.seed, args.quick)

@@ -32,7 +32,7 @@ CONVENTIONS = {
     "env_steps_per_decision": ENV_STEP_CONVENTION,
     "success": "an episode whose total reward is >= 1 (shop: a perfect purchase; hotpot: exact "
     "match; textworld: game won)",
-    "ci": "95% percentile bootstrap of the mean over test tasks (qengine.select.bootstrap_ci, "
+    "ci": "95% percentile bootstrap of the mean over test tasks (qengine.agents.bootstrap_ci, "
     "2000 resamples); differences: paired bootstrap over the same tasks",
     "wall_s": "wall time of the agent's evaluation episodes (actor + environment + critic)",
 }

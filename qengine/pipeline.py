@@ -139,7 +139,7 @@ def run_pipeline(
     from .envs import make_env
     from .policies import ScriptedPolicy
     from .search import collect
-    from .select import (
+    from .agents import (
         BaseAgent,
         QGuidedAgent,
         QValueModel,

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qengine.select import (
+    from qengine.agents import (
         BaseAgent,
         BestOfNLogprobAgent,
         QGuidedAgent,
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         format_table,
         run_episodes,
     )
-    from qengine.select.evaluate import write_results
+    from qengine.agents.evaluate import write_results
 
     env, policy, tasks = make_env_and_policy(args)
     agents = [BaseAgent(policy), BestOfNLogprobAgent(policy, args.candidates)]

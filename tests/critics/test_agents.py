@@ -9,7 +9,7 @@ from critics_helpers import CannedGenerator, FixedPolicy, StubCritic, last_actio
 from qengine.critics import GenerativeCritic, VGuidedAgent
 from qengine.data.prompts import render_state
 from qengine.policies import ScriptedPolicy
-from qengine.select import run_episodes
+from qengine.agents import run_episodes
 
 QUERIES = ["search[red]", "search[blue mug]", "search[gold lamp]"]
 

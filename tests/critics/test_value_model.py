@@ -24,7 +24,7 @@ from qengine.critics import (
 from qengine.data.prompts import compact_prompt
 from qengine.models import build_word_tokenizer, tiny_causal_lm
 from qengine.policies import ScriptedPolicy
-from qengine.select import run_episodes
+from qengine.agents import run_episodes
 
 CONFIG = ValueTrainConfig(epochs=3, learning_rate=3e-3, batch_size=16, eval_fraction=0.2)
 

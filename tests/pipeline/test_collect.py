@@ -136,7 +136,7 @@ def test_rollout_returns_are_discounted_like_the_tree(shop, tmp_path) -> None:
 
 
 def test_q_guided_agent_counts_its_costs_and_reports_finished_episodes(shop) -> None:
-    from qengine.select import QGuidedAgent, run_episodes
+    from qengine.agents import QGuidedAgent, run_episodes
 
     class LongestFirst:  # a stand-in Q-model: prefers the longest action text
         def score(self, prompt, candidates):

@@ -25,7 +25,7 @@ from torch.utils._pytree import tree_flatten
 from qengine.models import build_word_tokenizer, tiny_causal_lm
 from qengine.models.causal_lm import head_logprobs, lm_head
 from qengine.policies import HFPolicy
-from qengine.select import QValueModel, candidate_logprobs
+from qengine.agents import QValueModel, candidate_logprobs
 from qengine.train.step_dpo import save_q_model
 
 ARCHS = ["llama", "gemma2", "phi", "cohere", "granite"]
@@ -239,7 +239,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from qengine.policies import HFPolicy
-from qengine.select import QValueModel
+from qengine.agents import QValueModel
 
 class Spy(TorchDispatchMode):
     shapes = []

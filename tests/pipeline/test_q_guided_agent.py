@@ -8,7 +8,7 @@ import pytest
 
 from qengine.envs import TextState, make_env
 from qengine.policies import Candidate
-from qengine.select import QGuidedAgent, repeated_actions
+from qengine.agents import QGuidedAgent, repeated_actions
 
 
 class Fixed:

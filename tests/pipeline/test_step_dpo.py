@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from qengine.models import build_word_tokenizer, tiny_causal_lm
-from qengine.select import QValueModel, candidate_logprobs
+from qengine.agents import QValueModel, candidate_logprobs
 from qengine.train import StepDPOConfig, dpo_loss, encode_completions, train_step_dpo
 
 COLOURS = ["red", "blue", "green", "black", "white", "pink", "gray", "gold"]

@@ -1,6 +1,6 @@
-"""Q-guided action selection and agent evaluation."""
+"""Agents that act in an environment: Q-guided, best-of-n by log-prob, and their evaluation."""
 
-from .agents import BaseAgent, BestOfNLogprobAgent, QGuidedAgent, repeated_actions
+from .agent import BaseAgent, BestOfNLogprobAgent, QGuidedAgent, repeated_actions
 from .evaluate import AgentResult, bootstrap_ci, format_table, plot_results, run_episodes
 from .q_value import QValueModel, candidate_logprobs
 
