@@ -1,0 +1,128 @@
+"""Shared cases of the search tests: the golden collections and how to compare stored trees.
+
+The golden trees under ``golden/<case>/trees`` were written by the driver as it stood before the
+collector refactor (issue 13 item 5); ``python tests/search/search_helpers.py`` rewrites them (only
+do so for an intended change of the search, and say why in the commit).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from qengine.envs import make_env
+from qengine.policies import ScriptedPolicy
+from qengine.search import CollectSettings, TreeStore, collect
+from qengine.search.driver import DEFAULT_SEARCH_CONFIG
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def _depth_value(states) -> list[float]:
+    """A value function of the state alone (no rollouts): shorter histories are worth more."""
+    return [1.0 / (1.0 + len(s.actions)) for s in states]
+
+
+# name -> (env, number of train tasks, policy seed, oracle probability p, settings, value_fn)
+CASES = {
+    "shop_rollouts": (
+        "shop",
+        5,
+        1,
+        0.5,
+        CollectSettings(iterations=10, candidates=4, max_depth=8, workers=2),
+        None,
+    ),
+    "shop_value_fn": (
+        "shop",
+        4,
+        2,
+        0.5,
+        CollectSettings(
+            iterations=8,
+            candidates=3,
+            leaves_per_ask=2,
+            max_depth=6,
+            workers=1,
+            early_stop_reward=None,
+            success_reward=1.0,
+        ),
+        _depth_value,
+    ),
+    "hotpot_discounted": (
+        "hotpot",
+        4,
+        3,
+        0.5,
+        CollectSettings(
+            iterations=6,
+            candidates=3,
+            max_depth=5,
+            workers=1,
+            early_stop_reward=None,
+            config=replace(DEFAULT_SEARCH_CONFIG, discount=0.9),
+        ),
+        None,
+    ),
+    # Gumbel noise at the root: weak enough (small c_visit, c_scale) that it decides visits
+    "shop_gumbel": (
+        "shop",
+        4,
+        3,
+        0.3,
+        CollectSettings(
+            iterations=8,
+            candidates=5,
+            max_depth=5,
+            workers=1,
+            early_stop_reward=None,
+            config=replace(
+                DEFAULT_SEARCH_CONFIG,
+                gumbel=True,
+                seed=7,
+                gumbel_c_visit=0.1,
+                gumbel_c_scale=0.1,
+                gumbel_simulations=8,
+            ),
+        ),
+        None,
+    ),
+}
+
+
+def run_case(name: str, out: Path, **kwargs) -> list[str]:
+    """Collect case ``name`` into ``out`` (``kwargs`` go to ``collect``); returns the task ids."""
+    env_name, n, seed, p, settings, value_fn = CASES[name]
+    env = make_env(env_name)
+    tasks = env.task_ids("train")[:n]
+    policy = ScriptedPolicy(env, p=p, seed=seed)
+    collect(env, policy, tasks, settings=settings, out_dir=out, value_fn=value_fn,
+            progress=False, **kwargs)  # fmt: skip
+    return tasks
+
+
+def assert_same_trees(expected: Path, actual: Path) -> None:
+    """Every stored tree of ``expected`` exists in ``actual`` with equal arrays, bit for bit, and
+    equal text files; ``actual`` holds no other tree."""
+    a, b = TreeStore(expected), TreeStore(actual)
+    assert sorted(b.done()) == sorted(a.done()) and a.done()
+    for index in sorted(a.done()):
+        x, y = a.read(index), b.read(index)
+        assert sorted(x.arrays) == sorted(y.arrays), index
+        for key, values in x.arrays.items():
+            assert values.dtype == y.arrays[key].dtype, (index, key)
+            np.testing.assert_array_equal(values, y.arrays[key], err_msg=f"tree {index}: {key}")
+        stem = f"{index:05d}.jsonl"
+        assert (a.dir / stem).read_bytes() == (b.dir / stem).read_bytes(), stem
+        assert x.config == y.config
+
+
+if __name__ == "__main__":  # regenerate the golden trees
+    for case in sys.argv[1:] or CASES:
+        shutil.rmtree(GOLDEN / case, ignore_errors=True)
+        run_case(case, GOLDEN / case)
+        print(case, sorted(TreeStore(GOLDEN / case).done()))
