@@ -3,7 +3,13 @@ hand a small from-scratch Q-model what a pretrained LM reads by itself."""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+
 import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # prompt_golden, under any mode
 
 from qengine.data.prompts import (
     action_label,
@@ -148,3 +154,16 @@ def test_price_style_marks_prices_within_the_instruction_bound() -> None:
     assert style_action(full, "click[b0abc12345]", "compact-marked-visited") == (
         "click[b0abc12345] Zosa ^red ^t-shirt"
     )
+
+
+@pytest.mark.parametrize("env", ["shop", "hotpot", "textworld"])
+def test_every_style_renders_byte_identical_to_the_golden_digests(env, tmp_path) -> None:
+    """The demo's numbers stand on these bytes: every style over many walk states of every
+    built-in environment, styled as the pipeline styles them, hashes as it was recorded."""
+    if env == "textworld":
+        pytest.importorskip("textworld", reason="optional extra: pip install textworld")
+    import prompt_golden
+
+    golden = json.loads(prompt_golden.GOLDEN.read_text())[env]
+    assert int(golden["states"]) > 10
+    assert prompt_golden.digests(env, prompt_golden._legacy_styler, str(tmp_path)) == golden
