@@ -2,7 +2,11 @@
 
 A tree counts as written once its ``.safetensors`` file exists: the JSONL file is written first and
 the arrays are renamed into place last, so a run killed at any moment leaves either a complete tree
-or none, and a resumed run neither loses nor duplicates a tree.
+or none, and a resumed run neither loses nor duplicates a tree. Each writer stages its files under
+names of its own (``*.tmp``), so workers of a distributed run can share the directory; what a
+killed writer leaves behind is removed by :meth:`TreeStore.clean` (the driver calls it when no
+writer runs). Every completed write appends one line to ``writes.log`` (which writer, which tree):
+a tree written twice shows there.
 
 Layout of ``DIR/trees/``::
 
@@ -10,12 +14,15 @@ Layout of ``DIR/trees/``::
                          line 1+: one text per line, in payload order: {"payload", "node",
                          "depth", "action", "observation", "reward", "done"}
     00017.safetensors    the one-tree export of Forest.export_arrays() (+ config in the metadata)
+    writes.log           one JSON line per completed write: {"index", "writer": "host:pid"}
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,18 +79,8 @@ class SearchedTree:
         return np.array([self.texts[int(k)].done for k in self.arrays["payload"]], dtype=bool)
 
 
-def one_tree_arrays(arrays: dict[str, np.ndarray], tree: int) -> dict[str, np.ndarray]:
-    """Slice a forest export down to tree ``tree`` (offsets rebased to 0)."""
-    offsets = arrays["tree_offsets"]
-    lo, hi = int(offsets[tree]), int(offsets[tree + 1])
-    out = {name: np.ascontiguousarray(arrays[name][lo:hi]) for name in _PER_NODE}
-    out.update({name: np.ascontiguousarray(arrays[name][tree : tree + 1]) for name in _PER_TREE})
-    out["tree_offsets"] = np.array([0, hi - lo], dtype=np.int64)
-    return out
-
-
 def concat_trees(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Inverse of :func:`one_tree_arrays` over many trees: one forest export."""
+    """Many one-tree exports (``Forest.export_tree``) → one forest export."""
     out = {name: np.concatenate([p[name] for p in parts]) for name in _PER_NODE + _PER_TREE}
     sizes = np.array([p["tree_offsets"][-1] for p in parts], dtype=np.int64)
     out["tree_offsets"] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -103,6 +100,24 @@ class TreeStore:
     def done(self) -> set[int]:
         """Indices of the trees already written completely."""
         return {int(p.stem) for p in self.dir.glob("*.safetensors") if p.stem.isdigit()}
+
+    def clean(self) -> list[Path]:
+        """Remove what killed writers left: staged ``*.tmp`` files and texts whose tree has no
+        arrays. Call it only while no writer runs (it would delete a live writer's staging)."""
+        done = self.done()
+        stale = list(self.dir.glob("*.tmp"))
+        texts = self.dir.glob("*.jsonl")
+        stale += [p for p in texts if p.stem.isdigit() and int(p.stem) not in done]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
+
+    def writes(self) -> list[dict[str, Any]]:
+        """The write log: one ``{"index", "writer"}`` per completed write, in order."""
+        log = self.dir / "writes.log"
+        if not log.exists():
+            return []
+        return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
     def write(
         self,
@@ -130,12 +145,21 @@ class TreeStore:
                 "done": text.done,
             }
             lines.append(json.dumps(row))
-        tmp_jsonl = stem.with_suffix(".jsonl.tmp")
+        writer = f"{socket.gethostname()}:{os.getpid()}"
+        staged = f"{stem.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}"  # this writer's own names
+        tmp_jsonl = self.dir / f"{staged}.jsonl.tmp"
         tmp_jsonl.write_text("\n".join(lines) + "\n")
         os.replace(tmp_jsonl, stem.with_suffix(".jsonl"))
-        tmp_arrays = stem.with_suffix(".tmp")
+        tmp_arrays = self.dir / f"{staged}.safetensors.tmp"
         save_file(arrays, str(tmp_arrays), metadata={"format": _FORMAT, "config": config.to_json()})
         os.replace(tmp_arrays, stem.with_suffix(".safetensors"))
+        # one write() of one short line with O_APPEND: lines of concurrent writers never mix
+        line = (json.dumps({"index": index, "writer": writer}) + "\n").encode()
+        fd = os.open(self.dir / "writes.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
 
     def read(self, index: int) -> SearchedTree:
         from safetensors import safe_open

@@ -10,3 +10,20 @@ from search_helpers import CASES, GOLDEN, assert_same_trees, run_case
 def test_collect_matches_the_golden_trees(case: str, tmp_path) -> None:
     run_case(case, tmp_path)
     assert_same_trees(GOLDEN / case, tmp_path)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_resumed_collect_matches_the_golden_trees(case: str, tmp_path) -> None:
+    """Trees searched in a later run (other trees already on disk) are the same trees: a tree's
+    search depends on its task, not on which other tasks share the forest."""
+    import shutil
+
+    from qengine.search import TreeStore
+
+    golden = TreeStore(GOLDEN / case)
+    out = TreeStore(tmp_path)
+    for index in sorted(golden.done())[::2]:  # every other tree "already written"
+        for suffix in (".jsonl", ".safetensors"):
+            shutil.copy(golden.dir / f"{index:05d}{suffix}", out.dir)
+    run_case(case, tmp_path)
+    assert_same_trees(GOLDEN / case, tmp_path)
