@@ -4,12 +4,21 @@
 ``"textworld"``; the last needs ``pip install textworld``). See ``docs/envs.md``.
 """
 
-from .base import SPLITS, EnvSnapshot, StepResult, TextEnv, TextState, parse_action
-from .registry import UnknownEnvironmentError, list_envs, make_env, register_env
+from .base import SPLITS, EnvSnapshot, Rendering, StepResult, TextEnv, TextState, parse_action
+from .registry import (
+    LEGACY_RENDERING_ENV,
+    UnknownEnvironmentError,
+    list_envs,
+    make_env,
+    register_env,
+    rendering_for,
+)
 
 __all__ = [
+    "LEGACY_RENDERING_ENV",
     "SPLITS",
     "EnvSnapshot",
+    "Rendering",
     "StepResult",
     "TextEnv",
     "TextState",
@@ -18,4 +27,5 @@ __all__ = [
     "make_env",
     "parse_action",
     "register_env",
+    "rendering_for",
 ]

@@ -10,19 +10,27 @@ Invalid input never raises from inside an environment: a malformed, empty or ina
 is answered with an observation that says what is valid (``info["valid"] is False``), earns
 reward 0 and costs a step like any other action. Only programming errors raise (stepping before
 ``reset``, an unknown task id).
+
+How a Q-model reads an environment's states is the environment's business too: a
+:class:`Rendering` answers the questions the prompt styles of ``qengine.data.prompts`` ask (which
+instruction words matter, what a clicked id is labelled, which items the episode already opened,
+which amounts are within the instruction's budget). Its defaults are neutral; an environment
+whose pages carry such structure overrides them (``qengine.envs.shop.render``).
 """
 
 from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 __all__ = [
     "SPLITS",
+    "WORD",
     "EnvSnapshot",
+    "Rendering",
     "StepResult",
     "TextEnv",
     "TextState",
@@ -33,6 +41,14 @@ SPLITS: tuple[str, ...] = ("train", "test")
 """Names of the task splits every environment provides (disjoint by construction)."""
 
 _ACTION_RE = re.compile(r"^\s*([a-zA-Z_]+)\s*\[(.*)\]\s*$", re.DOTALL)
+
+WORD = re.compile(r"\w+(?:[-.]\w+)*")
+"""A word as the prompt styles mark it: "x-large" and "90.00" stay one word."""
+# Function words of instructions; marking them would flag nearly every sentence.
+_STOPWORDS = frozenset(
+    "a an the and or of to in on at by for from with as is am are be it its this that i me my "
+    "you your need want find looking look get buy".split()
+)
 
 
 def parse_action(action: str) -> tuple[str, str] | None:
@@ -101,6 +117,46 @@ class EnvSnapshot:
     payload: Any  # environment-specific immutable (or privately copied) state
 
 
+class Rendering:
+    """An environment's hooks for the prompt styles; the defaults suit any text environment.
+
+    The styles (``qengine.data.prompts.PromptStyle``) decide *whether* to mark instruction words,
+    label actions, flag revisits or mark prices; these hooks say *what* that means on this
+    environment's pages. ``history`` is ``TextState.history``: (action, observation) per step.
+    Subclasses override only what their pages support; every hook is a pure function of text.
+    """
+
+    def content_words(self, instruction: str) -> frozenset[str]:
+        """Lower-cased words of ``instruction`` worth marking where they recur (no function
+        words)."""
+        return frozenset(w for w in WORD.findall(instruction.lower()) if w not in _STOPWORDS)
+
+    def price_bound(self, instruction: str) -> str | None:
+        """The upper bound on an amount that ``instruction`` states, as written ("50.00"), or
+        None. Default: None (no environment-neutral notion of a budget)."""
+        return None
+
+    def mark_prices(self, text: str, bound: float, mark: str) -> str:
+        """``text`` with ``mark`` before every amount within ``bound``. Default: unchanged."""
+        return text
+
+    def action_notes(
+        self,
+        first_observation: str,
+        history: Sequence[tuple[str, str]],
+        actions: Sequence[str],
+        *,
+        label: bool,
+        with_price: bool,
+        flag_visited: bool,
+    ) -> list[str]:
+        """Per candidate action, the words a styled prompt appends to it ("" for none): with
+        ``label`` what the action's target is called on the current page (``with_price``: and
+        its listed price), with ``flag_visited`` whether the episode already went there.
+        Default: nothing (actions of free-form or self-describing environments)."""
+        return [""] * len(actions)
+
+
 class TextEnv(ABC):
     """Base class of text environments.
 
@@ -111,6 +167,7 @@ class TextEnv(ABC):
     """
 
     name: ClassVar[str] = "base"
+    rendering: ClassVar[Rendering] = Rendering()  # hooks of the prompt styles (see Rendering)
 
     def __init__(self, *, max_steps: int, config: Mapping[str, Any]) -> None:
         if max_steps < 1:

@@ -80,16 +80,29 @@ def digests(name: str, styler: Styler, cache_dir: str) -> dict[str, str]:
     return out
 
 
-def _legacy_styler(state: TextState, candidates: list[str], style: str) -> tuple[str, list[str]]:
+def legacy_styler(state: TextState, candidates: list[str], style: str) -> tuple[str, list[str]]:
+    """As text saved without its environment is styled (and as every style was, before
+    environments owned their hooks)."""
     from qengine.data.prompts import render_state, style_actions, style_prompt
 
     prompt = render_state(state)
     return style_prompt(prompt, style), style_actions(prompt, candidates, style)
 
 
+def env_styler(state: TextState, candidates: list[str], style: str) -> tuple[str, list[str]]:
+    """As the pipeline styles: with the hooks of the state's own environment."""
+    from qengine.data.prompts import render_state, style_actions, style_prompt
+
+    prompt = render_state(state)
+    return (
+        style_prompt(prompt, style, state.env_name),
+        style_actions(prompt, candidates, style, state.env_name),
+    )
+
+
 if __name__ == "__main__":
     names = sys.argv[1:] or list(ENVS)
     with tempfile.TemporaryDirectory() as tmp:
-        table = {name: digests(name, _legacy_styler, tmp) for name in names}
+        table = {name: digests(name, legacy_styler, tmp) for name in names}
     GOLDEN.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
     print(json.dumps(table, indent=1))

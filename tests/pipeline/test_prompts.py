@@ -12,16 +12,34 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # prompt_golden, under any mode
 
 from qengine.data.prompts import (
-    action_label,
+    PROMPT_STYLES,
+    PromptStyle,
     compact_prompt,
-    episode_clicks,
-    mark_prices,
-    price_limit,
+    parse_prompt,
     render_prompt,
     style_action,
     style_actions,
     style_prompt,
 )
+from qengine.envs import Rendering, rendering_for
+from qengine.envs.shop.render import action_label, episode_clicks
+
+SHOP = rendering_for("shop")
+
+
+def _last_page(prompt: str) -> str:
+    _, first, history = parse_prompt(prompt)
+    return history[-1][1] if history else first
+
+
+def _clicks(prompt: str) -> tuple[frozenset[str], frozenset[str]]:
+    _, first, history = parse_prompt(prompt)
+    return episode_clicks(first, history)
+
+
+def _price_limit(prompt: str) -> float | None:
+    bound = SHOP.price_bound(parse_prompt(prompt)[0])
+    return None if bound is None else float(bound)
 
 
 def test_compact_prompt_keeps_instruction_actions_and_last_observation() -> None:
@@ -54,10 +72,10 @@ def test_marked_style_marks_instruction_words_and_labels_clicked_ids() -> None:
         "Zosa ^red ^t-shirt plus [SEP] $19.99 [SEP] [b0def67890] [SEP] Hulia blue shirt [SEP] "
         "$9.99\nAction: "
     )
-    assert action_label(full, "click[b0abc12345]") == "Zosa red t-shirt plus"
-    assert action_label(full, "click[b0def67890]") == "Hulia blue shirt"
+    assert action_label(_last_page(full), "click[b0abc12345]") == "Zosa red t-shirt plus"
+    assert action_label(_last_page(full), "click[b0def67890]") == "Hulia blue shirt"
     for no_label in ("click[next >]", "click[back to search]", "click[b0zzz]", "search[red]"):
-        assert action_label(full, no_label) == ""
+        assert action_label(_last_page(full), no_label) == ""
     assert style_action(full, "click[b0abc12345]", "compact-marked") == (
         "click[b0abc12345] Zosa ^red ^t-shirt plus"
     )
@@ -83,7 +101,7 @@ def test_visited_style_flags_opened_items_and_selected_options() -> None:
         return render_prompt("i need a red t-shirt", "search page", list(steps))
 
     on_item = after(*history)
-    assert episode_clicks(on_item) == ({"b0abc12345"}, {"red"})
+    assert _clicks(on_item) == ({"b0abc12345"}, {"red"})
     options = ["click[red]", "click[blue]", "click[buy now]"]
     assert style_actions(on_item, options, "compact-marked-visited") == [
         "click[^red] selected",
@@ -91,7 +109,7 @@ def test_visited_style_flags_opened_items_and_selected_options() -> None:
         "click[buy now]",
     ]
     back = after(*history, ("click[< prev]", results))
-    assert episode_clicks(back) == ({"b0abc12345"}, {"red"})  # "< prev" is navigation
+    assert _clicks(back) == ({"b0abc12345"}, {"red"})  # "< prev" is navigation
     candidates = ["click[b0abc12345]", "click[b0def67890]", "click[next >]"]
     assert style_actions(back, candidates, "compact-marked-visited") == [
         "click[b0abc12345] Zosa ^red ^t-shirt plus visited",
@@ -100,7 +118,7 @@ def test_visited_style_flags_opened_items_and_selected_options() -> None:
     ]
     # Opening another item starts its page afresh: "red" is no longer selected there.
     other = after(*history, ("click[< prev]", results), ("click[b0def67890]", item))
-    assert episode_clicks(other) == ({"b0abc12345", "b0def67890"}, frozenset())
+    assert _clicks(other) == ({"b0abc12345", "b0def67890"}, frozenset())
     # The prompt is the marked one.
     assert style_prompt(back, "compact-marked-visited") == style_prompt(back, "compact-marked")
     # The plain marked style flags nothing.
@@ -108,7 +126,7 @@ def test_visited_style_flags_opened_items_and_selected_options() -> None:
     assert "visited" not in plain and "selected" not in plain
     # Before any click nothing is flagged.
     first = after(*history[:1])
-    assert episode_clicks(first) == (frozenset(), frozenset())
+    assert _clicks(first) == (frozenset(), frozenset())
 
 
 def test_price_style_marks_prices_within_the_instruction_bound() -> None:
@@ -118,12 +136,11 @@ def test_price_style_marks_prices_within_the_instruction_bound() -> None:
     )
     instruction = "i need a red t-shirt, and price lower than 50.00 dollars"
     full = render_prompt(instruction, "search page", [("search[red t-shirt]", results)])
-    assert price_limit(full) == 50.0
-    assert price_limit(render_prompt("a red shirt under $7.5", "home", [])) == 7.5
-    assert price_limit(render_prompt("a red shirt", "home", [])) is None
+    assert _price_limit(full) == 50.0
+    assert _price_limit(render_prompt("a red shirt under $7.5", "home", [])) == 7.5
+    assert _price_limit(render_prompt("a red shirt", "home", [])) is None
     # At most the bound counts (WebShop's price reward), and only dollar amounts are prices.
-    assert mark_prices("$50.00 $50.01 $3 50.00", 50.0) == "^$50.00 $50.01 ^$3 50.00"
-    assert mark_prices("$3", None) == "$3"
+    assert SHOP.mark_prices("$50.00 $50.01 $3 50.00", 50.0, "^") == "^$50.00 $50.01 ^$3 50.00"
 
     style = "compact-marked-visited-price"
     assert style_prompt(full, style).endswith(
@@ -133,8 +150,11 @@ def test_price_style_marks_prices_within_the_instruction_bound() -> None:
     # The instruction line itself is never marked.
     assert style_prompt(full, style).startswith(f"Instruction: {instruction}\n")
     # A listed item's click carries its price; an item listed without one, its title only.
-    assert action_label(full, "click[b0def67890]", with_price=True) == "Hulia red shirt $50.01"
-    assert action_label(full, "click[b0ghi24680]", with_price=True) == "Kanel tee"
+    assert (
+        action_label(_last_page(full), "click[b0def67890]", with_price=True)
+        == "Hulia red shirt $50.01"
+    )
+    assert action_label(_last_page(full), "click[b0ghi24680]", with_price=True) == "Kanel tee"
     assert style_actions(full, ["click[b0abc12345]", "click[b0def67890]"], style) == [
         "click[b0abc12345] Zosa ^red ^t-shirt ^$50.00",
         "click[b0def67890] Hulia ^red shirt $50.01",
@@ -157,7 +177,8 @@ def test_price_style_marks_prices_within_the_instruction_bound() -> None:
 
 
 @pytest.mark.parametrize("env", ["shop", "hotpot", "textworld"])
-def test_every_style_renders_byte_identical_to_the_golden_digests(env, tmp_path) -> None:
+@pytest.mark.parametrize("styler", ["env_styler", "legacy_styler"])
+def test_every_style_renders_byte_identical_to_the_golden_digests(env, styler, tmp_path) -> None:
     """The demo's numbers stand on these bytes: every style over many walk states of every
     built-in environment, styled as the pipeline styles them, hashes as it was recorded."""
     if env == "textworld":
@@ -166,4 +187,71 @@ def test_every_style_renders_byte_identical_to_the_golden_digests(env, tmp_path)
 
     golden = json.loads(prompt_golden.GOLDEN.read_text())[env]
     assert int(golden["states"]) > 10
-    assert prompt_golden.digests(env, prompt_golden._legacy_styler, str(tmp_path)) == golden
+    assert prompt_golden.digests(env, getattr(prompt_golden, styler), str(tmp_path)) == golden
+
+
+def test_styles_compose_and_the_presets_keep_their_names() -> None:
+    for name, style in PROMPT_STYLES.items():
+        assert PromptStyle.parse(name) is style and style.name == name == str(style)
+    priced = PromptStyle.parse("compact+mark_prices")
+    assert (
+        priced == PromptStyle(compact=True, mark_prices=True)
+        and priced.name == "compact+mark_prices"
+    )
+    assert PromptStyle.parse(priced.name) == priced
+    assert (
+        PromptStyle.parse("mark_instruction+compact+label_actions")
+        == PROMPT_STYLES["compact-marked"]
+    )
+    for bad in ("tiny", "compact+tiny", "", "compact-marked+"):
+        with pytest.raises(ValueError, match="prompt style"):
+            PromptStyle.parse(bad)
+    # An option alone does what it says and nothing else.
+    results = (
+        "[b0abc12345] [SEP] Zosa red tee [SEP] $9.99 [SEP] [b0def67890] [SEP] Kanel tee [SEP] "
+        "$60.00"
+    )
+    full = render_prompt(
+        "a red tee, price lower than 50.00 dollars", "home", [("search[tee]", results)]
+    )
+    only_prices = style_prompt(full, "mark_prices", "shop")
+    assert only_prices == full.replace("$9.99", "^$9.99")
+    assert style_actions(full, ["click[b0abc12345]"], "label_actions", "shop") == [
+        "click[b0abc12345] Zosa red tee"
+    ]
+
+
+def test_the_environment_owns_what_the_marks_mean() -> None:
+    results = "[b0abc12345] [SEP] Zosa red tee [SEP] $9.99"
+    full = render_prompt(
+        "a red tee, price lower than 50.00 dollars", "home", [("search[tee]", results)]
+    )
+    style = "compact-marked-visited-price"
+    # Neutral hooks (hotpot's): instruction words are marked, no label, no price, no flag.
+    assert style_actions(full, ["click[b0abc12345]"], style, "hotpot") == ["click[b0abc12345]"]
+    assert "^$9.99" not in style_prompt(full, style, "hotpot")
+    assert "^red ^tee" in style_prompt(full, style, "hotpot")
+    # The shop's hooks label, price and mark.
+    assert style_actions(full, ["click[b0abc12345]"], style, "shop") == [
+        "click[b0abc12345] Zosa ^red ^tee ^$9.99"
+    ]
+    # Text saved without its environment reads as it always did (the shop's hooks).
+    assert style_prompt(full, style) == style_prompt(full, style, "shop")
+
+    class Upper(Rendering):  # a third-party environment's hooks, passed directly
+        def action_notes(self, first_observation, history, actions, **options):
+            return [a.upper() for a in actions]
+
+    assert style_actions(full, ["go[north]"], style, Upper()) == ["go[north] GO[NORTH]"]
+    with pytest.raises(ValueError, match="unknown environment"):
+        style_prompt(full, style, "nowhere")
+
+
+def test_parse_prompt_inverts_render_prompt() -> None:
+    history = [("search[red]", "page 1\nline 2"), ("click[a]", "item a")]
+    assert parse_prompt(render_prompt(" buy a red shirt ", " home ", history)) == (
+        "buy a red shirt",
+        "home",
+        history,
+    )
+    assert parse_prompt(render_prompt("x", "start", [])) == ("x", "start", [])

@@ -22,15 +22,12 @@ from typing import Any
 from ..base import StepResult, TextEnv, parse_action
 from ..text import tokens
 from .catalog import Catalog, Product, build_catalog
+from .render import BACK, BUY, NEXT, PREV, RENDERING
 from .reward import shop_reward
 from .tasks import ShopTask, build_tasks
 
 __all__ = ["ShopEnv"]
 
-_BACK = "back to search"
-_NEXT = "next >"
-_PREV = "< prev"
-_BUY = "buy now"
 _SEARCH_HINT = "Valid actions: search[<your query>]."
 
 
@@ -56,6 +53,7 @@ class ShopEnv(TextEnv):
     """
 
     name = "shop"
+    rendering = RENDERING  # how its pages read to a Q-model (.render)
 
     def __init__(
         self,
@@ -136,18 +134,18 @@ class ShopEnv(TextEnv):
         if pg.kind == "search":
             return None
         if pg.kind == "results":
-            acts = [f"click[{_BACK}]"]
+            acts = [f"click[{BACK}]"]
             if pg.page > 0:
-                acts.append(f"click[{_PREV}]")
+                acts.append(f"click[{PREV}]")
             if self._has_next():
-                acts.append(f"click[{_NEXT}]")
+                acts.append(f"click[{NEXT}]")
             acts += [f"click[{a}]" for a in self._page_items()]
             return tuple(acts)
         if pg.kind == "item":
-            acts = [f"click[{_BACK}]", f"click[{_PREV}]"]
+            acts = [f"click[{BACK}]", f"click[{PREV}]"]
             for _, values in self._product().options:
                 acts += [f"click[{v}]" for v in values]
-            acts.append(f"click[{_BUY}]")
+            acts.append(f"click[{BUY}]")
             return tuple(acts)
         return ()
 
@@ -186,18 +184,18 @@ class ShopEnv(TextEnv):
         allowed = {a[6:-1].lower() for a in self.admissible_actions() or ()}
         if target not in allowed:
             return self._invalid(f"{arg!r} cannot be clicked here.")
-        if target == _BACK:
+        if target == BACK:
             self._page = _Page()
         elif pg.kind == "results":
-            if target == _NEXT:
+            if target == NEXT:
                 self._page = replace(pg, page=pg.page + 1)
-            elif target == _PREV:
+            elif target == PREV:
                 self._page = replace(pg, page=pg.page - 1)
             else:
                 self._page = replace(pg, kind="item", asin=target, selected=())
-        elif target == _PREV:
+        elif target == PREV:
             self._page = replace(pg, kind="results", asin="", selected=())
-        elif target == _BUY:
+        elif target == BUY:
             return self._buy()
         else:
             self._page = replace(pg, selected=self._select(target))
@@ -238,11 +236,11 @@ class ShopEnv(TextEnv):
             instr = self._task.goal.instruction if self._task else ""
             return f"WebShop [SEP] Instruction: [SEP] {instr} [SEP] [search]"
         if pg.kind == "results":
-            parts = [f"[{_BACK}]", f"Page {pg.page + 1} (Total results: {len(pg.results)})"]
+            parts = [f"[{BACK}]", f"Page {pg.page + 1} (Total results: {len(pg.results)})"]
             if pg.page > 0:
-                parts.append(f"[{_PREV}]")
+                parts.append(f"[{PREV}]")
             if self._has_next():
-                parts.append(f"[{_NEXT}]")
+                parts.append(f"[{NEXT}]")
             if not pg.results:
                 parts.append("No products match your search.")
             for a in self._page_items():
@@ -250,13 +248,13 @@ class ShopEnv(TextEnv):
                 parts += [f"[{a}]", p.title, f"${p.price:.2f}"]
             return " [SEP] ".join(parts)
         p = self._product()
-        parts = [f"[{_BACK}]", f"[{_PREV}]", p.title, f"Price: ${p.price:.2f}"]
+        parts = [f"[{BACK}]", f"[{PREV}]", p.title, f"Price: ${p.price:.2f}"]
         for dim, values in p.options:
             parts.append(f"{dim}: " + " ".join(f"[{v}]" for v in values))
         parts.append(f"Description: {p.description}")
         if pg.selected:
             parts.append("Selected: " + ", ".join(f"{d}: {v}" for d, v in pg.selected))
-        parts.append(f"[{_BUY}]")
+        parts.append(f"[{BUY}]")
         return " [SEP] ".join(parts)
 
     # ---------------------------------------------------------- expert hooks
@@ -273,25 +271,25 @@ class ShopEnv(TextEnv):
             if ranks:
                 page = ranks[0] // self.page_size
                 if pg.page < page <= pg.page + 2:
-                    return f"click[{_NEXT}]"
+                    return f"click[{NEXT}]"
                 if page < pg.page:
-                    return f"click[{_PREV}]"
-            return f"click[{_BACK}]"
+                    return f"click[{PREV}]"
+            return f"click[{BACK}]"
         if pg.kind == "item":
             if pg.asin not in task.perfect:
-                return f"click[{_PREV}]"
+                return f"click[{PREV}]"
             sel = dict(pg.selected)
             for dim, value in task.goal.options:
                 if sel.get(dim) != value:
                     return f"click[{value}]"
-            return f"click[{_BUY}]"
-        return f"click[{_BUY}]"  # episode over; any action is refused
+            return f"click[{BUY}]"
+        return f"click[{BUY}]"  # episode over; any action is refused
 
     def plausible_actions(self) -> tuple[str, ...]:
         assert self._task is not None, "call reset first"
         adm = self.admissible_actions()
         if adm is not None:
-            return adm if adm else (f"click[{_BUY}]",)
+            return adm if adm else (f"click[{BUY}]",)
         goal = self._task.goal
         words = [w for w in tokens(goal.instruction) if w not in {"i", "need", "am", "a"}]
         queries = [goal.instruction, goal.category, goal.search_query, " ".join(words[:4])]
