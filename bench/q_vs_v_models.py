@@ -174,7 +174,7 @@ def critic_target(state_text: str, value: float) -> str:
 def terminal_samples(tree_dir: Path) -> list[tuple[str, str, str, float]]:
     """In-context samples of the collecting actor: (task, state before the last action, the
     action, the return of the episode) for every node whose episode really ended."""
-    from qengine.critics.value_data import state_text
+    from qengine.data import state_prompt
     from qengine.search.storage import TreeStore
 
     out = []
@@ -189,7 +189,7 @@ def terminal_samples(tree_dir: Path) -> list[tuple[str, str, str, float]]:
                 chain.append(n)
                 n = int(a["parent"][n])
             ret = sum(float(tree.texts[int(a["payload"][c])].reward) for c in chain)
-            out.append((task, state_text(tree, int(a["parent"][node])), text.action, ret))
+            out.append((task, state_prompt(tree, int(a["parent"][node])), text.action, ret))
     return out
 
 

@@ -34,7 +34,6 @@ __all__ = [
     "regression_loss",
     "sibling_pairs",
     "split_by_task",
-    "state_text",
     "train_value_bt",
     "train_value_regression",
     "value_records",
@@ -59,7 +58,6 @@ _LAZY = {
     "node_values": ".value_data",
     "sibling_pairs": ".value_data",
     "split_by_task": ".value_data",
-    "state_text": ".value_data",
     "value_records": ".value_data",
 }
 

@@ -1,6 +1,6 @@
 """Training data for a state-value model, read from searched trees (``qengine.search.collect``).
 
-A node's **state text** is ``render_prompt(instruction, first_observation, history)`` of the path
+A node's **state text** is ``state_prompt(tree, node)``: ``render_prompt`` of the path
 root → node (the same rendering the Q-model and the agents use; a prompt style is applied later,
 by the value model). A node's **target** is its edge value, the number MCTS ranks it by among
 its siblings (``docs/search-semantics.md`` § 3):
@@ -32,11 +32,11 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data.prompts import render_prompt
+from ..data.pairs import state_prompt
 from ..forest import TERMINAL_BIT
 from ..search.storage import SearchedTree, TreeStore
 
-__all__ = ["node_values", "sibling_pairs", "split_by_task", "state_text", "value_records"]
+__all__ = ["node_values", "sibling_pairs", "split_by_task", "value_records"]
 
 PairMode = Literal["max_min", "all"]
 
@@ -51,19 +51,6 @@ def _trees(trees: Iterable[SearchedTree] | str | Path) -> Iterable[SearchedTree]
             )
         return TreeStore(root)
     return trees
-
-
-def state_text(tree: SearchedTree, node: int) -> str:
-    """``render_prompt`` of the path root → ``node`` (what the agent saw in that state)."""
-    parent, payload = tree.arrays["parent"], tree.arrays["payload"]
-    chain = []
-    while node > 0:
-        chain.append(node)
-        node = int(parent[node])
-    steps = [tree.texts[int(payload[n])] for n in reversed(chain)]
-    header = tree.header
-    history = [(t.action, t.observation) for t in steps]
-    return render_prompt(header["instruction"], header["first_observation"], history)
 
 
 def node_values(tree: SearchedTree) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +96,7 @@ def value_records(
         for node in np.flatnonzero(ok):
             records.append(
                 {
-                    "state": state_text(tree, int(node)),
+                    "state": state_prompt(tree, int(node)),
                     "value": float(values[node]),
                     "visits": int(tree.arrays["visits"][node]),
                     "depth": int(tree.arrays["depth"][node]),
@@ -155,7 +142,7 @@ def sibling_pairs(
 
         def text(node: int, tree: SearchedTree = tree, texts: dict[int, str] = texts) -> str:
             if node not in texts:
-                texts[node] = state_text(tree, node)
+                texts[node] = state_prompt(tree, node)
             return texts[node]
 
         for parent in np.flatnonzero((a["num_children"] >= 2) & (a["parent"] != -2)):

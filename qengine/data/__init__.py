@@ -7,12 +7,15 @@ from .pairs import (
     pairs_from_trees,
     q_gap_summary,
     save_records,
+    state_prompt,
 )
 from .plots import plot_q_distributions
-from .prompts import render_prompt, render_state
+from .prompts import PROMPT_STYLES, PromptStyle, render_prompt, render_state
 
 __all__ = [
+    "PROMPT_STYLES",
     "RECORD_COLUMNS",
+    "PromptStyle",
     "build_pairs",
     "load_records",
     "pairs_from_trees",
@@ -21,4 +24,5 @@ __all__ = [
     "render_prompt",
     "render_state",
     "save_records",
+    "state_prompt",
 ]

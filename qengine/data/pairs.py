@@ -3,7 +3,8 @@
 The pairs themselves are computed by the native core (``Forest.pairs``); this module maps node ids
 back to text and writes records that ``datasets.load_dataset`` and TRL's ``DPOTrainer`` read as they
 are: columns ``prompt``, ``chosen``, ``rejected`` plus ``q_chosen``, ``q_rejected``, ``depth``,
-``task``.
+``task`` and ``env`` (the environment's registry name: its hooks style the prompt, see
+``qengine.data.prompts``).
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ from ..forest import TERMINAL_BIT, Forest
 from ..search.storage import SearchedTree, TreeStore, concat_trees
 from .prompts import render_prompt
 
-RECORD_COLUMNS = ("prompt", "chosen", "rejected", "q_chosen", "q_rejected", "depth", "task")
+RECORD_COLUMNS = (
+    "prompt", "chosen", "rejected", "q_chosen", "q_rejected", "depth", "task", "env"
+)  # fmt: skip
 
 
-def _history(tree: SearchedTree, node: int) -> list[tuple[str, str]]:
-    """(action, observation) of every step from the root down to ``node``."""
+def state_history(tree: SearchedTree, node: int) -> list[tuple[str, str]]:
+    """(action, observation) of every step from the root down to ``node`` (``TextState.history``
+    of the node's state)."""
     parent, payload = tree.arrays["parent"], tree.arrays["payload"]
     chain = []
     while node > 0:
@@ -31,6 +35,15 @@ def _history(tree: SearchedTree, node: int) -> list[tuple[str, str]]:
         node = int(parent[node])
     texts = [tree.texts[int(payload[n])] for n in reversed(chain)]
     return [(t.action, t.observation) for t in texts]
+
+
+def state_prompt(tree: SearchedTree, node: int) -> str:
+    """``render_prompt`` of the path root → ``node``: what the agent saw in that state, exactly
+    ``render_state`` of the replayed environment state. The prompt of a preference record, the
+    state text of a value record."""
+    header = tree.header
+    history = state_history(tree, node)
+    return render_prompt(header["instruction"], header["first_observation"], history)
 
 
 def with_exact_terminals(tree: SearchedTree) -> dict[str, np.ndarray]:
@@ -76,21 +89,16 @@ def pairs_from_trees(
     for row in range(len(pairs)):
         tree = trees[int(pairs.tree[row])]
         payload = tree.arrays["payload"]
-        header = tree.header
-        prompt = render_prompt(
-            header["instruction"],
-            header["first_observation"],
-            _history(tree, int(pairs.parent[row])),
-        )
         records.append(
             {
-                "prompt": prompt,
+                "prompt": state_prompt(tree, int(pairs.parent[row])),
                 "chosen": tree.texts[int(payload[pairs.chosen[row]])].action,
                 "rejected": tree.texts[int(payload[pairs.rejected[row]])].action,
                 "q_chosen": float(pairs.q_chosen[row]),
                 "q_rejected": float(pairs.q_rejected[row]),
                 "depth": int(pairs.depth[row]),
-                "task": str(header["task_id"]),
+                "task": str(tree.header["task_id"]),
+                "env": tree.header.get("env"),  # whose rendering hooks style the prompt
             }
         )
     return records

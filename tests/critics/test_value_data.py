@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qengine.critics import node_values, sibling_pairs, split_by_task, state_text, value_records
+from qengine.critics import node_values, sibling_pairs, split_by_task, value_records
+from qengine.data import state_prompt
 from qengine.data.prompts import render_state
 from qengine.search import TreeStore
 
@@ -25,7 +26,7 @@ def test_state_texts_are_the_replayed_environment_states(tree_dir, shop) -> None
     for tree in TreeStore(tree_dir):
         for node in range(0, len(tree.arrays["parent"]), 3):
             state = shop.replay(tree.header["task_id"], _actions(tree, node))
-            assert state_text(tree, node) == render_state(state)
+            assert state_prompt(tree, node) == render_state(state)
 
 
 def test_targets_are_edge_values_of_eligible_nodes(tree_dir) -> None:
