@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from ._common import add_env_options, make_env_and_policy
 
@@ -40,16 +41,56 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="search every tree for all iterations, also after a reward-1 episode is found "
         "(more preference pairs: the winning action's siblings get visited)",
     )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="shard the tasks over Ray actors writing to OUT (a directory every node reaches): "
+        "--ray joins $RAY_ADDRESS or starts a local Ray; --ray ADDRESS joins that cluster "
+        "(e.g. 10.0.0.1:6379, auto). Needs pip install 'qengine[ray]'",
+    )
+    parser.add_argument("--ray-workers", type=int, default=2, help="Ray actors searching at once")
+    parser.add_argument(
+        "--ray-chunk-size",
+        type=int,
+        default=None,
+        help="tasks per actor forest (default: an even share of the tasks)",
+    )
     parser.add_argument("--no-progress", action="store_true")
+
+
+def _env(args: argparse.Namespace) -> Any:
+    """The options' environment (built by each Ray actor from the pickled options)."""
+    return make_env_and_policy(args)[0]
+
+
+def _policy(args: argparse.Namespace) -> Any:
+    """The options' policy (built by each Ray actor: an HF model is loaded there, not pickled)."""
+    return make_env_and_policy(args)[1]
 
 
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from qengine.search import CollectSettings, collect
-    from qengine.search.driver import DEFAULT_SEARCH_CONFIG
+    from qengine.search import DEFAULT_SEARCH_CONFIG, CollectSettings, RayExecutor, Recipe, collect
 
-    env, policy, tasks = make_env_and_policy(args)
+    executor = None
+    if args.ray is None:
+        env, policy, tasks = make_env_and_policy(args)
+    else:
+        try:
+            executor = RayExecutor(
+                args.ray or None, workers=args.ray_workers, chunk_size=args.ray_chunk_size
+            )
+        except (ImportError, ValueError) as e:
+            raise SystemExit(f"--ray: {e}") from None
+        # the driver needs the task ids only: the actors build the real policy (an HF model is
+        # loaded there); the options are checked here with the cheap scripted one
+        scripted = argparse.Namespace(**{**vars(args), "policy": "scripted"})
+        _, _, tasks = make_env_and_policy(scripted)
+        env, policy = Recipe(_env, args), Recipe(_policy, args)
     settings = CollectSettings(
         iterations=args.iterations,
         candidates=args.candidates,
@@ -60,12 +101,22 @@ def run(args: argparse.Namespace) -> int:
         config=replace(DEFAULT_SEARCH_CONFIG, discount=args.discount),
     )
     stats = collect(
-        env, policy, tasks, settings=settings, out_dir=args.out, progress=not args.no_progress
+        env,
+        policy,
+        tasks,
+        settings=settings,
+        out_dir=args.out,
+        progress=not args.no_progress,
+        executor=executor,
     )
     searched = stats.trees - stats.resumed
     print(
         f"{stats.trees} trees ({stats.resumed} already done, {searched} searched) in "
         f"{stats.seconds:.1f} s; {stats.leaves} leaves, {stats.env_steps} environment steps; "
-        f"engine overhead {stats.engine_overhead:.1%} of wall time"
+        + (
+            f"engine overhead {stats.engine_overhead:.1%} of wall time"
+            if executor is None
+            else f"{executor.actors_started} Ray actors (startup {executor.startup_seconds:.1f} s)"
+        )
     )
     return 0

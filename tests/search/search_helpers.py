@@ -126,3 +126,54 @@ if __name__ == "__main__":  # regenerate the golden trees
         shutil.rmtree(GOLDEN / case, ignore_errors=True)
         run_case(case, GOLDEN / case)
         print(case, sorted(TreeStore(GOLDEN / case).done()))
+
+
+# ---------------------------------------------------------------- policies for the Ray tests
+# Built inside the Ray actors from Recipes; the fixtures register this module to pickle by value.
+class SlowPolicy:
+    """A scripted policy that sleeps ``delay`` seconds per batched call (a run long enough to
+    kill a worker in the middle of it), and can crash once: after ``crash_after`` calls, if the
+    file ``marker`` does not exist yet, it creates it and then either kills its own process
+    (``crash="kill"``: SIGKILL, as a lost machine) or raises (``crash="raise"``: a bug)."""
+
+    def __init__(
+        self,
+        inner,
+        delay: float,
+        *,
+        crash_after: int | None = None,
+        marker: str | None = None,
+        crash: str = "kill",
+    ) -> None:
+        self.inner, self.delay, self.calls = inner, delay, 0
+        self.crash_after, self.marker, self.crash = crash_after, marker, crash
+
+    def propose(self, states, n):
+        import os
+        import signal
+        import time
+
+        self.calls += 1
+        if self.crash_after is not None and self.calls > self.crash_after:
+            try:
+                fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:  # crashed once already: behave
+                pass
+            else:
+                os.close(fd)
+                if self.crash == "kill":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                raise RuntimeError("simulated bug in the policy")
+        time.sleep(self.delay)
+        return self.inner.propose(states, n)
+
+
+def slow_case_policy(name: str, delay: float, **crash) -> SlowPolicy:
+    """Case ``name``'s scripted policy behind :class:`SlowPolicy` (a Recipe target)."""
+    env_name, _, seed, p, _, _ = CASES[name]
+    return SlowPolicy(ScriptedPolicy(env_name, p=p, seed=seed), delay, **crash)
+
+
+def case_env(name: str):
+    """Case ``name``'s environment (a Recipe target)."""
+    return make_env(CASES[name][0])

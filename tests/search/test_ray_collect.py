@@ -1,0 +1,128 @@
+"""Distributed collect on a real in-process Ray cluster (``ray.init(num_cpus=2)``): the same trees
+as one process, bit for bit, and no tree lost or written twice when a worker dies mid-run.
+
+One cluster for the module (starting Ray takes 10-20 s on 2 cores), held under the machine-wide
+Ray test lock; its teardown asserts that no Ray process is left.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import ray
+import ray_helpers
+import search_helpers
+from search_helpers import GOLDEN, assert_same_trees, case_env, run_case, slow_case_policy
+
+from qengine.search import CollectSettings, RayExecutor, Recipe, TreeStore, collect
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    with ray_helpers.in_process_cluster(num_cpus=2) as temp:
+        # the actors build the test policies from Recipes: ship this module's code to them
+        ray.cloudpickle.register_pickle_by_value(search_helpers)
+        yield temp
+
+
+def collect_case(name: str, out: Path, executor: RayExecutor, delay: float = 0.0, **crash):
+    """Case ``name`` through the executor, the policy built in each actor (a Recipe)."""
+    _, n, _, _, settings, value_fn = search_helpers.CASES[name]
+    tasks = case_env(name).task_ids("train")[:n]
+    policy = Recipe(slow_case_policy, name, delay, **crash)
+    return collect(Recipe(case_env, name), policy, tasks, settings=settings, out_dir=out,
+                   value_fn=value_fn, progress=False, executor=executor)  # fmt: skip
+
+
+def assert_written_once(out: Path) -> None:
+    """Every tree has its two files, was logged as written at most once, and nothing is staged."""
+    store = TreeStore(out)
+    counts = Counter(w["index"] for w in store.writes())
+    assert max(counts.values()) == 1, f"trees written twice: {counts}"
+    assert not list(store.dir.glob("*.tmp")), "a half-written file was left"
+    assert {int(p.stem) for p in store.dir.glob("*.jsonl")} == store.done()
+
+
+@pytest.mark.parametrize(("case", "chunk_size"), [("shop_rollouts", 2), ("shop_gumbel", 1)])
+def test_sharded_collect_grows_the_single_process_trees(case, chunk_size, tmp_path) -> None:
+    executor = RayExecutor(workers=2, chunk_size=chunk_size)
+    stats = collect_case(case, tmp_path, executor)
+    assert_same_trees(GOLDEN / case, tmp_path)
+    assert_written_once(tmp_path)
+    assert stats.trees == len(TreeStore(tmp_path).done()) and stats.resumed == 0
+    assert stats.leaves > 0 and executor.actors_started == 2
+    writers = {w["writer"] for w in TreeStore(tmp_path).writes()}
+    assert len(writers) == 2, "both actors should have written trees"
+
+
+def test_worker_killed_with_ray_kill_loses_and_duplicates_nothing(tmp_path) -> None:
+    case = "shop_rollouts"
+    executor = RayExecutor(workers=2, chunk_size=3, name="kill-test")
+    result: dict = {}
+    driver = threading.Thread(
+        target=lambda: result.setdefault("stats", collect_case(case, tmp_path, executor, 0.05))
+    )
+    driver.start()
+    log = tmp_path / "trees" / "writes.log"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and log.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert driver.is_alive(), "the run ended before a worker could be killed"
+    written_before_kill = len(TreeStore(tmp_path).done())
+    ray.kill(ray.get_actor("kill-test-0"))
+    ray.kill(ray.get_actor("kill-test-1"))  # both: one of them is surely mid-chunk
+    driver.join(timeout=300)
+    assert not driver.is_alive() and "stats" in result
+    assert 1 <= written_before_kill < 5
+    assert executor.actors_started >= 3, "no replacement actor was started"
+    assert_same_trees(GOLDEN / case, tmp_path)
+    assert_written_once(tmp_path)
+
+
+def test_worker_process_killed_mid_run_is_replaced(tmp_path) -> None:
+    """The policy SIGKILLs its own actor process once, in the middle of a chunk."""
+    case = "shop_gumbel"
+    executor = RayExecutor(workers=2, chunk_size=2)
+    marker = str(tmp_path / "killed")
+    collect_case(case, tmp_path / "out", executor, crash_after=12, marker=marker, crash="kill")
+    assert Path(marker).exists(), "no worker was killed"
+    assert executor.actors_started == 3
+    assert_same_trees(GOLDEN / case, tmp_path / "out")
+    assert_written_once(tmp_path / "out")
+
+
+def test_restarted_driver_resumes(tmp_path) -> None:
+    """A bug in a worker stops the run with the worker's exception; the same call again
+    completes it without searching a finished tree again."""
+    case = "shop_rollouts"
+    marker = str(tmp_path / "crashed")
+    with pytest.raises(RuntimeError, match="simulated bug"):
+        collect_case(case, tmp_path / "out", RayExecutor(workers=1, chunk_size=1), crash_after=100,
+                     marker=marker, crash="raise")  # fmt: skip
+    partial = TreeStore(tmp_path / "out").done()
+    assert 0 < len(partial) < 5
+    stats = collect_case(case, tmp_path / "out", RayExecutor(workers=2, chunk_size=2),
+                         crash_after=100, marker=marker, crash="raise")  # fmt: skip
+    assert stats.resumed == len(partial)
+    assert_same_trees(GOLDEN / case, tmp_path / "out")
+    assert_written_once(tmp_path / "out")
+
+
+def test_local_objects_are_pickled_to_the_actors(tmp_path) -> None:
+    """Env, policy and value_fn may be plain objects (e.g. a client of a shared server)."""
+    run_case("shop_value_fn", tmp_path, executor=RayExecutor(workers=2))
+    assert_same_trees(GOLDEN / "shop_value_fn", tmp_path)
+
+
+def test_bad_executor_arguments_are_explained(tmp_path) -> None:
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        RayExecutor(workers=0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        RayExecutor(chunk_size=0)
+    with pytest.raises(ValueError, match="out_dir"):
+        collect(case_env("shop_rollouts"), None, ["x"], executor=RayExecutor())
+    assert CollectSettings().iterations >= 1
