@@ -7,6 +7,13 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
+
+from .errors import UsageError
+
+USAGE_EXIT = 2
+"""Exit status of a user's mistake (argparse's): a wrong option, name or path. Bugs keep their
+traceback (status 1)."""
 
 DESCRIPTION = """\
 qengine: high-throughput tree search and Q-value models for LLM agents.
@@ -22,8 +29,15 @@ Run `qengine COMMAND --help` for the options of a command.
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: what is wrong and where the help is (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_EXIT, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    from .data.prompts import PROMPT_STYLES
+    from .commands._common import positive_int, probability, prompt_style
     from .pipeline import PipelineSettings
 
     parser = sub.add_parser(
@@ -41,34 +55,38 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, default=None, help="output directory (results.json)")
     defaults = PipelineSettings()
-    parser.add_argument("--train-tasks", type=int, default=defaults.train_tasks)
-    parser.add_argument("--test-tasks", type=int, default=defaults.test_tasks)
+    parser.add_argument("--train-tasks", type=positive_int, default=defaults.train_tasks)
+    parser.add_argument("--test-tasks", type=positive_int, default=defaults.test_tasks)
     parser.add_argument(
         "--episodes-per-task",
-        type=int,
+        type=positive_int,
         default=defaults.episodes_per_task,
         help="evaluation episodes per held-out task and agent (fresh policy samples each)",
     )
     parser.add_argument(
-        "--expert-p", type=float, default=defaults.expert_p, help="base agent: oracle prob."
+        "--expert-p", type=probability, default=defaults.expert_p, help="base agent: oracle prob."
     )
     parser.add_argument(
-        "--epochs", type=int, default=defaults.epochs, help="Q-model training epochs"
+        "--epochs", type=positive_int, default=defaults.epochs, help="Q-model training epochs"
     )
     parser.add_argument(
-        "--hidden-size", type=int, default=defaults.hidden_size, help="Q-model width"
+        "--hidden-size", type=positive_int, default=defaults.hidden_size, help="Q-model width"
     )
     parser.add_argument(
         "--prompt-style",
-        choices=PROMPT_STYLES,
+        type=prompt_style,
         default=defaults.prompt_style,
-        help="how the Q-model reads a state (see `qengine train-q --help`)",
+        help="how the Q-model reads a state: a preset (full, compact, compact-marked, "
+        "compact-marked-visited, compact-marked-visited-price) or options joined by '+' "
+        "(e.g. compact+mark_instruction+label_actions; see qengine.data.PromptStyle)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--search-only", action="store_true", help="the quick search demo")
-    parser.add_argument("--tasks", type=int, default=256, help="search demo: number of trees")
-    parser.add_argument("--iterations", type=int, default=40, help="search demo: rounds")
-    parser.add_argument("--leaves-per-ask", type=int, default=4, help="search demo")
+    parser.add_argument(
+        "--tasks", type=positive_int, default=256, help="search demo: number of trees"
+    )
+    parser.add_argument("--iterations", type=positive_int, default=40, help="search demo: rounds")
+    parser.add_argument("--leaves-per-ask", type=positive_int, default=4, help="search demo")
     parser.add_argument("--threads", type=int, default=0, help="core threads (0: all cores)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -114,8 +132,6 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _run_search_demo(args: argparse.Namespace) -> int:
     from .demo import LockPuzzle, format_summary, run_demo
 
-    if args.tasks < 1 or args.iterations < 1 or args.leaves_per_ask < 1:
-        raise SystemExit("qengine demo: --tasks, --iterations and --leaves-per-ask must be >= 1")
     summary = run_demo(
         puzzle=LockPuzzle(num_tasks=args.tasks, seed=args.seed),
         iterations=args.iterations,
@@ -150,7 +166,7 @@ def _run_info(_: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="qengine", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -168,6 +184,9 @@ def _pipeline_commands() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``qengine`` with ``argv``; the exit status. A user's mistake (a
+    :class:`~qengine.errors.UsageError` from any layer, or a bad option) prints one line and
+    returns :data:`USAGE_EXIT`."""
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"demo": _run_demo, "info": _run_info}
@@ -175,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return handlers[args.command](args)
+    try:
+        return handlers[args.command](args)
+    except UsageError as e:  # the one place a user's mistake becomes a message
+        print(f"qengine {args.command}: error: {e}", file=sys.stderr)
+        return USAGE_EXIT
 
 
 if __name__ == "__main__":

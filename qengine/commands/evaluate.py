@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_env_options, make_env_and_policy
+from qengine.errors import UsageError
+
+from ._common import add_env_options, make_env_and_policy, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_env_options(parser)
     parser.set_defaults(split="test")
     parser.add_argument("--q-model", type=Path, default=None, help="from `qengine train-q`")
-    parser.add_argument("-n", "--candidates", type=int, default=5)
+    parser.add_argument("-n", "--candidates", type=positive_int, default=5)
     parser.add_argument(
         "--avoid-repeats",
         action="store_true",
@@ -42,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     )
     from qengine.agents.evaluate import write_results
 
+    if args.avoid_repeats and args.q_model is None:
+        raise UsageError("--avoid-repeats needs --q-model (the agent it changes is Q-guided)")
     env, policy, tasks = make_env_and_policy(args)
     agents = [BaseAgent(policy), BestOfNLogprobAgent(policy, args.candidates)]
     if args.q_model is not None:
@@ -49,8 +53,6 @@ def run(args: argparse.Namespace) -> int:
         agents.append(QGuidedAgent(policy, q_model, args.candidates))
         if args.avoid_repeats:
             agents.append(QGuidedAgent(policy, q_model, args.candidates, avoid_repeats=True))
-    elif args.avoid_repeats:
-        raise SystemExit("qengine evaluate: --avoid-repeats needs --q-model")
     results = [run_episodes(env, a, tasks, progress=not args.no_progress) for a in agents]
     print(format_table(results))
     if args.out is not None:

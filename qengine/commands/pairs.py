@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -28,9 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qengine.data import build_pairs, plot_q_distributions, q_gap_summary, save_records
+    from qengine.data.pairs import record_format
 
-    if not (args.trees / "trees").is_dir():
-        raise SystemExit(f"{args.trees} holds no searched trees: run `qengine collect --out` first")
+    record_format(args.out)  # a wrong suffix is a mistake to report before the work
     records = build_pairs(
         args.trees,
         mode=args.mode,
@@ -38,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
         min_q_gap=args.min_q_gap,
         max_depth=args.max_depth,
     )
+    if not records:
+        from qengine.data.pairs import NO_PAIRS
+
+        print(f"qengine pairs: warning: {NO_PAIRS}", file=sys.stderr)
     save_records(records, args.out)
     if args.plot is not None:
         plot_q_distributions(records, args.plot)

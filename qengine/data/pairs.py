@@ -16,9 +16,20 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..errors import UsageFileNotFoundError, UsageValueError
 from ..forest import TERMINAL_BIT, Forest
 from ..search.storage import SearchedTree, TreeStore, concat_trees
 from .prompts import render_prompt
+
+# What a search that yields no pair means and what to do, for every step that meets it.
+NO_PAIRS = (
+    "the search gave no preference pair: in every searched state the sibling actions had the "
+    "same Q (with a success reward only won episodes count, so every Q is 0 when no rollout won). "
+    "Search for the environment's progress instead (CollectSettings(success_reward=None), "
+    "`qengine collect` without --success-reward: TextWorld then backs up its game score), search "
+    "more (more iterations, candidates or rollout depth, easier tasks), or relax the pair "
+    "filters (--min-q-gap, --min-visits)"
+)
 
 RECORD_COLUMNS = (
     "prompt", "chosen", "rejected", "q_chosen", "q_rejected", "depth", "task", "env"
@@ -106,36 +117,54 @@ def pairs_from_trees(
 
 def build_pairs(tree_dir: str | Path, **filters: Any) -> list[dict[str, Any]]:
     """Preference records of every tree written by ``qengine.search.collect`` under ``tree_dir``."""
+    if not (Path(tree_dir) / "trees").is_dir():
+        raise UsageFileNotFoundError(
+            f"{tree_dir} holds no searched trees (no trees/ folder): give the directory written "
+            "by `qengine collect --out` (or qengine.search.collect(..., out_dir=...))"
+        )
     return pairs_from_trees(TreeStore(tree_dir), **filters)
+
+
+def record_format(path: str | Path) -> str:
+    """``"json"`` or ``"parquet"``: how records at ``path`` are stored, by its suffix."""
+    kind = {".jsonl": "json", ".parquet": "parquet"}.get(Path(path).suffix)
+    if kind is None:
+        raise UsageValueError(
+            f"{path}: unsupported suffix {Path(path).suffix!r}; name the file .jsonl or .parquet"
+        )
+    return kind
 
 
 def save_records(records: list[dict[str, Any]], path: str | Path) -> Path:
     """Write records as ``.jsonl`` or ``.parquet`` (by suffix); both load with ``datasets``."""
     path = Path(path)
+    kind = record_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
+    if kind == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        columns = {c: [r[c] for r in records] for c in RECORD_COLUMNS}
+        columns = {c: [_cell(r, c) for r in records] for c in RECORD_COLUMNS}
         pq.write_table(pa.table(columns), path)
-    elif path.suffix == ".jsonl":
-        path.write_text(
-            "".join(json.dumps({c: r[c] for c in RECORD_COLUMNS}) + "\n" for r in records)
-        )
     else:
-        raise ValueError(f"unsupported suffix {path.suffix!r}: use .jsonl or .parquet")
+        path.write_text(
+            "".join(json.dumps({c: _cell(r, c) for c in RECORD_COLUMNS}) + "\n" for r in records)
+        )
     return path
+
+
+def _cell(record: dict[str, Any], column: str) -> Any:
+    # records made before they named their environment (or by hand) have no "env": null
+    return record.get(column) if column == "env" else record[column]
 
 
 def load_records(path: str | Path) -> Any:
     """The records as a Hugging Face ``datasets.Dataset``."""
     from datasets import load_dataset
 
-    path = Path(path)
-    kind = {"jsonl": "json", "parquet": "parquet"}.get(path.suffix.lstrip("."))
-    if kind is None:
-        raise ValueError(f"unsupported suffix {path.suffix!r}: use .jsonl or .parquet")
+    kind = record_format(path)
+    if not Path(path).is_file():
+        raise UsageFileNotFoundError(f"{path} does not exist: write records with `qengine pairs`")
     return load_dataset(kind, data_files=str(path), split="train")
 
 
