@@ -5,7 +5,7 @@ softmax of a hash-derived vector, the value a hash-derived number), so the tree 
 Rule: MuZero PUCT with c1 = 1.25, c2 = 19652; one leaf evaluated (expanded) per simulation.
 
   T1  B=1024 trees, A=8, S=256 sims/tree, evaluator in C++ (run_synthetic), 1 and 2 threads
-  T2  the same through the Python ask / expand / tell loop with a numpy evaluator, 2 threads
+  T2  the same through the Python ask / expand / backup loop with a numpy evaluator, 2 threads
   T3  one tree, A=8, S=65,536, K=64 leaves per ask: sims/s and the fraction of distinct leaves
   T4  as T1 with A=32
   plus bytes per node, export of ~1M nodes to numpy, pair extraction over ~1M nodes.
@@ -71,7 +71,7 @@ def evaluate(keys: np.ndarray, num_actions: int) -> tuple[np.ndarray, np.ndarray
 def python_loop(
     forest: Forest, num_simulations: int, num_actions: int, leaves_per_ask: int
 ) -> dict:
-    """The T2 loop: ask → numpy evaluator → expand → tell, until every tree has S leaves."""
+    """The T2 loop: ask → numpy evaluator → expand → backup, until every tree has S leaves."""
     evaluated, asked, asks = 0, 0, 0
     target = num_simulations * forest.num_trees
     while evaluated < target:

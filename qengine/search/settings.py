@@ -16,7 +16,7 @@ DEFAULT_SEARCH_CONFIG = SearchConfig(
 class CollectSettings:
     """How ``collect`` searches.
 
-    ``iterations``: ask/expand/tell rounds per tree (the paper's default: 30).
+    ``iterations``: ask / expand / backup rounds per tree (the paper's default: 30).
     ``candidates``: actions proposed per expanded leaf (n = 5 in the paper).
     ``leaves_per_ask``: leaves per tree per round (batching across trees already gives width).
     ``max_depth``: nodes at this depth are not expanded further (treated as terminal).
