@@ -115,6 +115,19 @@ def pairs_from_trees(
     return records
 
 
+def records_env(records: Iterable[dict[str, Any]]) -> str | None:
+    """The one environment the records come from (their ``env``), None when they do not say:
+    a Q-model reads the states of one environment, through its rendering hooks."""
+    envs = {r.get("env") for r in records}
+    if len(envs) > 1:
+        names = ", ".join(sorted(str(e) for e in envs))
+        raise UsageValueError(
+            f"the records come from several environments ({names}): train one Q-model per "
+            "environment (filter the records by their env column)"
+        )
+    return envs.pop() if envs else None
+
+
 def build_pairs(tree_dir: str | Path, **filters: Any) -> list[dict[str, Any]]:
     """Preference records of every tree written by ``qengine.search.collect`` under ``tree_dir``."""
     if not (Path(tree_dir) / "trees").is_dir():

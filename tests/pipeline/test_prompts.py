@@ -255,3 +255,13 @@ def test_parse_prompt_inverts_render_prompt() -> None:
         history,
     )
     assert parse_prompt(render_prompt("x", "start", [])) == ("x", "start", [])
+
+
+def test_records_name_one_environment() -> None:
+    from qengine.data.pairs import records_env
+
+    assert records_env([{"env": "shop"}, {"env": "shop"}]) == "shop"
+    assert records_env([{"prompt": "saved before records named it"}]) is None
+    assert records_env([]) is None
+    with pytest.raises(ValueError, match=r"environments \(hotpot, shop\): train one"):
+        records_env([{"env": "shop"}, {"env": "hotpot"}])
