@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..data.prompts import style_actions, style_prompt
+from ..errors import UsageFileNotFoundError
 from ..models.causal_lm import decoder, head_logprobs, lm_head
 from ..train.step_dpo import QMODEL_CONFIG
 
@@ -110,13 +111,14 @@ class QValueModel:
         path = Path(path)
         meta_file = path / QMODEL_CONFIG
         if not meta_file.is_file():
-            raise FileNotFoundError(
+            raise UsageFileNotFoundError(
                 f"{path} is not a qengine Q-value model (no {QMODEL_CONFIG}); train one with "
                 "`qengine train-q` or qengine.train.train_step_dpo(..., output_dir=...)"
             )
         meta = json.loads(meta_file.read_text())
         self.beta = float(meta["beta"])
         self.prompt_style = meta.get("prompt_style", "full")
+        self.env = meta.get("env")  # whose rendering hooks style its prompts (None: legacy)
         self.max_length = int(meta.get("max_length", 512))
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.tokenizer = AutoTokenizer.from_pretrained(path)
@@ -127,8 +129,8 @@ class QValueModel:
 
     def _ids(self, prompt: str, candidates: Sequence[str]) -> tuple[list[int], list[list[int]]]:
         """Token ids styled and truncated exactly as in training (``encode_completions``)."""
-        candidates = style_actions(prompt, candidates, self.prompt_style)
-        prompt = style_prompt(prompt, self.prompt_style)
+        candidates = style_actions(prompt, candidates, self.prompt_style, self.env)
+        prompt = style_prompt(prompt, self.prompt_style, self.env)
         prompt_ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
         eos = self.tokenizer.eos_token_id
         cands = []

@@ -41,8 +41,10 @@ class StateGroup:
 def group_by_state(records: Sequence[dict], style: PromptStyle) -> list[StateGroup]:
     """Group pair records by prompt (first-seen order); each action text is kept once."""
     order: dict[str, tuple[list[str], dict[str, int], list[tuple[int, int, int]]]] = {}
+    envs: dict[str, str | None] = {}  # whose rendering hooks style each prompt
     for i, record in enumerate(records):
         actions, index, pairs = order.setdefault(record["prompt"], ([], {}, []))
+        envs.setdefault(record["prompt"], record.get("env"))
         ids = []
         for text in (record["chosen"], record["rejected"]):
             if text not in index:
@@ -51,7 +53,11 @@ def group_by_state(records: Sequence[dict], style: PromptStyle) -> list[StateGro
             ids.append(index[text])
         pairs.append((i, ids[0], ids[1]))
     return [
-        StateGroup(style_prompt(prompt, style), style_actions(prompt, actions, style), pairs)
+        StateGroup(
+            style_prompt(prompt, style, envs[prompt]),
+            style_actions(prompt, actions, style, envs[prompt]),
+            pairs,
+        )
         for prompt, (actions, _, pairs) in order.items()
     ]
 

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..data.pairs import records_env
 from ..data.prompts import PromptStyle, style_actions, style_prompt
 from .logprobs import completion_logprobs, completion_rows
 from .loop import train_epochs
@@ -128,8 +129,10 @@ def _record_logprobs(
 def _styled_texts(chunk: Sequence[dict], style: PromptStyle) -> tuple[list[str], list[str]]:
     """Prompts and completions of a chunk as the model sees them: every chosen, then every
     rejected (so one batch holds both sides and its halves split them)."""
-    prompts = [style_prompt(r["prompt"], style) for r in chunk]
-    sides = [style_actions(r["prompt"], [r["chosen"], r["rejected"]], style) for r in chunk]
+    prompts = [style_prompt(r["prompt"], style, r.get("env")) for r in chunk]
+    sides = [
+        style_actions(r["prompt"], [r["chosen"], r["rejected"]], style, r.get("env")) for r in chunk
+    ]
     return prompts * 2, [c for c, _ in sides] + [r for _, r in sides]
 
 
@@ -296,6 +299,7 @@ def train_step_dpo(
             history,
             prompt_style=cfg.prompt_style,
             max_length=cfg.max_length,
+            env=records_env(records),
         )
     return history
 
@@ -310,8 +314,13 @@ def save_q_model(
     *,
     prompt_style: PromptStyle = "full",
     max_length: int = 512,
+    env: str | None = None,
 ) -> Path:
-    """Write a Q-value model: model + tokenizer, ``reference/``, ``qengine_qmodel.json``."""
+    """Write a Q-value model: model + tokenizer, ``reference/``, ``qengine_qmodel.json``.
+
+    ``env``: the environment whose rendering hooks style its prompts (``records_env``); None
+    styles them as text saved without one (``qengine.envs.LEGACY_RENDERING_ENV``).
+    """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
@@ -321,6 +330,7 @@ def save_q_model(
         "beta": beta,
         "reference": REFERENCE_DIR,
         "prompt_style": prompt_style,
+        "env": env,
         "max_length": max_length,
         "history": history or {},
     }
