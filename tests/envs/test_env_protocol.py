@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from qengine.envs import SPLITS, UnknownEnvironmentError, list_envs, make_env, parse_action
+from qengine.envs import (
+    LEGACY_RENDERING_ENV,
+    SPLITS,
+    Rendering,
+    UnknownEnvironmentError,
+    list_envs,
+    make_env,
+    parse_action,
+    register_env,
+    rendering_for,
+)
+from qengine.errors import UsageError
 
 
 def test_list_envs_names_the_builtins():
@@ -15,6 +26,48 @@ def test_list_envs_names_the_builtins():
 def test_unknown_environment_lists_valid_names(name):
     with pytest.raises(UnknownEnvironmentError, match=r"valid names: .*hotpot.*shop"):
         make_env(name)
+    # a user's mistake: the CLI prints the one line; still a ValueError for library callers
+    with pytest.raises(UsageError):
+        make_env(name)
+    if name is not None:
+        with pytest.raises(ValueError, match=r"valid names: .*hotpot.*shop"):
+            rendering_for(name)
+
+
+def test_every_environment_has_rendering_hooks():
+    from qengine.envs.shop import ShopEnv
+    from qengine.envs.shop.render import ShopRendering
+
+    for name in list_envs():
+        assert isinstance(rendering_for(name), Rendering)
+    assert rendering_for("shop") is ShopEnv.rendering and isinstance(
+        ShopEnv.rendering, ShopRendering
+    )
+    assert type(rendering_for("hotpot")) is Rendering  # the neutral defaults
+    assert rendering_for(None) is rendering_for(LEGACY_RENDERING_ENV)
+    neutral = Rendering()
+    assert neutral.content_words("I need a Red x-large T-shirt") == {"red", "x-large", "t-shirt"}
+    assert neutral.price_bound("price lower than 50.00 dollars") is None
+    assert neutral.mark_prices("$3", 50.0, "^") == "$3"
+    options = dict(label=True, with_price=True, flag_visited=True)
+    assert neutral.action_notes("page", [], ["a", "b"], **options) == ["", ""]
+
+
+def test_register_env_with_its_own_rendering():
+    class Loud(Rendering):
+        def price_bound(self, instruction):
+            return "7"
+
+    made = []
+    register_env("loud-test", lambda **kw: made.append(kw), rendering=lambda: Loud())
+    try:
+        hooks = rendering_for("loud-test")
+        assert isinstance(hooks, Loud) and rendering_for("loud-test") is hooks  # built once
+        assert made == []  # looking the hooks up builds no environment
+    finally:
+        from qengine.envs import registry
+
+        del registry._FACTORIES["loud-test"], registry._RENDERINGS["loud-test"]
 
 
 @pytest.mark.parametrize(
