@@ -15,6 +15,8 @@ from ..data.prompts import render_state
 
 
 class Agent(Protocol):
+    """What ``run_episodes`` plays: one action per state of a batch (B states -> B actions)."""
+
     name: str
 
     def act(self, states: Sequence[Any]) -> list[str]: ...

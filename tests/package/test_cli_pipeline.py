@@ -26,6 +26,7 @@ def test_collect_pairs_train_q_evaluate(tmp_path: Path, capsys) -> None:
     assert set(history) == {"eval_before", "eval_after"}
     meta = json.loads((qmodel / "qengine_qmodel.json").read_text())
     assert meta["prompt_style"] == "compact-marked-visited-price" and meta["max_length"] == 256
+    assert meta["env"] == "shop"  # its prompts are styled with the shop's rendering hooks
     assert meta["history"]["config"]["pack_prefixes"] is True
     evaluate = ["evaluate", *common, "--split", "test", "--tasks", "2", "--q-model", str(qmodel)]
     assert main([*evaluate, "--avoid-repeats", "--out", str(tmp_path / "eval")]) == 0
