@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._common import add_env_options, make_env_and_policy
+from ._common import add_env_options, make_env_and_policy, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,10 +22,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_env_options(parser)
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--iterations", type=int, default=30, help="search rounds per tree")
-    parser.add_argument("--candidates", type=int, default=5, help="actions per expansion (n)")
-    parser.add_argument("--max-depth", type=int, default=12)
-    parser.add_argument("--workers", type=int, default=2, help="threads stepping environments")
+    parser.add_argument(
+        "--iterations", type=positive_int, default=30, help="search rounds per tree"
+    )
+    parser.add_argument(
+        "--candidates", type=positive_int, default=5, help="actions per expansion (n)"
+    )
+    parser.add_argument("--max-depth", type=positive_int, default=12)
+    parser.add_argument(
+        "--workers", type=positive_int, default=2, help="threads stepping environments"
+    )
     parser.add_argument(
         "--discount", type=float, default=1.0, help="per-step discount of returns (paper: 1.0)"
     )
