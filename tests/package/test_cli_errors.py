@@ -41,6 +41,10 @@ MISTAKES = {
         ["demo", "--prompt-style", "tiny"],
         ["unknown prompt style 'tiny'", "compact-marked-visited-price", "mark_prices"],
     ),
+    "search option out of range": (
+        ["collect", "--iterations", "0", "--out", "{tmp}/out"],
+        ["--iterations", "0 must be >= 1"],
+    ),
     "invalid choice": (["collect", "--split", "val", "--out", "{tmp}/out"], ["'val'", "'test'"]),
     "option needs another": (
         ["evaluate", "--avoid-repeats", "--tasks", "1"],
