@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from qengine.errors import UsageError
+
 from ._common import add_env_options, make_env_and_policy, positive_int
 
 
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                 args.ray or None, workers=args.ray_workers, chunk_size=args.ray_chunk_size
             )
         except (ImportError, ValueError) as e:
-            raise SystemExit(f"--ray: {e}") from None
+            raise UsageError(f"--ray: {e}") from None
         # the driver needs the task ids only: the actors build the real policy (an HF model is
         # loaded there); the options are checked here with the cheap scripted one
         scripted = argparse.Namespace(**{**vars(args), "policy": "scripted"})

@@ -148,6 +148,7 @@ class RayExecutor:
         """Search every task not yet in ``out_dir`` over the actors (see the module docstring)."""
         ray = _ray()
         start = time.perf_counter()
+        out_dir = Path(out_dir).resolve()  # the actors' working directory is not the driver's
         store = TreeStore(out_dir)
         store.clean()
         finished = store.done()

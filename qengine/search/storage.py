@@ -30,24 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from .. import _layout
 from ..config import SearchConfig
 from ..forest import Forest
 
 _FORMAT = "qengine.searched-tree/1"
-_PER_NODE = (
-    "parent",
-    "first_child",
-    "num_children",
-    "action",
-    "depth",
-    "status",
-    "prior",
-    "visits",
-    "q",
-    "reward",
-    "payload",
-)
-_PER_TREE = ("minmax_lo", "minmax_hi", "root_epoch")
+_PER_NODE = _layout.NODE_FIELDS  # the core's node layout (csrc/qengine/layout.h)
+_PER_TREE = _layout.TREE_FIELDS
 
 
 @dataclass(frozen=True)
@@ -132,7 +121,7 @@ class TreeStore:
         stem = self._stem(index)
         lines = [json.dumps({"format": _FORMAT, **header})]
         parent, payload, depth = arrays["parent"], arrays["payload"], arrays["depth"]
-        node_of = {int(payload[n]): n for n in range(len(parent)) if parent[n] != -2}
+        node_of = {int(payload[n]): n for n in range(len(parent)) if parent[n] != _layout.DEAD_SLOT}
         for i, text in enumerate(texts):
             node = node_of.get(i, -1)
             row = {

@@ -27,6 +27,14 @@ from pathlib import Path
 
 LOCK = Path(tempfile.gettempdir()) / "qengine-ray-tests.lock"
 
+# The environment of a head node on 127.0.0.1 and of the drivers that join it by address:
+# * Ray turns a loopback address into the machine's IP before it connects (ray-project/ray issue
+#   59110), which a head bound to 127.0.0.1 does not serve; this switch of Ray's keeps loopback
+#   addresses as they are (a single-machine setting: real clusters use real IPs);
+# * ``ray start`` turns on token authentication, which a driver joining by address does not
+#   (it would need RAY_AUTH_MODE=token and the token): a loopback-only test cluster goes without.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+
 
 @contextlib.contextmanager
 def machine_lock() -> Iterator[None]:
@@ -146,6 +154,7 @@ def head_node(num_cpus: int = 2, timeout: float = 120) -> Iterator[str]:
     with machine_lock():
         head = subprocess.Popen(
             command,
+            env={**os.environ, **LOOPBACK_ENV},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
