@@ -8,6 +8,7 @@ still to do and runs them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,6 +67,7 @@ def collect(
         or built there when given as Recipes. The trees are the same either way.
     """
     settings = settings or CollectSettings()
+    start = time.perf_counter()
     if executor is not None:
         if out_dir is None:
             raise ValueError("a distributed collect needs out_dir (a directory all workers reach)")
@@ -100,6 +102,7 @@ def collect(
                 progress=progress,
             )
         )
+    stats.seconds = time.perf_counter() - start
     return stats
 
 

@@ -94,15 +94,14 @@ CASES = {
 }
 
 
-def run_case(name: str, out: Path, **kwargs) -> list[str]:
-    """Collect case ``name`` into ``out`` (``kwargs`` go to ``collect``); returns the task ids."""
+def run_case(name: str, out: Path, **kwargs):
+    """Collect case ``name`` into ``out`` (``kwargs`` go to ``collect``); its ``CollectStats``."""
     env_name, n, seed, p, settings, value_fn = CASES[name]
     env = make_env(env_name)
     tasks = env.task_ids("train")[:n]
     policy = ScriptedPolicy(env, p=p, seed=seed)
-    collect(env, policy, tasks, settings=settings, out_dir=out, value_fn=value_fn,
-            progress=False, **kwargs)  # fmt: skip
-    return tasks
+    return collect(env, policy, tasks, settings=settings, out_dir=out, value_fn=value_fn,
+                   progress=False, **kwargs)  # fmt: skip
 
 
 def assert_same_trees(expected: Path, actual: Path) -> None:

@@ -27,3 +27,15 @@ def test_resumed_collect_matches_the_golden_trees(case: str, tmp_path) -> None:
             shutil.copy(golden.dir / f"{index:05d}{suffix}", out.dir)
     run_case(case, tmp_path)
     assert_same_trees(GOLDEN / case, tmp_path)
+
+
+def test_collect_reports_what_it_did(tmp_path) -> None:
+    from qengine.search import TreeStore
+
+    stats = run_case("shop_rollouts", tmp_path)
+    trees = list(TreeStore(tmp_path))
+    assert stats.trees == len(trees) == 5 and stats.resumed == 0
+    assert stats.seconds > 0 and 0 < stats.policy_seconds + stats.env_seconds <= stats.seconds
+    assert stats.leaves == sum(int(t.arrays["visits"][0]) for t in trees)
+    assert sorted(stats.best_rewards) == sorted(t.header["best_reward"] for t in trees)
+    assert stats.policy_calls > 0 and stats.env_steps > 0
