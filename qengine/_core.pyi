@@ -11,6 +11,22 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+NODE_FIELDS: dict[str, str]
+"""Every stored node field and its numpy dtype name, in export order (csrc/qengine/layout.h)."""
+TREE_FIELDS: dict[str, str]
+DERIVED_FIELDS: dict[str, str]
+ROOT: int
+NO_NODE: int
+DEAD_SLOT: int
+STATUS_IN_FLIGHT_MASK: int
+STATUS_TERMINAL: int
+STATUS_EXHAUSTED: int
+BYTES_PER_NODE: tuple[int, int]
+CONFIG_FIELDS: tuple[dict[str, Any], ...]
+"""SearchConfig's schema (csrc/qengine/config.h): name, kind, default, choices, doc."""
+
+def check_config(config: dict[str, Any]) -> dict[str, Any]: ...
+
 MAX_IN_FLIGHT: int
 MAX_CHILDREN: int
 MAX_DEPTH: int
@@ -63,8 +79,14 @@ class Forest:
     def minmax(self, tree: int) -> tuple[float, float]: ...
     def root_epoch(self, tree: int) -> int: ...
     def pairs(
-        self, mode: str, min_visits: int, min_q_gap: float, max_depth: int
+        self,
+        mode: str,
+        min_visits: int,
+        min_q_gap: float,
+        max_depth: int,
+        eligible: npt.NDArray[np.uint8] | None = None,
     ) -> dict[str, np.ndarray]: ...
+    def edge_values(self, tree: int) -> npt.NDArray[np.float64]: ...
     def reroot(self, tree: int, node: int) -> None: ...
     def prune(self, tree: int, node: int) -> None: ...
     def compact(self, tree: int) -> None: ...
@@ -73,6 +95,7 @@ class Forest:
         self, num_simulations: int, num_actions: int, leaves_per_ask: int, seed: int
     ) -> int: ...
     def export_arrays(self) -> dict[str, np.ndarray]: ...
+    def export_tree(self, tree: int) -> dict[str, np.ndarray]: ...
     @staticmethod
     def from_arrays(
         config: dict[str, Any], arrays: dict[str, np.ndarray], num_threads: int

@@ -8,33 +8,28 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from . import _args
+from ._native import core
 
 Rule = Literal["uct", "puct", "muzero", "lats"]
 Fpu = Literal["inf", "parent", "reduction", "constant"]
 QNorm = Literal["none", "bounds", "tree_minmax", "parent_minmax"]
 Backup = Literal["mean", "max"]
 
-RULES: tuple[str, ...] = ("uct", "puct", "muzero", "lats")
-FPUS: tuple[str, ...] = ("inf", "parent", "reduction", "constant")
-QNORMS: tuple[str, ...] = ("none", "bounds", "tree_minmax", "parent_minmax")
-BACKUPS: tuple[str, ...] = ("mean", "max")
+CONFIG_FIELDS: tuple[dict[str, Any], ...] = tuple(core().CONFIG_FIELDS)
+"""The schema of ``SearchConfig``, defined once in ``csrc/qengine/config.h`` (an X-macro table
+that also generates the core's struct, its dict conversion and checks): one dict per field, in
+order, with ``name``, ``kind`` (``"str"``, ``"float"``, ``"int"``, ``"bool"``), ``default``,
+``choices`` (enum names) and ``doc``. The dataclass below spells the fields for readers and type
+checkers; :func:`_check_schema` refuses to import if it drifts from this table."""
 
-# The limits of docs/search-semantics.md; the native core exports the same (qengine._core.MAX_*,
-# compared by the tests).
-MAX_IN_FLIGHT = 16383  # 14 bits of the packed per-node status word
-MAX_CHILDREN = 65535  # uint16 child count
-MAX_DEPTH = 65535  # uint16 depth
-MAX_VISITS = 2**31 - 1  # visit counts saturate here (int32), never wrap
-MAX_TREES = 2**31 - 1  # trees per forest (int32 tree ids)
-MAX_THREADS = 1024  # threads per forest (num_threads 0: all cores, at most this)
-
-
-_FIELD_TYPES = {"float": _args.real, "int": _args.integer, "bool": _args.flag}  # others: str
+_CHOICES = {f["name"]: tuple(f["choices"]) for f in CONFIG_FIELDS if f["kind"] == "str"}
+RULES: tuple[str, ...] = _CHOICES["rule"]
+FPUS: tuple[str, ...] = _CHOICES["fpu"]
+QNORMS: tuple[str, ...] = _CHOICES["qnorm"]
+BACKUPS: tuple[str, ...] = _CHOICES["backup"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,44 +68,12 @@ class SearchConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        # Types first, field by field (TypeError; the rules of qengine._args, the same as the
-        # native core's), normalised to plain Python values; then the values (ValueError).
-        for field in dataclasses.fields(self):
-            check = _FIELD_TYPES.get(field.type, _args.text)
-            value = check(f"SearchConfig.{field.name}", getattr(self, field.name))
-            object.__setattr__(self, field.name, value)
-
-        def choose(name: str, options: tuple[str, ...]) -> None:
-            value = getattr(self, name)
-            if value not in options:
-                raise ValueError(f"SearchConfig.{name}={value!r}; choose one of {options}")
-
-        choose("rule", RULES)
-        choose("fpu", FPUS)
-        choose("qnorm", QNORMS)
-        choose("backup", BACKUPS)
-        for name in ("gumbel_simulations", "gumbel_max_considered"):
-            if not _args.INT64_MIN <= getattr(self, name) <= _args.INT64_MAX:
-                raise ValueError(f"SearchConfig.{name} is outside the int64 range")
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.type == "float" and not math.isfinite(value):
-                raise ValueError(f"SearchConfig.{field.name} must be finite, got {value!r}")
-        checks = [
-            (self.c >= 0, "c must be >= 0"),
-            (self.c1 >= 0, "c1 must be >= 0"),
-            (self.c2 > 0, "c2 must be > 0"),
-            (0.0 <= self.discount <= 1.0, "discount must lie in [0, 1]"),
-            (self.value_max > self.value_min, "value_max must be greater than value_min"),
-            (self.minmax_floor > 0, "minmax_floor must be > 0"),
-            (self.gumbel_simulations >= 1, "gumbel_simulations must be >= 1"),
-            (self.gumbel_max_considered >= 1, "gumbel_max_considered must be >= 1"),
-            (1 <= self.max_nodes <= 2**31 - 1, "max_nodes must lie in [1, 2**31 - 1]"),
-            (0 <= self.seed <= _args.UINT64_MAX, "seed must lie in [0, 2**64)"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"SearchConfig: {message}")
+        # The core checks every field, in the order of docs section 2 (types field by field:
+        # TypeError, the rules of qengine._args; then the values: ValueError), and returns the
+        # values normalised to plain Python values; one set of checks for every caller.
+        checked = core().check_config(dataclasses.asdict(self))
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -120,17 +83,32 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
-        """The inverse of :meth:`to_dict`: unknown keys (ValueError), then the checks of the
-        constructor. Missing keys keep their defaults."""
-        if not isinstance(data, dict):
-            raise TypeError(f"config must be a dict, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(repr(k) for k in data if not (isinstance(k, str) and k in known))
-        if unknown:
-            raise ValueError(
-                f"unknown SearchConfig fields {', '.join(unknown)}; known: {sorted(known)}"
-            )
-        return cls(**data)
+        """The inverse of :meth:`to_dict`: not a dict (TypeError), unknown keys (ValueError),
+        then the checks of the constructor. Missing keys keep their defaults."""
+        return cls(**core().check_config(data))
 
     def replace(self, **changes: Any) -> SearchConfig:
         return dataclasses.replace(self, **changes)
+
+
+_ANNOTATION_KINDS = {"Rule": "str", "Fpu": "str", "QNorm": "str", "Backup": "str"}
+
+
+def _check_schema() -> None:
+    """ImportError unless SearchConfig's fields are the core's, in order, with the same kinds,
+    defaults and enum choices (so the two spellings cannot drift apart)."""
+    ours = [
+        (f.name, _ANNOTATION_KINDS.get(f.type, f.type), f.default)
+        for f in dataclasses.fields(SearchConfig)
+    ]
+    theirs = [(f["name"], f["kind"], f["default"]) for f in CONFIG_FIELDS]
+    literals = {"rule": Rule, "fpu": Fpu, "qnorm": QNorm, "backup": Backup}
+    choices = {name: get_args(alias) for name, alias in literals.items()}
+    if ours != theirs or choices != _CHOICES:
+        raise ImportError(
+            "qengine.SearchConfig does not match the core's schema (csrc/qengine/config.h): "
+            f"{ours} / {choices} != {theirs} / {_CHOICES}; rebuild the core or update config.py"
+        )
+
+
+_check_schema()

@@ -1,4 +1,4 @@
-"""`Forest`: many MCTS trees searched together through an ask / expand / tell interface.
+"""`Forest`: many MCTS trees searched together through an ask / expand / backup interface.
 
 Legend: ``B`` trees, ``N`` nodes of one tree, ``L`` leaves in a batch, ``C`` children in a batch,
 ``P`` path entries (all leaves' root-to-leaf paths, concatenated).
@@ -22,35 +22,23 @@ Typical loop::
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from . import _args, _forest_file
-from .config import MAX_TREES, SearchConfig
+from . import _args, _forest_file, _layout
+from ._layout import DERIVED_FIELDS, MAX_TREES, TERMINAL_BIT
+from .config import SearchConfig
 
-NODE_FIELDS: tuple[str, ...] = (
-    "parent",
-    "first_child",
-    "num_children",
-    "action",
-    "depth",
-    "prior",
-    "visits",
-    "q",
-    "reward",
-    "payload",
-)
-"""Fields readable as zero-copy views with :meth:`Forest.view`."""
+NODE_FIELDS: tuple[str, ...] = _layout.VIEW_FIELDS
+"""Fields readable as zero-copy views with :meth:`Forest.view` (the layout of ``qengine._core``;
+``DERIVED_FIELDS`` are unpacked from the status word, as copies; ``TERMINAL_BIT`` is the terminal
+flag of an exported ``status`` word)."""
 
-DERIVED_FIELDS: tuple[str, ...] = ("in_flight", "terminal", "exhausted")
-"""Fields unpacked from the status word (copies)."""
-
-TERMINAL_BIT = 1 << 14
-"""The terminal flag in an exported ``status`` word (docs/search-semantics.md, section 1)."""
+__all__ = ["DERIVED_FIELDS", "NODE_FIELDS", "TERMINAL_BIT", "Forest", "Leaves", "Pairs"]
 
 
 @dataclass(frozen=True)
@@ -171,6 +159,16 @@ def _flags(name: str, values: Any, length: int) -> np.ndarray:
         array = np.full(length, array)
     if array.ndim != 1 or array.shape[0] != length:
         raise ValueError(f"{name} must have shape ({length},), got {array.shape}")
+    if array.size and array.dtype.kind not in "biu":
+        raise TypeError(f"{name} must hold booleans, got dtype {array.dtype}")
+    return np.ascontiguousarray(array != 0, dtype=np.uint8)
+
+
+def _mask(name: str, values: Any) -> np.ndarray:
+    """A 1-D boolean array-like → contiguous uint8 (its length is the engine's to check)."""
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
     if array.size and array.dtype.kind not in "biu":
         raise TypeError(f"{name} must hold booleans, got dtype {array.dtype}")
     return np.ascontiguousarray(array != 0, dtype=np.uint8)
@@ -370,13 +368,20 @@ class Forest:
         lo, hi = self._engine.minmax(tree)
         return float(lo), float(hi)
 
+    def edge_values(self, tree: int) -> np.ndarray:
+        """Qraw [N] (float64) of every node of a tree: the value of the edge parent → node as
+        backup and selection see it from the parent, ``reward + discount * sign * q`` with the
+        two-player sign (docs section 3). Dead slots give 0."""
+        return self._engine.edge_values(tree)
+
     def pairs(
         self,
-        mode: Literal["paper", "max_min", "max_all"] = "paper",
+        mode: Literal["paper", "max_min", "max_all", "all"] = "paper",
         *,
         min_visits: int = 1,
         min_q_gap: float = 0.0,
         max_depth: int = -1,
+        eligible: Any = None,
     ) -> Pairs:
         """Step-level preference pairs over every tree (docs section 5.7).
 
@@ -385,8 +390,15 @@ class Forest:
         ``"max_all"``: at every internal node, the highest-Q child vs each other child (by id);
         more pairs per state, e.g. the winning purchase vs re-selecting an option, not only vs
         the worst action.
+        ``"all"``: at every internal node, every two children with different Q (children by Q,
+        highest first, ties: lower id; the higher one chosen).
+
+        A child takes part when it has ``visits >= max(min_visits, 1)``, or, when ``eligible``
+        (bool [T], one entry per node of every tree, concatenated as in :meth:`export_arrays`)
+        is given, when ``eligible`` says so: the caller's rule replaces the visits rule.
         """
-        raw = self._engine.pairs(mode, min_visits, min_q_gap, max_depth)
+        mask = None if eligible is None else _mask("eligible", eligible)
+        raw = self._engine.pairs(mode, min_visits, min_q_gap, max_depth, mask)
         return Pairs(**raw)
 
     # ------------------------------------------------------------------ tree operations
@@ -419,6 +431,12 @@ class Forest:
     def export_arrays(self) -> dict[str, np.ndarray]:
         """All trees as flat arrays (fields concatenated; ``tree_offsets`` [B+1] int64)."""
         return self._engine.export_arrays()
+
+    def export_tree(self, tree: int) -> dict[str, np.ndarray]:
+        """One tree as flat arrays [N] (the keys of :meth:`export_arrays`; ``tree_offsets`` is
+        ``[0, N]`` and the per-tree arrays have one entry): a one-tree forest's export, without
+        copying the others. IndexError if ``tree`` is out of range."""
+        return self._engine.export_tree(tree)
 
     @classmethod
     def from_arrays(
@@ -494,10 +512,3 @@ class Forest:
             f"Forest(num_trees={self.num_trees}, engine={self.engine_name!r}, "
             f"rule={self.config.rule!r}, num_threads={self.num_threads})"
         )
-
-
-def stack_counts(children: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Ragged per-leaf lists → (counts int32 [M], flat float32 [C]) for :meth:`Forest.expand`."""
-    counts = np.fromiter((len(c) for c in children), dtype=np.int32, count=len(children))
-    flat = np.fromiter((x for c in children for x in c), dtype=np.float32, count=int(counts.sum()))
-    return counts, flat

@@ -1,6 +1,9 @@
 #include "config_dict.h"
 
+#include <pybind11/stl.h>
+
 #include <string>
+#include <vector>
 
 #include "args.h"
 #include "qengine/errors.h"
@@ -12,67 +15,112 @@ using qengine::SearchConfig;
 
 namespace {
 
-// How a field's value is checked (the rules of args.h; SearchConfig applies the same).
-enum class Kind { kEnum, kReal, kInt, kBool, kSeed };
+// The kinds of QENGINE_CONFIG_FIELDS (qengine/config.h) and their names in the schema.
+enum class Kind { ENUM, REAL, INT, BOOL, SEED };
 
-struct FieldSpec {
-  const char* name;  // the key, a field of qengine.SearchConfig
-  Kind kind;         // its type
+const char* kind_name(Kind kind) {
+  switch (kind) {
+    case Kind::ENUM:
+      return "str";
+    case Kind::REAL:
+      return "float";
+    case Kind::INT:
+    case Kind::SEED:
+      return "int";
+    case Kind::BOOL:
+      return "bool";
+  }
+  return "?";
+}
+
+// Every field name, in table order.
+constexpr const char* kNames[] = {
+#define QENGINE_CONFIG_NAME(name, type, kind, value, doc) #name,
+    QENGINE_CONFIG_FIELDS(QENGINE_CONFIG_NAME)
+#undef QENGINE_CONFIG_NAME
 };
 
-// Every field, in the order of qengine.SearchConfig (the order the checks run in).
-constexpr FieldSpec kFields[] = {
-    {"rule", Kind::kEnum},
-    {"c", Kind::kReal},
-    {"c1", Kind::kReal},
-    {"c2", Kind::kReal},
-    {"fpu", Kind::kEnum},
-    {"fpu_value", Kind::kReal},
-    {"fpu_reduction", Kind::kReal},
-    {"qnorm", Kind::kEnum},
-    {"value_min", Kind::kReal},
-    {"value_max", Kind::kReal},
-    {"minmax_floor", Kind::kReal},
-    {"backup", Kind::kEnum},
-    {"discount", Kind::kReal},
-    {"two_player", Kind::kBool},
-    {"virtual_loss_value", Kind::kReal},
-    {"mark_exhausted", Kind::kBool},
-    {"gumbel", Kind::kBool},
-    {"gumbel_simulations", Kind::kInt},
-    {"gumbel_max_considered", Kind::kInt},
-    {"gumbel_c_visit", Kind::kReal},
-    {"gumbel_c_scale", Kind::kReal},
-    {"max_nodes", Kind::kInt},
-    {"seed", Kind::kSeed},
-};
-constexpr size_t kNumFields = sizeof(kFields) / sizeof(kFields[0]);
-
-// A checked value of one field.
+// One field's value from the dict, type-checked (the rules of args.h) but not range-checked.
 struct Value {
   bool present = false;  // the key is in the dict
-  std::string text;      // kEnum
-  double real = 0.0;     // kReal
-  Int integer;           // kInt
-  Uint seed;             // kSeed
-  bool flag = false;     // kBool
+  std::string text;      // ENUM
+  double real = 0.0;     // REAL
+  Int integer;           // INT
+  Uint seed;             // SEED
+  bool flag = false;     // BOOL
 };
 
-template <class E>
-E parse_enum(const Value& v, const char* key, const char* choices) {
-  E out;
-  if (!qengine::parse(v.text, &out)) {
-    throw qengine::ValueError(std::string("config['") + key + "'] = '" + v.text +
-                              "'; choose one of " + choices);
+void read(const py::handle& v, Kind kind, const std::string& name, Value* out) {
+  out->present = true;
+  switch (kind) {
+    case Kind::ENUM:
+      out->text = str_arg(v, "SearchConfig", name.c_str());
+      break;
+    case Kind::REAL:
+      out->real = real_arg(v, "SearchConfig", name.c_str());
+      break;
+    case Kind::INT:
+      out->integer = int_arg(v, "SearchConfig", name.c_str());
+      break;
+    case Kind::SEED:
+      out->seed = uint64_arg(v, "SearchConfig", name.c_str());
+      break;
+    case Kind::BOOL:
+      out->flag = bool_arg(v, "SearchConfig", name.c_str());
+      break;
   }
+}
+
+std::string choices(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "'" : ", '") + n + "'";
   return out;
 }
 
-int64_t int64_value(const Value& v, const char* key) {
+// The checked values of each kind, stored into a SearchConfig member of type T.
+template <class E>
+void store_enum(const Value& v, const char* key, E* out) {
+  if (!qengine::parse(v.text, out)) {
+    throw qengine::ValueError(std::string("config['") + key + "'] = '" + v.text +
+                              "'; choose one of " + choices(qengine::enum_names<E>()));
+  }
+}
+void store(const Value& v, const char*, Kind, double* out) { *out = v.real; }
+void store(const Value& v, const char*, Kind, bool* out) { *out = v.flag; }
+void store(const Value& v, const char* key, Kind, int64_t* out) {
   if (!v.integer.exact) {
     throw qengine::ValueError(std::string("config['") + key + "'] is outside the int64 range");
   }
-  return v.integer.value;
+  *out = v.integer.value;
+}
+void store(const Value& v, const char* key, Kind, uint64_t* out) {
+  if (!v.seed.exact) {
+    throw qengine::ValueError(std::string("config['") + key + "'] must lie in [0, 2**64)");
+  }
+  *out = v.seed.value;
+}
+template <class E>
+void store(const Value& v, const char* key, Kind, E* out) {
+  store_enum(v, key, out);
+}
+
+// The default of a field as a Python value.
+template <class T>
+py::object to_python(const T& value) {
+  return py::cast(value);
+}
+py::object to_python(qengine::Rule v) { return py::str(qengine::to_string(v)); }
+py::object to_python(qengine::Fpu v) { return py::str(qengine::to_string(v)); }
+py::object to_python(qengine::QNorm v) { return py::str(qengine::to_string(v)); }
+py::object to_python(qengine::BackupMode v) { return py::str(qengine::to_string(v)); }
+
+template <class T>
+py::tuple choices_of(const T&) {
+  return py::tuple();
+}
+template <class E, class = std::enable_if_t<std::is_enum<E>::value>>
+py::tuple choices_of(const E*) {
+  return py::cast(qengine::enum_names<E>());
 }
 
 }  // namespace
@@ -88,7 +136,7 @@ SearchConfig config_from_dict(const py::handle& config) {
     bool known = false;
     if (PyUnicode_Check(item.first.ptr())) {
       const std::string key = str_arg(item.first, "config", "key");
-      for (const FieldSpec& f : kFields) known = known || key == f.name;
+      for (const char* name : kNames) known = known || key == name;
     }
     if (!known) {
       throw qengine::ValueError("unknown config key " + std::string(py::repr(item.first)) +
@@ -96,78 +144,24 @@ SearchConfig config_from_dict(const py::handle& config) {
     }
   }
   // 2. Types, field by field.
-  Value values[kNumFields];
-  for (size_t i = 0; i < kNumFields; ++i) {
-    const FieldSpec& f = kFields[i];
-    if (!d.contains(f.name)) continue;
-    const py::handle v = d[f.name];
-    const std::string name = std::string("config['") + f.name + "']";
-    Value& out = values[i];
-    out.present = true;
-    switch (f.kind) {
-      case Kind::kEnum:
-        out.text = str_arg(v, "SearchConfig", name.c_str());
-        break;
-      case Kind::kReal:
-        out.real = real_arg(v, "SearchConfig", name.c_str());
-        break;
-      case Kind::kInt:
-        out.integer = int_arg(v, "SearchConfig", name.c_str());
-        break;
-      case Kind::kSeed:
-        out.seed = uint64_arg(v, "SearchConfig", name.c_str());
-        break;
-      case Kind::kBool:
-        out.flag = bool_arg(v, "SearchConfig", name.c_str());
-        break;
-    }
+  Value values[sizeof(kNames) / sizeof(kNames[0])];
+  {
+    size_t i = 0;
+#define QENGINE_READ(name, type, kind, value, doc)                                      \
+  if (d.contains(#name)) read(d[#name], Kind::kind, "config['" #name "']", &values[i]); \
+  ++i;
+    QENGINE_CONFIG_FIELDS(QENGINE_READ)
+#undef QENGINE_READ
   }
   // 3. Values: the enum names and the integer ranges, then SearchConfig::validate.
   SearchConfig c;
-  auto at = [&](const char* key) -> const Value* {
-    for (size_t i = 0; i < kNumFields; ++i) {
-      if (std::string(kFields[i].name) == key) return values[i].present ? &values[i] : nullptr;
-    }
-    return nullptr;
-  };
-  if (const Value* v = at("rule"))
-    c.rule = parse_enum<qengine::Rule>(*v, "rule", "'uct', 'puct', 'muzero', 'lats'");
-  if (const Value* v = at("c")) c.c = v->real;
-  if (const Value* v = at("c1")) c.c1 = v->real;
-  if (const Value* v = at("c2")) c.c2 = v->real;
-  if (const Value* v = at("fpu"))
-    c.fpu = parse_enum<qengine::Fpu>(*v, "fpu", "'inf', 'parent', 'reduction', 'constant'");
-  if (const Value* v = at("fpu_value")) c.fpu_value = v->real;
-  if (const Value* v = at("fpu_reduction")) c.fpu_reduction = v->real;
-  if (const Value* v = at("qnorm")) {
-    c.qnorm =
-        parse_enum<qengine::QNorm>(*v, "qnorm", "'none', 'bounds', 'tree_minmax', 'parent_minmax'");
-  }
-  if (const Value* v = at("value_min")) c.value_min = v->real;
-  if (const Value* v = at("value_max")) c.value_max = v->real;
-  if (const Value* v = at("minmax_floor")) c.minmax_floor = v->real;
-  if (const Value* v = at("backup"))
-    c.backup = parse_enum<qengine::BackupMode>(*v, "backup", "'mean', 'max'");
-  if (const Value* v = at("discount")) c.discount = v->real;
-  if (const Value* v = at("two_player")) c.two_player = v->flag;
-  if (const Value* v = at("virtual_loss_value")) c.virtual_loss_value = v->real;
-  if (const Value* v = at("mark_exhausted")) c.mark_exhausted = v->flag;
-  if (const Value* v = at("gumbel")) c.gumbel = v->flag;
-  if (const Value* v = at("gumbel_simulations"))
-    c.gumbel_simulations = int64_value(*v, "gumbel_simulations");
-  if (const Value* v = at("gumbel_max_considered"))
-    c.gumbel_max_considered = int64_value(*v, "gumbel_max_considered");
-  if (const Value* v = at("gumbel_c_visit")) c.gumbel_c_visit = v->real;
-  if (const Value* v = at("gumbel_c_scale")) c.gumbel_c_scale = v->real;
-  if (const Value* v = at("max_nodes")) {
-    if (!v->integer.exact) {
-      throw qengine::ValueError("SearchConfig: max_nodes must lie in [1, 2**31 - 1]");
-    }
-    c.max_nodes = v->integer.value;
-  }
-  if (const Value* v = at("seed")) {
-    if (!v->seed.exact) throw qengine::ValueError("config['seed'] must lie in [0, 2**64)");
-    c.seed = v->seed.value;
+  {
+    size_t i = 0;
+#define QENGINE_STORE(name, type, kind, value, doc)                    \
+  if (values[i].present) store(values[i], #name, Kind::kind, &c.name); \
+  ++i;
+    QENGINE_CONFIG_FIELDS(QENGINE_STORE)
+#undef QENGINE_STORE
   }
   c.validate();
   return c;
@@ -175,30 +169,22 @@ SearchConfig config_from_dict(const py::handle& config) {
 
 py::dict config_to_dict(const SearchConfig& c) {
   py::dict d;
-  d["rule"] = qengine::to_string(c.rule);
-  d["c"] = c.c;
-  d["c1"] = c.c1;
-  d["c2"] = c.c2;
-  d["fpu"] = qengine::to_string(c.fpu);
-  d["fpu_value"] = c.fpu_value;
-  d["fpu_reduction"] = c.fpu_reduction;
-  d["qnorm"] = qengine::to_string(c.qnorm);
-  d["value_min"] = c.value_min;
-  d["value_max"] = c.value_max;
-  d["minmax_floor"] = c.minmax_floor;
-  d["backup"] = qengine::to_string(c.backup);
-  d["discount"] = c.discount;
-  d["two_player"] = c.two_player;
-  d["virtual_loss_value"] = c.virtual_loss_value;
-  d["mark_exhausted"] = c.mark_exhausted;
-  d["gumbel"] = c.gumbel;
-  d["gumbel_simulations"] = c.gumbel_simulations;
-  d["gumbel_max_considered"] = c.gumbel_max_considered;
-  d["gumbel_c_visit"] = c.gumbel_c_visit;
-  d["gumbel_c_scale"] = c.gumbel_c_scale;
-  d["max_nodes"] = c.max_nodes;
-  d["seed"] = c.seed;
+#define QENGINE_TO_DICT(name, type, kind, value, doc) d[#name] = to_python(c.name);
+  QENGINE_CONFIG_FIELDS(QENGINE_TO_DICT)
+#undef QENGINE_TO_DICT
   return d;
+}
+
+py::tuple config_schema() {
+  const SearchConfig defaults;
+  py::list fields;
+#define QENGINE_SCHEMA(name, type, kind, value, doc)                                       \
+  fields.append(py::dict(py::arg("name") = #name, py::arg("kind") = kind_name(Kind::kind), \
+                         py::arg("default") = to_python(defaults.name),                    \
+                         py::arg("choices") = choices_of(&defaults.name), py::arg("doc") = doc));
+  QENGINE_CONFIG_FIELDS(QENGINE_SCHEMA)
+#undef QENGINE_SCHEMA
+  return py::tuple(fields);
 }
 
 }  // namespace qengine_py

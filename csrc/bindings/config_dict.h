@@ -15,4 +15,8 @@ qengine::SearchConfig config_from_dict(const pybind11::handle& config);
 // The config as a dict of Python values.
 pybind11::dict config_to_dict(const qengine::SearchConfig& config);
 
+// The schema of QENGINE_CONFIG_FIELDS, one dict per field in order: name, kind ("str", "float",
+// "int", "bool"), default (a Python value), choices (the enum names; empty otherwise), doc.
+pybind11::tuple config_schema();
+
 }  // namespace qengine_py

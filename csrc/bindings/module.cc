@@ -6,6 +6,7 @@
 
 namespace qengine_py {
 void register_forest(pybind11::module_& m);
+void register_layout(pybind11::module_& m);
 }  // namespace qengine_py
 
 namespace py = pybind11;
@@ -37,12 +38,6 @@ PYBIND11_MODULE(_core, m) {
       PyErr_SetString(PyExc_MemoryError, "qengine: out of memory");
     }
   });
-  // The limits of docs/search-semantics.md (qengine.config repeats them; a test compares).
-  m.attr("MAX_IN_FLIGHT") = qengine::kMaxInFlight;
-  m.attr("MAX_CHILDREN") = qengine::kMaxChildren;
-  m.attr("MAX_DEPTH") = qengine::kMaxDepth;
-  m.attr("MAX_VISITS") = qengine::kMaxVisits;
-  m.attr("MAX_TREES") = qengine::kMaxTrees;
-  m.attr("MAX_THREADS") = qengine::kMaxThreads;
+  qengine_py::register_layout(m);
   qengine_py::register_forest(m);
 }

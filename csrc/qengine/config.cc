@@ -20,18 +20,15 @@ void require_finite(double value, const char* name) {
 }  // namespace
 
 void SearchConfig::validate() const {
-  require_finite(c, "c");
-  require_finite(c1, "c1");
-  require_finite(c2, "c2");
-  require_finite(fpu_value, "fpu_value");
-  require_finite(fpu_reduction, "fpu_reduction");
-  require_finite(value_min, "value_min");
-  require_finite(value_max, "value_max");
-  require_finite(minmax_floor, "minmax_floor");
-  require_finite(discount, "discount");
-  require_finite(virtual_loss_value, "virtual_loss_value");
-  require_finite(gumbel_c_visit, "gumbel_c_visit");
-  require_finite(gumbel_c_scale, "gumbel_c_scale");
+#define QENGINE_IF_REAL_REAL(...) __VA_ARGS__
+#define QENGINE_IF_REAL_ENUM(...)
+#define QENGINE_IF_REAL_INT(...)
+#define QENGINE_IF_REAL_BOOL(...)
+#define QENGINE_IF_REAL_SEED(...)
+#define QENGINE_CHECK_FINITE(name, type, kind, value, doc) \
+  QENGINE_IF_REAL_##kind(require_finite(static_cast<double>(name), #name);)
+  QENGINE_CONFIG_FIELDS(QENGINE_CHECK_FINITE)
+#undef QENGINE_CHECK_FINITE
   require(c >= 0, "c must be >= 0");
   require(c1 >= 0, "c1 must be >= 0");
   require(c2 > 0, "c2 must be > 0");
@@ -43,90 +40,42 @@ void SearchConfig::validate() const {
   require(max_nodes >= 1 && max_nodes <= 2147483647, "max_nodes must lie in [1, 2**31 - 1]");
 }
 
-const char* to_string(Rule value) {
-  switch (value) {
-    case Rule::kUct:
-      return "uct";
-    case Rule::kPuct:
-      return "puct";
-    case Rule::kMuzero:
-      return "muzero";
-    case Rule::kLats:
-      return "lats";
+// to_string, parse and enum_names of one enum, from its table (E names the enum inside).
+#define QENGINE_TO_STRING_CASE(value, name) \
+  case E::value:                            \
+    return name;
+#define QENGINE_ENUM_VALUE(value, name) E::value,
+#define QENGINE_ENUM_NAME(value, name) name,
+#define QENGINE_ENUM_FUNCTIONS(Enum, TABLE)                  \
+  const char* to_string(Enum value) {                        \
+    using E = Enum;                                          \
+    switch (value) { TABLE(QENGINE_TO_STRING_CASE) }         \
+    return "?";                                              \
+  }                                                          \
+  bool parse(const std::string& text, Enum* out) {           \
+    using E = Enum;                                          \
+    static constexpr E kAll[] = {TABLE(QENGINE_ENUM_VALUE)}; \
+    for (E value : kAll) {                                   \
+      if (text == to_string(value)) {                        \
+        *out = value;                                        \
+        return true;                                         \
+      }                                                      \
+    }                                                        \
+    return false;                                            \
+  }                                                          \
+  template <>                                                \
+  std::vector<std::string> enum_names<Enum>() {              \
+    return {TABLE(QENGINE_ENUM_NAME)};                       \
   }
-  return "?";
-}
 
-const char* to_string(Fpu value) {
-  switch (value) {
-    case Fpu::kInf:
-      return "inf";
-    case Fpu::kParent:
-      return "parent";
-    case Fpu::kReduction:
-      return "reduction";
-    case Fpu::kConstant:
-      return "constant";
-  }
-  return "?";
-}
+QENGINE_ENUM_FUNCTIONS(Rule, QENGINE_RULES)
+QENGINE_ENUM_FUNCTIONS(Fpu, QENGINE_FPUS)
+QENGINE_ENUM_FUNCTIONS(QNorm, QENGINE_QNORMS)
+QENGINE_ENUM_FUNCTIONS(BackupMode, QENGINE_BACKUPS)
 
-const char* to_string(QNorm value) {
-  switch (value) {
-    case QNorm::kNone:
-      return "none";
-    case QNorm::kBounds:
-      return "bounds";
-    case QNorm::kTreeMinmax:
-      return "tree_minmax";
-    case QNorm::kParentMinmax:
-      return "parent_minmax";
-  }
-  return "?";
-}
-
-const char* to_string(BackupMode value) {
-  switch (value) {
-    case BackupMode::kMean:
-      return "mean";
-    case BackupMode::kMax:
-      return "max";
-  }
-  return "?";
-}
-
-namespace {
-template <class E, int N>
-bool parse_enum(const std::string& text, const E (&values)[N], E* out) {
-  for (E value : values) {
-    if (text == to_string(value)) {
-      *out = value;
-      return true;
-    }
-  }
-  return false;
-}
-}  // namespace
-
-bool parse(const std::string& text, Rule* out) {
-  static constexpr Rule kAll[] = {Rule::kUct, Rule::kPuct, Rule::kMuzero, Rule::kLats};
-  return parse_enum(text, kAll, out);
-}
-
-bool parse(const std::string& text, Fpu* out) {
-  static constexpr Fpu kAll[] = {Fpu::kInf, Fpu::kParent, Fpu::kReduction, Fpu::kConstant};
-  return parse_enum(text, kAll, out);
-}
-
-bool parse(const std::string& text, QNorm* out) {
-  static constexpr QNorm kAll[] = {QNorm::kNone, QNorm::kBounds, QNorm::kTreeMinmax,
-                                   QNorm::kParentMinmax};
-  return parse_enum(text, kAll, out);
-}
-
-bool parse(const std::string& text, BackupMode* out) {
-  static constexpr BackupMode kAll[] = {BackupMode::kMean, BackupMode::kMax};
-  return parse_enum(text, kAll, out);
-}
+#undef QENGINE_ENUM_FUNCTIONS
+#undef QENGINE_ENUM_NAME
+#undef QENGINE_ENUM_VALUE
+#undef QENGINE_TO_STRING_CASE
 
 }  // namespace qengine

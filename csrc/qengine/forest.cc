@@ -638,21 +638,30 @@ uint64_t Forest::root_epoch(int64_t tree) const {
   return tree_at(tree, "root_epoch").root_epoch;
 }
 
-PairsResult Forest::pairs(PairMode mode, int64_t min_visits, double min_q_gap,
-                          int64_t max_depth) const {
+PairsResult Forest::pairs(PairMode mode, int64_t min_visits, double min_q_gap, int64_t max_depth,
+                          const uint8_t* eligible, int64_t eligible_size) const {
   std::lock_guard<std::mutex> lock(mutex_);
   if (min_visits < 0) throw ValueError("pairs: min_visits must be >= 0");
   if (!std::isfinite(min_q_gap) || min_q_gap < 0) {
     throw ValueError("pairs: min_q_gap must be finite and >= 0");
   }
   if (max_depth < -1) throw ValueError("pairs: max_depth must be >= -1 (-1: no limit)");
+  std::vector<int64_t> offsets(trees_.size() + 1, 0);  // of each tree's rows in `eligible`
+  for (size_t b = 0; b < trees_.size(); ++b) offsets[b + 1] = offsets[b] + trees_[b].size;
+  if (eligible != nullptr && eligible_size != offsets.back()) {
+    throw ValueError("pairs: eligible has " + str(eligible_size) +
+                     " entries, expected one per node of every tree (" + str(offsets.back()) +
+                     ", as export_arrays)");
+  }
   std::vector<PairsResult> parts(static_cast<size_t>(pool_->size()));
   pool_->parallel_for(
       num_trees(),
       [&](int64_t begin, int64_t end, int thread) {
         for (int64_t b = begin; b < end; ++b) {
-          tree_pairs(trees_[static_cast<size_t>(b)], config_, static_cast<int32_t>(b), mode,
-                     min_visits, min_q_gap, max_depth, &parts[static_cast<size_t>(thread)]);
+          const size_t k = static_cast<size_t>(b);
+          tree_pairs(trees_[k], config_, static_cast<int32_t>(b), mode, min_visits, min_q_gap,
+                     max_depth, eligible ? eligible + offsets[k] : nullptr,
+                     &parts[static_cast<size_t>(thread)]);
         }
       },
       1);
@@ -660,6 +669,11 @@ PairsResult Forest::pairs(PairMode mode, int64_t min_visits, double min_q_gap,
   PairsResult out;
   for (const auto& part : parts) out.append(part);
   return out;
+}
+
+std::vector<double> Forest::edge_values(int64_t tree) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return qengine::edge_values(tree_at(tree, "edge_values"), config_);
 }
 
 // ------------------------------------------------------------------------------- tree operations
@@ -756,38 +770,31 @@ ArraysOut Forest::export_arrays() const {
   std::lock_guard<std::mutex> lock(mutex_);
   ArraysOut out;
   const size_t b = trees_.size();
-  out.tree_offsets.resize(b + 1);
+  int64_t total = 0;
+  for (const Tree& t : trees_) total += t.size;
+  out.resize(static_cast<size_t>(total), b);
   out.tree_offsets[0] = 0;
   for (size_t i = 0; i < b; ++i) out.tree_offsets[i + 1] = out.tree_offsets[i] + trees_[i].size;
-  const size_t n = static_cast<size_t>(out.tree_offsets[b]);
-  out.parent.resize(n);
-  out.first_child.resize(n);
-  out.num_children.resize(n);
-  out.action.resize(n);
-  out.depth.resize(n);
-  out.status.resize(n);
-  out.prior.resize(n);
-  out.visits.resize(n);
-  out.q.resize(n);
-  out.reward.resize(n);
-  out.payload.resize(n);
-  out.minmax_lo.resize(b);
-  out.minmax_hi.resize(b);
-  out.root_epoch.resize(b);
-  for (size_t i = 0; i < b; ++i) {
-    out.minmax_lo[i] = trees_[i].minmax_lo;
-    out.minmax_hi[i] = trees_[i].minmax_hi;
-    out.root_epoch[i] = trees_[i].root_epoch;
-  }
   pool_->parallel_for(
       static_cast<int64_t>(b),
       [&](int64_t begin, int64_t end, int) {
         for (int64_t i = begin; i < end; ++i) {
-          export_tree(trees_[static_cast<size_t>(i)], out.tree_offsets[static_cast<size_t>(i)],
-                      &out);
+          const size_t k = static_cast<size_t>(i);
+          qengine::export_tree(trees_[k], out.tree_offsets[k], k, &out);
         }
       },
       1);
+  return out;
+}
+
+ArraysOut Forest::export_tree(int64_t tree) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const Tree& t = tree_at(tree, "export_tree");
+  ArraysOut out;
+  out.resize(static_cast<size_t>(t.size), 1);
+  out.tree_offsets[0] = 0;
+  out.tree_offsets[1] = t.size;
+  qengine::export_tree(t, 0, 0, &out);
   return out;
 }
 

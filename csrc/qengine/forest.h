@@ -93,7 +93,11 @@ class Forest {
   std::vector<int32_t> best_path(int64_t tree) const;
   std::pair<double, double> minmax(int64_t tree) const;
   uint64_t root_epoch(int64_t tree) const;
-  PairsResult pairs(PairMode mode, int64_t min_visits, double min_q_gap, int64_t max_depth) const;
+  // `eligible` (optional, nullptr: the visits rule) has one entry per node of every tree, the
+  // trees concatenated as in export_arrays (`eligible_size` entries; ValueError otherwise).
+  PairsResult pairs(PairMode mode, int64_t min_visits, double min_q_gap, int64_t max_depth,
+                    const uint8_t* eligible = nullptr, int64_t eligible_size = 0) const;
+  std::vector<double> edge_values(int64_t tree) const;  // [N] Qraw of every node (section 3)
 
   // ---- tree operations (5.8)
   void reroot(int64_t tree, int64_t node);
@@ -110,6 +114,9 @@ class Forest {
 
   // ---- serialisation (5.9)
   ArraysOut export_arrays() const;
+  // One tree as export_arrays() of a one-tree forest (tree_offsets [0, N]); IndexError if
+  // `tree` is out of range.
+  ArraysOut export_tree(int64_t tree) const;
 
  private:
   Forest() = default;  // for from_arrays

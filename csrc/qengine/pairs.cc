@@ -1,6 +1,8 @@
 #include "qengine/pairs.h"
 
 #include <algorithm>
+#include <functional>
+#include <utility>
 
 #include "qengine/select.h"
 
@@ -77,11 +79,53 @@ void emit(const Tree& t, int32_t tree_id, int32_t s, int32_t chosen, double qc, 
 
 }  // namespace
 
+std::vector<double> edge_values(const Tree& t, const SearchConfig& cfg) {
+  const double ds = cfg.discount * cfg.sign();
+  std::vector<double> out(static_cast<size_t>(t.size));
+  for (int32_t c = 0; c < t.size; ++c) out[static_cast<size_t>(c)] = edge_value(t, ds, c);
+  return out;
+}
+
+namespace {
+
+// Mode kAll: at every alive internal node (id order), the eligible children sorted by Qraw
+// (highest first, ties: lower id); a pair for every two of them, the higher first.
+void all_sibling_pairs(const Tree& t, double ds, int32_t tree_id, double min_q_gap,
+                       const std::function<bool(int32_t)>& eligible,
+                       const std::function<bool(int32_t)>& depth_ok, PairsResult* out) {
+  std::vector<std::pair<double, int32_t>> kids;
+  for (int32_t s = 0; s < t.size; ++s) {
+    if (t.parent[s] == kDeadSlot || t.first_child[s] < 0 || !depth_ok(s)) continue;
+    kids.clear();
+    const int32_t first = t.first_child[s], end = first + t.num_children[s];
+    for (int32_t c = first; c < end; ++c) {
+      if (eligible(c)) kids.emplace_back(edge_value(t, ds, c), c);
+    }
+    std::sort(kids.begin(), kids.end(), [](const auto& a, const auto& b) {
+      return a.first > b.first || (a.first == b.first && a.second < b.second);
+    });
+    for (size_t i = 0; i < kids.size(); ++i) {
+      for (size_t j = i + 1; j < kids.size(); ++j) {
+        emit(t, tree_id, s, kids[i].second, kids[i].first, kids[j].second, kids[j].first, min_q_gap,
+             out);
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void tree_pairs(const Tree& t, const SearchConfig& cfg, int32_t tree_id, PairMode mode,
-                int64_t min_visits, double min_q_gap, int64_t max_depth, PairsResult* out) {
+                int64_t min_visits, double min_q_gap, int64_t max_depth, const uint8_t* mask,
+                PairsResult* out) {
   const double ds = cfg.discount * cfg.sign();
   const int64_t threshold = std::max<int64_t>(min_visits, 1);
   auto depth_ok = [&](int32_t s) { return max_depth < 0 || t.depth[s] <= max_depth; };
+  auto eligible = [&](int32_t c) { return mask ? mask[c] != 0 : t.visits[c] >= threshold; };
+  if (mode == PairMode::kAll) {
+    all_sibling_pairs(t, ds, tree_id, min_q_gap, eligible, depth_ok, out);
+    return;
+  }
   if (mode == PairMode::kMaxMin) {
     // Children blocks are the maximal runs of alive slots with one parent, and they cover every
     // alive non-root node; so one sequential pass over the records finds every block and its
@@ -102,16 +146,16 @@ void tree_pairs(const Tree& t, const SearchConfig& cfg, int32_t tree_id, PairMod
         ++c;
         continue;
       }
-      int32_t hi = kNoNode, lo = kNoNode, eligible = 0;
+      int32_t hi = kNoNode, lo = kNoNode, num_eligible = 0;
       double qhi = 0.0, qlo = 0.0;
       for (; c < t.size && t.parent[c] == s; ++c) {
-        if (t.visits[c] < threshold) continue;
-        ++eligible;
+        if (!eligible(c)) continue;
+        ++num_eligible;
         const double q = edge_value(t, ds, c);
         if (hi == kNoNode || q > qhi) hi = c, qhi = q;
         if (lo == kNoNode || q <= qlo) lo = c, qlo = q;  // ties: higher id
       }
-      if (eligible >= 2 && depth_ok(s)) {  // two eligible children: s has at least 2
+      if (num_eligible >= 2 && depth_ok(s)) {  // two eligible children: s has at least 2
         found[static_cast<size_t>(s)] = Found{hi, lo, qhi, qlo};
         marked[static_cast<size_t>(s) / 64] |= uint64_t{1} << (s % 64);
       }
@@ -130,17 +174,17 @@ void tree_pairs(const Tree& t, const SearchConfig& cfg, int32_t tree_id, PairMod
     for (int32_t s = 0; s < t.size; ++s) {
       if (t.parent[s] == kDeadSlot || t.first_child[s] < 0 || !depth_ok(s)) continue;
       const int32_t first = t.first_child[s], end = first + t.num_children[s];
-      int32_t hi = kNoNode, eligible = 0;
+      int32_t hi = kNoNode, num_eligible = 0;
       double qhi = 0.0;
       for (int32_t c = first; c < end; ++c) {
-        if (t.visits[c] < threshold) continue;
-        ++eligible;
+        if (!eligible(c)) continue;
+        ++num_eligible;
         const double q = edge_value(t, ds, c);
         if (hi == kNoNode || q > qhi) hi = c, qhi = q;  // ties: lower id
       }
-      if (eligible < 2) continue;
+      if (num_eligible < 2) continue;
       for (int32_t c = first; c < end; ++c) {
-        if (c == hi || t.visits[c] < threshold) continue;
+        if (c == hi || !eligible(c)) continue;
         emit(t, tree_id, s, hi, qhi, c, edge_value(t, ds, c), min_q_gap, out);
       }
     }
@@ -151,18 +195,18 @@ void tree_pairs(const Tree& t, const SearchConfig& cfg, int32_t tree_id, PairMod
   for (size_t i = 0; i + 1 < path.size(); ++i) {
     const int32_t s = path[i];
     const int32_t chosen = path[i + 1];
-    if (!depth_ok(s) || t.visits[chosen] < threshold) continue;
-    int32_t lo = kNoNode, eligible = 0;
+    if (!depth_ok(s) || !eligible(chosen)) continue;
+    int32_t lo = kNoNode, num_eligible = 0;
     double qlo = 0.0;
     const int32_t first = t.first_child[s];
     for (int32_t c = first, end = first + t.num_children[s]; c < end; ++c) {
-      if (t.visits[c] < threshold) continue;
-      ++eligible;
+      if (!eligible(c)) continue;
+      ++num_eligible;
       if (c == chosen) continue;
       const double q = edge_value(t, ds, c);
       if (lo == kNoNode || q <= qlo) lo = c, qlo = q;
     }
-    if (eligible >= 2)
+    if (num_eligible >= 2)
       emit(t, tree_id, s, chosen, edge_value(t, ds, chosen), lo, qlo, min_q_gap, out);
   }
   // Best-path ids grow with depth in every tree the core builds; sort anyway (imported trees).

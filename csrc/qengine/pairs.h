@@ -14,6 +14,7 @@ enum class PairMode : uint8_t {
   kPaper,   // along the best path: next best-path node vs its lowest-Q eligible sibling
   kMaxMin,  // at every internal node: highest-Q vs lowest-Q eligible child
   kMaxAll,  // at every internal node: highest-Q vs each other eligible child (by id)
+  kAll,     // at every internal node: every two eligible children with different Q
 };
 
 // Pairs over the forest, ordered by tree, then parent id.
@@ -37,8 +38,14 @@ int32_t best_child(const Tree& tree, const SearchConfig& config, int32_t s);
 // Node ids root, best_child(root), ... until a node without a visited child.
 std::vector<int32_t> best_path(const Tree& tree, const SearchConfig& config);
 
-// Appends the pairs of one tree to `out`.
+// Appends the pairs of one tree to `out`. A child is eligible when visits >= max(min_visits, 1),
+// or, when `eligible` is given ([N] of this tree), when eligible[c] != 0 (the caller's rule).
 void tree_pairs(const Tree& tree, const SearchConfig& config, int32_t tree_id, PairMode mode,
-                int64_t min_visits, double min_q_gap, int64_t max_depth, PairsResult* out);
+                int64_t min_visits, double min_q_gap, int64_t max_depth, const uint8_t* eligible,
+                PairsResult* out);
+
+// Qraw of every node [N] (docs section 3, with the two-player sign; the root's is
+// discount * sign * q[root], a dead slot's 0).
+std::vector<double> edge_values(const Tree& tree, const SearchConfig& config);
 
 }  // namespace qengine

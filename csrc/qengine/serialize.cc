@@ -26,32 +26,44 @@ void get(T* dst, const ArraysIn::Span<T>& src, int64_t offset, int32_t n) {
 
 }  // namespace
 
-void export_tree(const Tree& t, int64_t offset, ArraysOut* out) {
+void ArraysOut::resize(size_t n, size_t b) {
+#define QENGINE_RESIZE_NODE(name, type, storage) name.resize(n);
+#define QENGINE_RESIZE_TREE(name, type) name.resize(b);
+  QENGINE_NODE_FIELDS(QENGINE_RESIZE_NODE)
+  tree_offsets.resize(b + 1);
+  QENGINE_TREE_FIELDS(QENGINE_RESIZE_TREE)
+#undef QENGINE_RESIZE_TREE
+#undef QENGINE_RESIZE_NODE
+}
+
+// Dispatch helpers of the field tables: a HOT or a COLD field runs the matching macro.
+#define QENGINE_IF_HOT_HOT(...) __VA_ARGS__
+#define QENGINE_IF_HOT_COLD(...)
+#define QENGINE_IF_COLD_HOT(...)
+#define QENGINE_IF_COLD_COLD(...) __VA_ARGS__
+
+void export_tree(const Tree& t, int64_t offset, size_t index, ArraysOut* out) {
   const int32_t n = t.size;
-  put(out->action, offset, t.action, n);
-  put(out->depth, offset, t.depth, n);
-  put(out->payload, offset, t.payload, n);
-  // The hot records, split into their columns in one pass.
+  // The COLD columns, copied whole.
+#define QENGINE_PUT_COLD(name, type, storage) \
+  QENGINE_IF_COLD_##storage(put(out->name, offset, t.name, n);)
+  QENGINE_NODE_FIELDS(QENGINE_PUT_COLD)
+#undef QENGINE_PUT_COLD
+  // The HOT records, split into their columns in one pass.
+#define QENGINE_HOT_DST(name, type, storage) \
+  QENGINE_IF_HOT_##storage(type* name = out->name.data() + offset;)
+  QENGINE_NODE_FIELDS(QENGINE_HOT_DST)
+#undef QENGINE_HOT_DST
   const HotNode* hot = t.hot;
-  int32_t* parent = out->parent.data() + offset;
-  int32_t* first_child = out->first_child.data() + offset;
-  uint16_t* num_children = out->num_children.data() + offset;
-  uint16_t* status = out->status.data() + offset;
-  float* prior = out->prior.data() + offset;
-  int32_t* visits = out->visits.data() + offset;
-  float* q = out->q.data() + offset;
-  float* reward = out->reward.data() + offset;
   for (int32_t i = 0; i < n; ++i) {
     const HotNode r = hot[i];  // a copy: the stores below cannot alias it
-    parent[i] = r.parent;
-    first_child[i] = r.first_child;
-    num_children[i] = r.num_children;
-    status[i] = r.status;
-    prior[i] = r.prior;
-    visits[i] = r.visits;
-    q[i] = r.q;
-    reward[i] = r.reward;
+#define QENGINE_HOT_STORE(name, type, storage) QENGINE_IF_HOT_##storage(name[i] = r.name;)
+    QENGINE_NODE_FIELDS(QENGINE_HOT_STORE)
+#undef QENGINE_HOT_STORE
   }
+#define QENGINE_PUT_TREE(name, type) out->name[index] = t.name;
+  QENGINE_TREE_FIELDS(QENGINE_PUT_TREE)
+#undef QENGINE_PUT_TREE
 }
 
 int64_t check_array_shapes(const ArraysIn& in, const SearchConfig& config) {
@@ -68,19 +80,12 @@ int64_t check_array_shapes(const ArraysIn& in, const SearchConfig& config) {
                        " entries, expected " + std::to_string(expected));
     }
   };
-  same(in.first_child.size, "first_child", n);
-  same(in.num_children.size, "num_children", n);
-  same(in.action.size, "action", n);
-  same(in.depth.size, "depth", n);
-  same(in.status.size, "status", n);
-  same(in.prior.size, "prior", n);
-  same(in.visits.size, "visits", n);
-  same(in.q.size, "q", n);
-  same(in.reward.size, "reward", n);
-  same(in.payload.size, "payload", n);
-  same(in.minmax_lo.size, "minmax_lo", b);
-  same(in.minmax_hi.size, "minmax_hi", b);
-  same(in.root_epoch.size, "root_epoch", b);
+#define QENGINE_SAME_NODE(name, type, storage) same(in.name.size, #name, n);
+#define QENGINE_SAME_TREE(name, type) same(in.name.size, #name, b);
+  QENGINE_NODE_FIELDS(QENGINE_SAME_NODE)
+  QENGINE_TREE_FIELDS(QENGINE_SAME_TREE)
+#undef QENGINE_SAME_TREE
+#undef QENGINE_SAME_NODE
   if (in.tree_offsets.data[0] != 0) throw ValueError("from_arrays: tree_offsets[0] must be 0");
   for (int64_t i = 0; i < b; ++i) {
     // offsets[i] >= 0 by induction, so the difference cannot overflow once offsets[i+1] > it.
@@ -109,18 +114,20 @@ Tree import_tree(const ArraysIn& in, int64_t b) {
   const int64_t offset = in.tree_offsets.data[b];
   const int32_t n = static_cast<int32_t>(in.tree_offsets.data[b + 1] - offset);
   Tree t = Tree::make_uninitialised(n, n);
-  get(t.action, in.action, offset, n);
-  get(t.depth, in.depth, offset, n);
-  get(t.payload, in.payload, offset, n);
+#define QENGINE_GET_COLD(name, type, storage) \
+  QENGINE_IF_COLD_##storage(get(t.name, in.name, offset, n);)
+  QENGINE_NODE_FIELDS(QENGINE_GET_COLD)
+#undef QENGINE_GET_COLD
   for (int64_t i = 0; i < n; ++i) {
     const int64_t j = offset + i;
-    t.hot[i] = HotNode{
-        in.parent.data[j], in.first_child.data[j], in.visits.data[j],       in.q.data[j],
-        in.reward.data[j], in.prior.data[j],       in.num_children.data[j], in.status.data[j]};
+    HotNode& r = t.hot[i];
+#define QENGINE_GET_HOT(name, type, storage) QENGINE_IF_HOT_##storage(r.name = in.name.data[j];)
+    QENGINE_NODE_FIELDS(QENGINE_GET_HOT)
+#undef QENGINE_GET_HOT
   }
-  t.minmax_lo = in.minmax_lo.data[b];
-  t.minmax_hi = in.minmax_hi.data[b];
-  t.root_epoch = in.root_epoch.data[b];
+#define QENGINE_GET_TREE(name, type) t.name = in.name.data[b];
+  QENGINE_TREE_FIELDS(QENGINE_GET_TREE)
+#undef QENGINE_GET_TREE
   const bool empty_stats =
       std::isinf(t.minmax_lo) && t.minmax_lo > 0 && std::isinf(t.minmax_hi) && t.minmax_hi < 0;
   const bool stats_ok =

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "qengine/config.h"
+#include "qengine/layout.h"
 #include "qengine/tree.h"
 
 namespace qengine {
@@ -41,51 +42,53 @@ struct UninitAllocator : std::allocator<T> {
 template <class T>
 using NodeColumn = std::vector<T, UninitAllocator<T>>;
 
-// Output of export: N = total nodes of all trees, B trees.
+// Output of export: N = total nodes of all trees, B trees; one member per field of layout.h.
 struct ArraysOut {
-  NodeColumn<int32_t> parent;         // [N]
-  NodeColumn<int32_t> first_child;    // [N]
-  NodeColumn<uint16_t> num_children;  // [N]
-  NodeColumn<uint16_t> action;        // [N]
-  NodeColumn<uint16_t> depth;         // [N]
-  NodeColumn<uint16_t> status;        // [N]
-  NodeColumn<float> prior;            // [N]
-  NodeColumn<int32_t> visits;         // [N]
-  NodeColumn<float> q;                // [N]
-  NodeColumn<float> reward;           // [N]
-  NodeColumn<int64_t> payload;        // [N]
+#define QENGINE_OUT_NODE(name, type, storage) NodeColumn<type> name;  // [N]
+#define QENGINE_OUT_TREE(name, type) std::vector<type> name;          // [B]
+  QENGINE_NODE_FIELDS(QENGINE_OUT_NODE)
   std::vector<int64_t> tree_offsets;  // [B+1]
-  std::vector<double> minmax_lo;      // [B]
-  std::vector<double> minmax_hi;      // [B]
-  std::vector<uint64_t> root_epoch;   // [B]
+  QENGINE_TREE_FIELDS(QENGINE_OUT_TREE)
+#undef QENGINE_OUT_TREE
+#undef QENGINE_OUT_NODE
+
+  // Sizes every array for `n` nodes and `b` trees (rows left uninitialised).
+  void resize(size_t n, size_t b);
 };
 
-// Input of import: borrowed pointers with their lengths (checked by import).
+// Input of import: borrowed pointers with their lengths (checked by import), as ArraysOut.
 struct ArraysIn {
   template <class T>
   struct Span {
     const T* data = nullptr;  // first element
     int64_t size = 0;         // number of elements
   };
-  Span<int32_t> parent;         // [N]
-  Span<int32_t> first_child;    // [N]
-  Span<uint16_t> num_children;  // [N]
-  Span<uint16_t> action;        // [N]
-  Span<uint16_t> depth;         // [N]
-  Span<uint16_t> status;        // [N]
-  Span<float> prior;            // [N]
-  Span<int32_t> visits;         // [N]
-  Span<float> q;                // [N]
-  Span<float> reward;           // [N]
-  Span<int64_t> payload;        // [N]
-  Span<int64_t> tree_offsets;   // [B+1]
-  Span<double> minmax_lo;       // [B]
-  Span<double> minmax_hi;       // [B]
-  Span<uint64_t> root_epoch;    // [B]
+#define QENGINE_IN_NODE(name, type, storage) Span<type> name;  // [N]
+#define QENGINE_IN_TREE(name, type) Span<type> name;           // [B]
+  QENGINE_NODE_FIELDS(QENGINE_IN_NODE)
+  Span<int64_t> tree_offsets;  // [B+1]
+  QENGINE_TREE_FIELDS(QENGINE_IN_TREE)
+#undef QENGINE_IN_TREE
+#undef QENGINE_IN_NODE
 };
 
-// Copies tree `t` into rows [offset, offset + t.size) of `out` (vectors already sized).
-void export_tree(const Tree& tree, int64_t offset, ArraysOut* out);
+// Calls f(name, a_array, b_array) for every array of an export, in the order of export_arrays
+// (node fields, tree_offsets, per-tree fields); `a` and `b` are ArraysOut or ArraysIn (const or
+// not), so one loop converts, compares or checks every array.
+template <class A, class B, class F>
+void for_each_array(A& a, B& b, F&& f) {
+#define QENGINE_VISIT_NODE(name, type, storage) f(#name, a.name, b.name);
+#define QENGINE_VISIT_TREE(name, type) f(#name, a.name, b.name);
+  QENGINE_NODE_FIELDS(QENGINE_VISIT_NODE)
+  f("tree_offsets", a.tree_offsets, b.tree_offsets);
+  QENGINE_TREE_FIELDS(QENGINE_VISIT_TREE)
+#undef QENGINE_VISIT_TREE
+#undef QENGINE_VISIT_NODE
+}
+
+// Copies tree `t` into node rows [offset, offset + t.size) and tree row `index` of `out` (arrays
+// already sized).
+void export_tree(const Tree& tree, int64_t offset, size_t index, ArraysOut* out);
 
 // Checks the array lengths and tree_offsets; returns B. Throws ValueError.
 int64_t check_array_shapes(const ArraysIn& in, const SearchConfig& config);

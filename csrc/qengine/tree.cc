@@ -34,15 +34,13 @@ void bind_columns(Tree* t) {
   t->hot = reinterpret_cast<HotNode*>(base + l.hot);
   t->action = reinterpret_cast<uint16_t*>(base + l.action);
   t->depth = reinterpret_cast<uint16_t*>(base + l.depth);
-  HotNode* h = t->hot;
-  t->parent.records = h;
-  t->first_child.records = h;
-  t->visits.records = h;
-  t->q.records = h;
-  t->reward.records = h;
-  t->prior.records = h;
-  t->num_children.records = h;
-  t->status.records = h;
+#define QENGINE_BIND_HOT(name) t->name.records = t->hot;
+#define QENGINE_BIND_COLD(name)
+#define QENGINE_BIND(name, type, storage) QENGINE_BIND_##storage(name)
+  QENGINE_NODE_FIELDS(QENGINE_BIND)
+#undef QENGINE_BIND
+#undef QENGINE_BIND_COLD
+#undef QENGINE_BIND_HOT
 }
 
 template <class T>
@@ -108,58 +106,36 @@ void Tree::copy_node(const Tree& s, int32_t from, int32_t to) {
   depth[to] = s.depth[from];
 }
 
+namespace {
+
+// A view of a HOT field: strided over the records.
+template <class T, T HotNode::* M>
+void set_view(const HotColumn<T, M>& column, ColumnView* v) {
+  v->data = column.at(0);
+  v->stride = static_cast<int64_t>(sizeof(HotNode));
+  v->dtype = dtype_of<T>();
+}
+
+// A view of a COLD field: its own contiguous column.
+template <class T>
+void set_view(T* column, ColumnView* v) {
+  v->data = column;
+  v->stride = static_cast<int64_t>(sizeof(T));
+  v->dtype = dtype_of<T>();
+}
+
+}  // namespace
+
 ColumnView Tree::view(Field field) const {
   ColumnView v;
   v.size = size;
-  v.stride = static_cast<int64_t>(sizeof(HotNode));
   switch (field) {
-    case Field::kParent:
-      v.data = parent.at(0);
-      v.dtype = Dtype::kInt32;
-      break;
-    case Field::kFirstChild:
-      v.data = first_child.at(0);
-      v.dtype = Dtype::kInt32;
-      break;
-    case Field::kNumChildren:
-      v.data = num_children.at(0);
-      v.dtype = Dtype::kUint16;
-      break;
-    case Field::kAction:
-      v.data = action;
-      v.stride = sizeof(*action);
-      v.dtype = Dtype::kUint16;
-      break;
-    case Field::kDepth:
-      v.data = depth;
-      v.stride = sizeof(*depth);
-      v.dtype = Dtype::kUint16;
-      break;
-    case Field::kStatus:
-      v.data = status.at(0);
-      v.dtype = Dtype::kUint16;
-      break;
-    case Field::kPrior:
-      v.data = prior.at(0);
-      v.dtype = Dtype::kFloat32;
-      break;
-    case Field::kVisits:
-      v.data = visits.at(0);
-      v.dtype = Dtype::kInt32;
-      break;
-    case Field::kQ:
-      v.data = q.at(0);
-      v.dtype = Dtype::kFloat32;
-      break;
-    case Field::kReward:
-      v.data = reward.at(0);
-      v.dtype = Dtype::kFloat32;
-      break;
-    case Field::kPayload:
-      v.data = payload;
-      v.stride = sizeof(*payload);
-      v.dtype = Dtype::kInt64;
-      break;
+#define QENGINE_VIEW_CASE(name, type, storage) \
+  case Field::name:                            \
+    set_view(name, &v);                        \
+    break;
+    QENGINE_NODE_FIELDS(QENGINE_VIEW_CASE)
+#undef QENGINE_VIEW_CASE
   }
   v.owner = std::shared_ptr<const void>(block, v.data);
   return v;

@@ -18,37 +18,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <type_traits>
+
+#include "qengine/layout.h"
 
 namespace qengine {
-
-constexpr int32_t kRoot = 0;                // id of the root of every tree
-constexpr int32_t kNoNode = -1;             // parent of the root; first_child of an unexpanded node
-constexpr int32_t kDeadSlot = -2;           // parent of a slot left behind by progressive widening
-constexpr uint16_t kInFlightMask = 0x3FFF;  // status bits 0-13: in-flight count
-constexpr uint16_t kTerminalBit = 0x4000;   // status bit 14
-constexpr uint16_t kExhaustedBit = 0x8000;  // status bit 15
-constexpr int32_t kMaxInFlight = 16383;     // largest in-flight count
-constexpr int32_t kMaxChildren = 65535;     // largest child count (uint16)
-constexpr int32_t kMaxDepth = 65535;        // largest depth (uint16)
-constexpr int32_t kMaxVisits = 2147483647;  // visit counts saturate here (int32), never wrap
-
-// The stored node fields, in the order of the engine interface.
-enum class Field : uint8_t {
-  kParent,
-  kFirstChild,
-  kNumChildren,
-  kAction,
-  kDepth,
-  kStatus,
-  kPrior,
-  kVisits,
-  kQ,
-  kReward,
-  kPayload,
-};
-
-// Element type of a column, for the bindings.
-enum class Dtype : uint8_t { kInt32, kUint16, kFloat32, kInt64 };
 
 // A column of one tree: pointer into the arena plus an owner that keeps the arena alive.
 struct ColumnView {
@@ -86,17 +60,16 @@ struct Tree {
   int64_t capacity = 0;            // slots allocated in `block`
   int32_t size = 0;                // slots in use (dead slots included)
   HotNode* hot = nullptr;          // [capacity] hot records
-  int64_t* payload = nullptr;      // user handle per node
-  uint16_t* action = nullptr;      // index among the parent's children (0 for the root)
-  uint16_t* depth = nullptr;       // root 0, child = parent + 1
-  HotColumn<int32_t, &HotNode::parent> parent;
-  HotColumn<int32_t, &HotNode::first_child> first_child;
-  HotColumn<int32_t, &HotNode::visits> visits;
-  HotColumn<float, &HotNode::q> q;
-  HotColumn<float, &HotNode::reward> reward;
-  HotColumn<float, &HotNode::prior> prior;
-  HotColumn<uint16_t, &HotNode::num_children> num_children;
-  HotColumn<uint16_t, &HotNode::status> status;
+  // One member per node field of QENGINE_NODE_FIELDS (layout.h): HOT fields index the records
+  // (HotColumn), COLD fields are columns in the arena (payload: the user handle per node;
+  // action: index among the parent's children, 0 for the root; depth: root 0, child + 1).
+#define QENGINE_TREE_MEMBER_HOT(name, type) HotColumn<type, &HotNode::name> name;
+#define QENGINE_TREE_MEMBER_COLD(name, type) type* name = nullptr;
+#define QENGINE_TREE_MEMBER(name, type, storage) QENGINE_TREE_MEMBER_##storage(name, type)
+  QENGINE_NODE_FIELDS(QENGINE_TREE_MEMBER)
+#undef QENGINE_TREE_MEMBER
+#undef QENGINE_TREE_MEMBER_COLD
+#undef QENGINE_TREE_MEMBER_HOT
   double minmax_lo = 0.0;   // lowest edge value seen in backups (+inf when none)
   double minmax_hi = 0.0;   // highest edge value seen in backups (-inf when none)
   uint64_t root_epoch = 0;  // +1 on every reroot and reset (Gumbel noise)
@@ -136,9 +109,15 @@ struct Tree {
   }
 };
 
-// Bytes per node of the arena (28 hot + action 2 + depth 2 + payload 8): with and
-// without the payload column.
-constexpr int kBytesPerNode = 40;
-constexpr int kBytesPerNodeWithoutPayload = 32;
+// The arena holds every field of the layout and nothing else (28 hot + action 2 + depth 2 +
+// payload 8 bytes per node: kBytesPerNode of layout.h).
+#define QENGINE_HOT_BYTES_HOT(type) +static_cast<int>(sizeof(type))
+#define QENGINE_HOT_BYTES_COLD(type)
+#define QENGINE_HOT_BYTES(name, type, storage) QENGINE_HOT_BYTES_##storage(type)
+static_assert(sizeof(HotNode) == 0 QENGINE_NODE_FIELDS(QENGINE_HOT_BYTES),
+              "HotNode holds exactly the HOT fields of QENGINE_NODE_FIELDS");
+#undef QENGINE_HOT_BYTES
+#undef QENGINE_HOT_BYTES_COLD
+#undef QENGINE_HOT_BYTES_HOT
 
 }  // namespace qengine

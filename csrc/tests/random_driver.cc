@@ -44,38 +44,18 @@ bool same_vec(const std::vector<T, A>& a, const std::vector<T, A>& b) {
 }
 
 bool same_arrays(const ArraysOut& a, const ArraysOut& b) {
-  return same_vec(a.parent, b.parent) && same_vec(a.first_child, b.first_child) &&
-         same_vec(a.num_children, b.num_children) && same_vec(a.action, b.action) &&
-         same_vec(a.depth, b.depth) && same_vec(a.status, b.status) && same_vec(a.prior, b.prior) &&
-         same_vec(a.visits, b.visits) && same_vec(a.q, b.q) && same_vec(a.reward, b.reward) &&
-         same_vec(a.payload, b.payload) && same_vec(a.tree_offsets, b.tree_offsets) &&
-         same_vec(a.minmax_lo, b.minmax_lo) && same_vec(a.minmax_hi, b.minmax_hi) &&
-         same_vec(a.root_epoch, b.root_epoch);
+  bool same = true;
+  qengine::for_each_array(
+      a, b, [&](const char*, const auto& x, const auto& y) { same = same && same_vec(x, y); });
+  return same;
 }
 
 qengine::ArraysIn borrow(const ArraysOut& a) {
   qengine::ArraysIn in;
-  auto span = [](const auto& v) {
-    qengine::ArraysIn::Span<typename std::decay_t<decltype(v)>::value_type> s;
-    s.data = v.data();
-    s.size = static_cast<int64_t>(v.size());
-    return s;
-  };
-  in.parent = span(a.parent);
-  in.first_child = span(a.first_child);
-  in.num_children = span(a.num_children);
-  in.action = span(a.action);
-  in.depth = span(a.depth);
-  in.status = span(a.status);
-  in.prior = span(a.prior);
-  in.visits = span(a.visits);
-  in.q = span(a.q);
-  in.reward = span(a.reward);
-  in.payload = span(a.payload);
-  in.tree_offsets = span(a.tree_offsets);
-  in.minmax_lo = span(a.minmax_lo);
-  in.minmax_hi = span(a.minmax_hi);
-  in.root_epoch = span(a.root_epoch);
+  qengine::for_each_array(in, a, [](const char*, auto& span, const auto& v) {
+    span.data = v.data();
+    span.size = static_cast<int64_t>(v.size());
+  });
   return in;
 }
 

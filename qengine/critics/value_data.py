@@ -3,9 +3,9 @@
 A node's **state text** is ``state_prompt(tree, node)``: ``render_prompt`` of the path
 root → node (the same rendering the Q-model and the agents use; a prompt style is applied later,
 by the value model). A node's **target** is its edge value, the number MCTS ranks it by among
-its siblings (``docs/search-semantics.md`` § 3):
+its siblings (``docs/search-semantics.md`` § 3), computed by the core (``Forest.edge_values``):
 
-    Q(node) = reward[node] + discount · q[node]
+    Q(node) = reward[node] + discount · sign · q[node]      (sign = -1 in two-player trees)
 
 where ``q[node]`` is the mean return backed up *below* the node. On ``shop`` every reward comes at
 the end, so ``Q`` lies in [0, 1] and, for a node that is not terminal, equals ``q``. A terminal
@@ -32,8 +32,8 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
+from .. import _layout
 from ..data.pairs import state_prompt
-from ..forest import TERMINAL_BIT
 from ..search.storage import SearchedTree, TreeStore
 
 __all__ = ["node_values", "sibling_pairs", "split_by_task", "value_records"]
@@ -54,21 +54,17 @@ def _trees(trees: Iterable[SearchedTree] | str | Path) -> Iterable[SearchedTree]
 
 
 def node_values(tree: SearchedTree) -> tuple[np.ndarray, np.ndarray]:
-    """Per node: the edge value Q = reward + discount·q (float64 [N]) and whether the node's
-    episode really ended (bool [N])."""
-    a = tree.arrays
-    q = a["reward"].astype(np.float64) + tree.config.discount * a["q"].astype(np.float64)
-    return q, tree.episode_ends()
+    """Per node: the edge value Q = reward + discount·sign·q (float64 [N], the core's
+    ``Forest.edge_values``) and whether the node's episode really ended (bool [N])."""
+    return tree.forest().edge_values(0), tree.episode_ends()
 
 
-def _eligible(tree: SearchedTree, min_visits: int, max_depth: int) -> np.ndarray:
-    """Nodes with a trustworthy value: alive, visited ``min_visits`` times or really terminal,
-    not merely depth-capped, within ``max_depth``."""
+def _eligible(tree: SearchedTree, done: np.ndarray, min_visits: int, max_depth: int) -> np.ndarray:
+    """Nodes with a trustworthy value: alive, visited ``min_visits`` times or really terminal
+    (``done``, bool [N]), not merely depth-capped, within ``max_depth``."""
     a = tree.arrays
-    _, done = node_values(tree)
-    alive = a["parent"] != -2  # dead slots (pruned) carry parent -2
-    capped = ((a["status"].astype(np.int64) & TERMINAL_BIT) != 0) & ~done
-    ok = alive & ~capped & ((a["visits"] >= max(min_visits, 1)) | done)
+    capped = _layout.terminal(a["status"]) & ~done
+    ok = _layout.alive(a["parent"]) & ~capped & ((a["visits"] >= max(min_visits, 1)) | done)
     if max_depth >= 0:
         ok &= a["depth"] <= max_depth
     return ok
@@ -89,7 +85,7 @@ def value_records(
     records = []
     for tree in tqdm(_trees(trees), desc="value records", unit="tree", disable=not progress):
         values, done = node_values(tree)
-        ok = _eligible(tree, min_visits, max_depth)
+        ok = _eligible(tree, done, min_visits, max_depth)
         if not include_root:
             ok[0] = False
         task = str(tree.header["task_id"])
@@ -123,8 +119,8 @@ def sibling_pairs(
     ``terminal``: whether either successor ends the episode.
 
     Args:
-      mode: ``"max_min"`` one pair per parent (best vs worst eligible child, as
-        ``Forest.pairs``); ``"all"`` every pair of eligible children whose values differ.
+      mode: ``"max_min"`` one pair per parent (best vs worst eligible child); ``"all"`` every
+        pair of eligible children whose values differ (the ``Forest.pairs`` modes).
       min_q_gap: keep a pair only when ``q_chosen - q_rejected >= min_q_gap`` (and always > 0).
       max_depth: parents deeper than this are skipped (-1: no limit).
     """
@@ -134,8 +130,12 @@ def sibling_pairs(
         raise ValueError(f"min_q_gap must be finite and >= 0, got {min_q_gap}")
     records = []
     for tree in tqdm(_trees(trees), desc="sibling pairs", unit="tree", disable=not progress):
-        values, done = node_values(tree)
-        ok = _eligible(tree, min_visits, -1)
+        forest = tree.forest()
+        values, done = forest.edge_values(0), tree.episode_ends()
+        # The core's pairs among the eligible children (Forest.pairs, docs 5.7): "max_min" best
+        # vs worst per parent, "all" every two with different values; by parent id.
+        ok = _eligible(tree, done, min_visits, -1)
+        pairs = forest.pairs(mode, min_q_gap=min_q_gap, max_depth=max_depth, eligible=ok)
         a = tree.arrays
         task = str(tree.header["task_id"])
         texts: dict[int, str] = {}
@@ -145,38 +145,24 @@ def sibling_pairs(
                 texts[node] = state_prompt(tree, node)
             return texts[node]
 
-        for parent in np.flatnonzero((a["num_children"] >= 2) & (a["parent"] != -2)):
-            if max_depth >= 0 and a["depth"][parent] > max_depth:
-                continue
-            first = int(a["first_child"][parent])
-            kids = [c for c in range(first, first + int(a["num_children"][parent])) if ok[c]]
-            if len(kids) < 2:
-                continue
-            # Highest value first; ties keep id order (as Forest.pairs breaks them).
-            kids.sort(key=lambda c: (-values[c], c))
-            if mode == "max_min":
-                candidates = [(kids[0], kids[-1])]
-            else:
-                candidates = [(w, lo) for i, w in enumerate(kids) for lo in kids[i + 1 :]]
-            for w, lo in candidates:
-                gap = values[w] - values[lo]
-                if gap <= 0 or gap < min_q_gap:
-                    continue
-                records.append(
-                    {
-                        "chosen": text(w),
-                        "rejected": text(lo),
-                        "q_chosen": float(values[w]),
-                        "q_rejected": float(values[lo]),
-                        "depth": int(a["depth"][parent]),
-                        "task": task,
-                        # the parent's state and the two actions: the same pair, for a Q-model
-                        "prompt": text(int(parent)),
-                        "chosen_action": tree.texts[int(a["payload"][w])].action,
-                        "rejected_action": tree.texts[int(a["payload"][lo])].action,
-                        "terminal": bool(done[w] or done[lo]),  # a successor ends the episode
-                    }
-                )
+        for parent, w, lo in zip(
+            pairs.parent.tolist(), pairs.chosen.tolist(), pairs.rejected.tolist(), strict=True
+        ):
+            records.append(
+                {
+                    "chosen": text(w),
+                    "rejected": text(lo),
+                    "q_chosen": float(values[w]),
+                    "q_rejected": float(values[lo]),
+                    "depth": int(a["depth"][parent]),
+                    "task": task,
+                    # the parent's state and the two actions: the same pair, for a Q-model
+                    "prompt": text(parent),
+                    "chosen_action": tree.texts[int(a["payload"][w])].action,
+                    "rejected_action": tree.texts[int(a["payload"][lo])].action,
+                    "terminal": bool(done[w] or done[lo]),  # a successor ends the episode
+                }
+            )
     return records
 
 

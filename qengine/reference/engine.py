@@ -12,6 +12,7 @@ values in argument order, batch entries in call order, then the state.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from typing import Any
@@ -19,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from qengine import _args
-from qengine.config import MAX_THREADS, MAX_TREES, SearchConfig
+from qengine._layout import MAX_THREADS, MAX_TREES
+from qengine.config import SearchConfig
 from qengine.errors import CapacityError
 
 from . import pairs as pairs_mod
@@ -66,6 +68,7 @@ def _num_threads(n: int) -> int:
     return n if n > 0 else min(os.cpu_count() or 1, MAX_THREADS)
 
 
+PAIR_MODES = ("paper", "max_min", "max_all", "all")
 _NO_VALUES = object()  # cancel: leaves without values
 
 
@@ -391,6 +394,9 @@ class ReferenceEngine:
         path = pairs_mod.best_path(self._trees[self._tree_arg(tree)], self._config)
         return np.array(path, dtype=np.int32)
 
+    def edge_values(self, tree: int) -> np.ndarray:
+        return pairs_mod.edge_values(self._trees[self._tree_arg(tree)], self._config)
+
     def minmax(self, tree: int) -> tuple[float, float]:
         tree_ = self._trees[self._tree_arg(tree)]
         return tree_.minmax_lo, tree_.minmax_hi
@@ -399,24 +405,42 @@ class ReferenceEngine:
         return self._trees[self._tree_arg(tree)].root_epoch
 
     def pairs(
-        self, mode: str, min_visits: int, min_q_gap: float, max_depth: int
+        self,
+        mode: str,
+        min_visits: int,
+        min_q_gap: float,
+        max_depth: int,
+        eligible: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         mode = _args.text("mode", mode)
         min_visits = _args.integer("min_visits", min_visits)
         min_q_gap = _args.real("min_q_gap", min_q_gap)
         max_depth = _args.integer("max_depth", max_depth)
-        if mode not in ("paper", "max_min", "max_all"):
-            raise ValueError(f"mode={mode!r}; choose 'paper', 'max_min' or 'max_all'")
+        if eligible is not None:
+            eligible = _array("eligible", eligible, np.uint8)
+        if mode not in PAIR_MODES:
+            raise ValueError(f"mode={mode!r}; choose 'paper', 'max_min', 'max_all' or 'all'")
         if min_visits < 0:
             raise ValueError(f"min_visits must be >= 0, got {min_visits}")
         if not math.isfinite(min_q_gap) or min_q_gap < 0:
             raise ValueError(f"min_q_gap must be finite and >= 0, got {min_q_gap}")
         if max_depth < -1:
             raise ValueError(f"max_depth must be >= -1 (-1: no limit), got {max_depth}")
+        offsets = np.cumsum([0] + [tree.size for tree in self._trees]).tolist()
+        if eligible is not None and eligible.shape[0] != offsets[-1]:
+            raise ValueError(
+                f"pairs: eligible has {eligible.shape[0]} entries, expected one per node of "
+                f"every tree ({offsets[-1]}, as export_arrays)"
+            )
+        masks = (
+            [None] * len(self._trees)
+            if eligible is None
+            else [(eligible[lo:hi] != 0).tolist() for lo, hi in itertools.pairwise(offsets)]
+        )
         rows = []
         for t, tree in enumerate(self._trees):
             for row in pairs_mod.tree_pairs(
-                tree, self._config, mode, min_visits, min_q_gap, max_depth
+                tree, self._config, mode, min_visits, min_q_gap, max_depth, masks[t]
             ):
                 rows.append((t, *row))
         columns = list(zip(*rows, strict=True)) if rows else [()] * 7
@@ -526,3 +550,6 @@ class ReferenceEngine:
     # ------------------------------------------------------------------ persistence
     def export_arrays(self) -> dict[str, np.ndarray]:
         return export_arrays(self._trees)
+
+    def export_tree(self, tree: int) -> dict[str, np.ndarray]:
+        return export_arrays([self._trees[self._tree_arg(tree)]])

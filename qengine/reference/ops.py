@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qengine.config import MAX_VISITS, SearchConfig
+from qengine._layout import MAX_VISITS
+from qengine.config import SearchConfig
 
 from .select import q_raw, select_child, sign
 from .tree import ROOT, Tree

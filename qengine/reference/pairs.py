@@ -83,6 +83,11 @@ def qvalues(tree: Tree, config: SearchConfig, node: int) -> np.ndarray:
     return np.array([q_raw(tree, config, c) for c in tree.children(node)], dtype=np.float64)
 
 
+def edge_values(tree: Tree, config: SearchConfig) -> np.ndarray:
+    """Qraw of every node [N] (docs section 3; a dead slot's fields are 0, so its value is 0)."""
+    return np.array([q_raw(tree, config, c) for c in range(tree.size)], dtype=np.float64)
+
+
 def tree_pairs(
     tree: Tree,
     config: SearchConfig,
@@ -90,9 +95,16 @@ def tree_pairs(
     min_visits: int,
     min_q_gap: float,
     max_depth: int,
+    eligible: list[bool] | None = None,
 ) -> list[tuple[int, int, int, int, float, float]]:
-    """(parent, chosen, rejected, depth, q_chosen, q_rejected) rows of one tree, by parent id."""
+    """(parent, chosen, rejected, depth, q_chosen, q_rejected) rows of one tree, by parent id.
+    A child is eligible when visits >= max(min_visits, 1), or, given ``eligible`` [N], when
+    ``eligible[c]``."""
     threshold = max(min_visits, 1)
+
+    def ok(c: int) -> bool:
+        return eligible[c] if eligible is not None else tree.visits[c] >= threshold
+
     if mode == "paper":
         path = best_path(tree, config)
         parents = {s: nxt for s, nxt in itertools.pairwise(path)}
@@ -102,21 +114,28 @@ def tree_pairs(
             continue
         if max_depth >= 0 and tree.depth[s] > max_depth:  # any negative: no limit
             continue
-        eligible = [c for c in tree.children(s) if tree.visits[c] >= threshold]
-        if len(eligible) < 2:
+        kids = [c for c in tree.children(s) if ok(c)]
+        if len(kids) < 2:
             continue
-        q = {c: q_raw(tree, config, c) for c in eligible}
-        lowest = eligible[0]
-        for c in eligible[1:]:
+        q = {c: q_raw(tree, config, c) for c in kids}
+        if mode == "all":  # every two eligible siblings, by Qraw (highest first, ties: lower id)
+            ranked = sorted(kids, key=lambda c: (-q[c], c))
+            for i, hi in enumerate(ranked):
+                for lo in ranked[i + 1 :]:
+                    if q[hi] > q[lo] and q[hi] - q[lo] >= min_q_gap:
+                        rows.append((s, hi, lo, tree.depth[s], q[hi], q[lo]))
+            continue
+        lowest = kids[0]
+        for c in kids[1:]:
             if q[c] <= q[lowest]:  # ties: higher id
                 lowest = c
         if mode in ("max_min", "max_all"):
-            chosen = eligible[0]
-            for c in eligible[1:]:
+            chosen = kids[0]
+            for c in kids[1:]:
                 if q[c] > q[chosen]:  # ties: lower id
                     chosen = c
             if mode == "max_all":
-                for c in eligible:
+                for c in kids:
                     if c != chosen and q[chosen] > q[c] and q[chosen] - q[c] >= min_q_gap:
                         rows.append((s, chosen, c, tree.depth[s], q[chosen], q[c]))
                 continue
@@ -125,7 +144,7 @@ def tree_pairs(
                 continue
             chosen = parents[s]
             lowest = -1
-            for c in eligible:
+            for c in kids:
                 if c != chosen and (lowest < 0 or q[c] <= q[lowest]):
                     lowest = c
         rejected = lowest

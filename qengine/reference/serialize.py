@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .._layout import EXPORT_DTYPES, TREE_DTYPES
 from .tree import (
     DEAD,
     EXHAUSTED_BIT,
@@ -22,13 +23,8 @@ from .tree import (
     Tree,
 )
 
-PER_TREE_DTYPES: dict[str, type] = {
-    "minmax_lo": np.float64,
-    "minmax_hi": np.float64,
-    "root_epoch": np.uint64,
-}
 DEAD_RECORD_TAIL = (0, 0, 0, 0, False, False, 0.0, 0, 0.0, 0.0, 0)  # fields after first_child
-ALL_KEYS = (*STORED_DTYPES, "tree_offsets", *PER_TREE_DTYPES)
+ALL_KEYS = tuple(EXPORT_DTYPES)
 
 
 def export_arrays(trees: list[Tree]) -> dict[str, np.ndarray]:
@@ -39,9 +35,8 @@ def export_arrays(trees: list[Tree]) -> dict[str, np.ndarray]:
         out[name] = np.concatenate(parts).astype(STORED_DTYPES[name], copy=False)
     sizes = [tree.size for tree in trees]
     out["tree_offsets"] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    out["minmax_lo"] = np.array([t.minmax_lo for t in trees], dtype=np.float64)
-    out["minmax_hi"] = np.array([t.minmax_hi for t in trees], dtype=np.float64)
-    out["root_epoch"] = np.array([t.root_epoch for t in trees], dtype=np.uint64)
+    for name, dtype in TREE_DTYPES.items():  # Tree attributes of the same names
+        out[name] = np.array([getattr(t, name) for t in trees], dtype=dtype)
     return out
 
 
@@ -61,8 +56,7 @@ def check_array_types(arrays: Any) -> None:
     unknown = sorted(repr(k) for k in arrays if not (isinstance(k, str) and k in ALL_KEYS))
     if unknown:
         raise _corrupt(f"unknown arrays {', '.join(unknown)}")
-    dtypes = {**STORED_DTYPES, "tree_offsets": np.int64, **PER_TREE_DTYPES}
-    for key, dtype in dtypes.items():
+    for key, dtype in EXPORT_DTYPES.items():
         array = arrays[key]
         if not isinstance(array, np.ndarray):
             raise TypeError(f"arrays[{key!r}] must be a numpy array, got {type(array).__name__}")
@@ -86,7 +80,7 @@ def trees_from_arrays(arrays: Any, max_nodes: int) -> list[Tree]:
     for key in STORED_DTYPES:
         if arrays[key].shape[0] != total:
             raise _corrupt(f"{key} has {arrays[key].shape[0]} entries, tree_offsets says {total}")
-    for key in PER_TREE_DTYPES:
+    for key in TREE_DTYPES:
         if arrays[key].shape[0] != num_trees:
             raise _corrupt(f"{key} has {arrays[key].shape[0]} entries, expected {num_trees}")
     columns = {key: arrays[key].tolist() for key in STORED_DTYPES}

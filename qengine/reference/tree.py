@@ -15,56 +15,52 @@ import math
 
 import numpy as np
 
-from ..forest import NODE_FIELDS, TERMINAL_BIT
+from .._layout import (
+    DEAD_SLOT,
+    DERIVED_DTYPES,
+    EXHAUSTED_BIT,
+    MAX_CHILDREN,
+    MAX_DEPTH,
+    MAX_IN_FLIGHT,
+    NO_NODE,
+    NODE_DTYPES,
+    ROOT,
+    STATUS,
+    TERMINAL_BIT,
+    VIEW_FIELDS,
+)
 
-ROOT = 0
-NO_PARENT = -1  # parent of the root
-DEAD = -2  # parent of a slot freed by relocating widening
-NO_CHILD = -1  # first_child of an unexpanded node
+# The layout's names for the roles of its sentinels (csrc/qengine/layout.h).
+NO_PARENT = NO_NODE  # parent of the root
+NO_CHILD = NO_NODE  # first_child of an unexpanded node
+DEAD = DEAD_SLOT  # parent of a slot freed by relocating widening
 
-MAX_IN_FLIGHT = 16383  # status bits 0-13
-EXHAUSTED_BIT = 1 << 15
-MAX_CHILDREN = 65535  # uint16
-MAX_DEPTH = 65535  # uint16
-
-STORED_DTYPES: dict[str, type] = {
-    "parent": np.int32,
-    "first_child": np.int32,
-    "num_children": np.uint16,
-    "action": np.uint16,
-    "depth": np.uint16,
-    "status": np.uint16,
-    "prior": np.float32,
-    "visits": np.int32,
-    "q": np.float32,
-    "reward": np.float32,
-    "payload": np.int64,
-}
+STORED_DTYPES: dict[str, np.dtype] = NODE_DTYPES
 """Dtype of every stored field, as exported (docs section 9, ``export_arrays``)."""
 
-VIEW_FIELDS: tuple[str, ...] = NODE_FIELDS  # the fields Forest.view() serves
-DERIVED_DTYPES: dict[str, type] = {
-    "in_flight": np.int32,
-    "terminal": np.bool_,
-    "exhausted": np.bool_,
-}
-
-# The per-node lists of a Tree, in record order (see Tree.record / Tree.append_record).
-LIST_FIELDS: tuple[str, ...] = (
-    "parent",
-    "first_child",
-    "num_children",
-    "action",
-    "depth",
-    "in_flight",
-    "terminal",
-    "exhausted",
-    "prior",
-    "visits",
-    "q",
-    "reward",
-    "payload",
+# The per-node lists of a Tree, in record order (see Tree.record / Tree.append_record): the
+# stored fields with the status word kept unpacked, as its derived fields.
+LIST_FIELDS: tuple[str, ...] = tuple(
+    f for name in NODE_DTYPES for f in (DERIVED_DTYPES if name == STATUS else (name,))
 )
+
+__all__ = [
+    "DEAD",
+    "DERIVED_DTYPES",
+    "EXHAUSTED_BIT",
+    "LIST_FIELDS",
+    "MAX_CHILDREN",
+    "MAX_DEPTH",
+    "MAX_IN_FLIGHT",
+    "NO_CHILD",
+    "NO_PARENT",
+    "ROOT",
+    "STORED_DTYPES",
+    "TERMINAL_BIT",
+    "VIEW_FIELDS",
+    "Tree",
+    "f32",
+]
 
 
 def f32(x: float) -> float:
@@ -176,8 +172,8 @@ class Tree:
     # ------------------------------------------------------------------ export
     def field_array(self, name: str) -> np.ndarray:
         """A fresh numpy array [N] of a stored or derived field."""
-        if name == "status":
-            return np.array([self.status(i) for i in range(self.size)], dtype=np.uint16)
+        if name == STATUS:
+            return np.array([self.status(i) for i in range(self.size)], dtype=STORED_DTYPES[STATUS])
         if name in DERIVED_DTYPES:
             return np.array(getattr(self, name), dtype=DERIVED_DTYPES[name])
         return np.array(getattr(self, name), dtype=STORED_DTYPES[name])

@@ -198,6 +198,8 @@ def _wrapper_slots() -> list[Slot]:
         Slot("best_action(tree)", "int", lambda c, v: c.forest.best_action(v), tree_ids),
         Slot("best_path(tree)", "int", lambda c, v: c.forest.best_path(v), tree_ids),
         Slot("root_epoch(tree)", "int", lambda c, v: c.forest.root_epoch(v), tree_ids),
+        Slot("export_tree(tree)", "int", lambda c, v: c.forest.export_tree(v), tree_ids),
+        Slot("edge_values(tree)", "int", lambda c, v: c.forest.edge_values(v), tree_ids),
         Slot("minmax(tree)", "int", lambda c, v: c.forest.minmax(v), tree_ids),
         Slot(
             "pairs(min_visits)",
@@ -381,6 +383,8 @@ def _engine_slots() -> list[Slot]:
         Slot("engine best_path(tree)", "int", lambda c, v: e(c).best_path(v), tree_ids),
         Slot("engine minmax(tree)", "int", lambda c, v: e(c).minmax(v), tree_ids),
         Slot("engine root_epoch(tree)", "int", lambda c, v: e(c).root_epoch(v), tree_ids),
+        Slot("engine export_tree(tree)", "int", lambda c, v: e(c).export_tree(v), tree_ids),
+        Slot("engine edge_values(tree)", "int", lambda c, v: e(c).edge_values(v), tree_ids),
         Slot(
             "engine pairs(mode)",
             "str",

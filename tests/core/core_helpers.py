@@ -85,8 +85,16 @@ def assert_same_forest(native: Forest, ref: Forest, where: str = "") -> None:
 
 def assert_same_queries(native: Forest, ref: Forest, where: str = "") -> None:
     """Identical queries: pairs (both modes, a few filters), best path / action, root policy."""
-    for mode in ("paper", "max_min", "max_all"):
-        for kwargs in ({}, {"min_visits": 2}, {"min_q_gap": 0.05}, {"max_depth": 1}):
+    total = sum(native.size(t) for t in range(native.num_trees))
+    mask = (np.arange(total) % 3 != 1) & (native.export_arrays()["visits"] > 0)  # a caller's rule
+    for mode in ("paper", "max_min", "max_all", "all"):
+        for kwargs in (
+            {},
+            {"min_visits": 2},
+            {"min_q_gap": 0.05},
+            {"max_depth": 1},
+            {"eligible": mask},
+        ):
             assert_arrays_equal(
                 native.pairs(mode, **kwargs).as_dict(),
                 ref.pairs(mode, **kwargs).as_dict(),
@@ -98,6 +106,14 @@ def assert_same_queries(native: Forest, ref: Forest, where: str = "") -> None:
             {"best_path": native.best_path(t), "q": native.qvalues(t, 0)},
             {"best_path": ref.best_path(t), "q": ref.qvalues(t, 0)},
             f"{where} tree {t}",
+        )
+        assert_arrays_equal(
+            native.export_tree(t), ref.export_tree(t), f"{where} tree {t} export_tree"
+        )
+        assert_arrays_equal(
+            {"edge_values": native.edge_values(t)},
+            {"edge_values": ref.edge_values(t)},
+            f"{where} tree {t} edge_values",
         )
         for tau in (0.0, 0.5, 1.0):
             assert_arrays_equal(

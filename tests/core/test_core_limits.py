@@ -16,14 +16,13 @@ from core_helpers import ENGINE_ERRORS, assert_arrays_equal, core_settings, make
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qengine import CapacityError, Forest, SearchConfig, config
-from qengine._native import core
+from qengine import CapacityError, Forest, SearchConfig, _layout
 from qengine.reference import select
 
 ENGINES = ("native", "reference")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 FLOAT32_OVERFLOW = float(2**128 - 2**103)  # the smallest double that rounds to float32 inf
-MAX_VISITS = 2**31 - 1
+MAX_VISITS = _layout.MAX_VISITS
 
 
 def run_limited(code: str, tmp_path, *, address_space: int, timeout: float = 120) -> str:
@@ -45,12 +44,6 @@ def run_limited(code: str, tmp_path, *, address_space: int, timeout: float = 120
     )
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout
-
-
-def test_limits_match_the_native_core():
-    for name in ("MAX_IN_FLIGHT", "MAX_CHILDREN", "MAX_DEPTH", "MAX_VISITS", "MAX_TREES"):
-        assert getattr(core(), name) == getattr(config, name), name
-    assert core().MAX_THREADS == config.MAX_THREADS
 
 
 # ---------------------------------------------------------------------- threads (issue item 2)
@@ -89,11 +82,11 @@ def test_failed_thread_creation_raises_and_leaves_no_thread_behind(tmp_path):
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_thread_count_range(engine):
-    for n in (-1, config.MAX_THREADS + 1, 2**31, 2**64):
+    for n in (-1, _layout.MAX_THREADS + 1, 2**31, 2**64):
         with pytest.raises(ValueError, match="num_threads"):
             Forest(1, num_threads=n, engine=engine)
     assert Forest(1, num_threads=3, engine=engine).num_threads == 3
-    assert 1 <= Forest(1, num_threads=0, engine=engine).num_threads <= config.MAX_THREADS
+    assert 1 <= Forest(1, num_threads=0, engine=engine).num_threads <= _layout.MAX_THREADS
 
 
 # ---------------------------------------------------------------------- sizes (issue item 3)
