@@ -66,10 +66,9 @@ def states(name: str, cache_dir: str) -> list[tuple[TextState, list[str]]]:
 Styler = Callable[[TextState, list[str], str], tuple[str, list[str]]]
 
 
-def digests(name: str, styler: Styler, cache_dir: str) -> dict[str, str]:
-    """sha256 per style of every (styled prompt, styled candidates) of ``name``'s walk states,
-    plus the number of states and the digest of the full prompts themselves."""
-    walked = states(name, cache_dir)
+def digests(walked: list[tuple[TextState, list[str]]], styler: Styler) -> dict[str, str]:
+    """sha256 per style of every (styled prompt, styled candidates) of the walk states (the
+    "full" style: the rendered prompts themselves), and the number of states."""
     out = {"states": str(len(walked))}
     for style in STYLES:
         h = hashlib.sha256()
@@ -103,6 +102,6 @@ def env_styler(state: TextState, candidates: list[str], style: str) -> tuple[str
 if __name__ == "__main__":
     names = sys.argv[1:] or list(ENVS)
     with tempfile.TemporaryDirectory() as tmp:
-        table = {name: digests(name, legacy_styler, tmp) for name in names}
+        table = {name: digests(states(name, tmp), legacy_styler) for name in names}
     GOLDEN.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
     print(json.dumps(table, indent=1))
