@@ -62,9 +62,7 @@ def make_env(name: str, **kwargs: Any) -> TextEnv:
     try:
         factory = _FACTORIES[name]
     except (KeyError, TypeError):
-        raise UnknownEnvironmentError(
-            f"unknown environment {name!r}; valid names: {', '.join(list_envs())}"
-        ) from None
+        raise _unknown(name) from None
     return factory(**kwargs)
 
 
@@ -73,13 +71,17 @@ def rendering_for(name: str | None) -> Rendering:
     :data:`LEGACY_RENDERING_ENV` (text saved without its environment's name)."""
     key = LEGACY_RENDERING_ENV if name is None else name
     if key not in _RENDERINGS:
-        raise UnknownEnvironmentError(
-            f"unknown environment {name!r}; valid names: {', '.join(list_envs())}"
-        )
+        raise _unknown(name)
     hooks = _RENDERINGS[key]
     if not isinstance(hooks, Rendering):
         hooks = _RENDERINGS[key] = hooks()
     return hooks
+
+
+def _unknown(name: object) -> UnknownEnvironmentError:
+    return UnknownEnvironmentError(
+        f"unknown environment {name!r}; valid names: {', '.join(list_envs())}"
+    )
 
 
 def _shop(**kwargs: Any) -> TextEnv:
