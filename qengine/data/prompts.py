@@ -83,13 +83,14 @@ class PromptStyle:
         return "+".join(f.name for f in fields(self) if getattr(self, f.name))
 
     @property
-    def marks(self) -> bool:
-        """Whether the style marks or annotates anything after the instruction line."""
-        return self.mark_instruction or self.mark_prices or self.labels
+    def notes_actions(self) -> bool:
+        """Whether actions get the environment's notes appended (``Rendering.action_notes``)."""
+        return self.label_actions or self.flag_visited
 
     @property
-    def labels(self) -> bool:
-        return self.label_actions or self.flag_visited
+    def changes_actions(self) -> bool:
+        """Whether a candidate action reads differently from its raw text."""
+        return self.mark_instruction or self.mark_prices or self.notes_actions
 
     @classmethod
     def parse(cls, style: str | PromptStyle) -> PromptStyle:
@@ -249,11 +250,11 @@ def style_actions(
     each with the environment's notes appended (``label_actions``, ``flag_visited``), then marked
     as the prompt is."""
     style = PromptStyle.parse(style)
-    if not style.marks:
+    if not style.changes_actions:
         return list(actions)
     hooks = _hooks(env)
     notes = [""] * len(actions)
-    if style.labels:
+    if style.notes_actions:
         _, first, history = parse_prompt(prompt)
         notes = hooks.action_notes(
             first,
