@@ -22,7 +22,14 @@ import torch
 
 from ..data.prompts import style_actions, style_prompt
 from ..errors import UsageFileNotFoundError
-from ..models.causal_lm import decoder, head_logprobs, lm_head
+from ..models.causal_lm import (
+    decoder,
+    head_logprobs,
+    keep_recent,
+    lm_head,
+    load_causal_lm,
+    special_prefix,
+)
 from ..train.step_dpo import QMODEL_CONFIG
 
 
@@ -106,8 +113,6 @@ class QValueModel:
     """
 
     def __init__(self, path: str | Path, *, device: str | None = None) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         path = Path(path)
         meta_file = path / QMODEL_CONFIG
         if not meta_file.is_file():
@@ -121,10 +126,10 @@ class QValueModel:
         self.env = meta.get("env")  # whose rendering hooks style its prompts (None: legacy)
         self.max_length = int(meta.get("max_length", 512))
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(path).to(self.device).eval()
-        self.reference = (
-            AutoModelForCausalLM.from_pretrained(path / meta["reference"]).to(self.device).eval()
+        # float32 as trained (load_causal_lm would pick bfloat16 on CUDA)
+        self.model, self.tokenizer = load_causal_lm(path, device=self.device, dtype=torch.float32)
+        self.reference, _ = load_causal_lm(
+            path / meta["reference"], device=self.device, dtype=torch.float32, tokenizer=False
         )
 
     def _ids(self, prompt: str, candidates: Sequence[str]) -> tuple[list[int], list[list[int]]]:
@@ -138,8 +143,8 @@ class QValueModel:
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             cands.append(ids + ([eos] if eos is not None else []))
         keep = self.max_length - max(len(c) for c in cands)
-        if len(prompt_ids) > keep:  # drop the oldest history, keep the first (bos) token
-            prompt_ids = prompt_ids[:1] + prompt_ids[len(prompt_ids) - keep + 1 :]
+        if len(prompt_ids) > keep:  # drop the oldest history, keep a BOS if there is one
+            prompt_ids = keep_recent(prompt_ids, keep, head=special_prefix(self.tokenizer))
         return prompt_ids, cands
 
     def score(self, prompt: str, candidates: Sequence[str]) -> np.ndarray:

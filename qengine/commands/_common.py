@@ -7,8 +7,10 @@ A mistake in the options is a :class:`~qengine.errors.UsageError` (or, while par
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from typing import Any
 
+from qengine.data.prompts import PROMPT_STYLES, PromptStyle
 from qengine.errors import UsageError
 
 TRAINING_STACK = ("torch", "transformers", "datasets", "matplotlib")
@@ -61,10 +63,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+PROMPT_STYLE_HELP = (
+    "a preset ("
+    + ", ".join(PROMPT_STYLES)
+    + ") or options joined by '+' from "
+    + ", ".join(f.name for f in fields(PromptStyle))
+    + " (docs/envs.md); saved with the model"
+)
+
+
 def prompt_style(text: str) -> str:
     """A prompt style's name (a preset or options joined by "+"), as a saved model records it."""
-    from qengine.data.prompts import PromptStyle
-
     try:
         return PromptStyle.parse(text).name
     except ValueError as e:

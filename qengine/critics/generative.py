@@ -54,9 +54,10 @@ from ..data.prompts import PromptStyle, render_state, style_prompt
 from ..models.causal_lm import (
     check_texts,
     keep_recent,
-    load_local_lm,
+    load_causal_lm,
     pad_id,
     pad_rows,
+    special_prefix,
     stop_rows_when,
 )
 from .parsing import ParsedValue, parse_value, value_line_complete
@@ -125,11 +126,12 @@ class HFGenerator:
                 "average several sampled values"
             )
         device = next(self.model.parameters()).device
+        head = special_prefix(self.tokenizer)  # a BOS survives truncation; SmolLM2 has none
         out: list[list[str]] = []
         for lo in range(0, len(prompts), self.batch_size):
             chunk = prompts[lo : lo + self.batch_size]
             rows = [
-                keep_recent(list(self.tokenizer(p)["input_ids"]), self.max_prompt_tokens)
+                keep_recent(list(self.tokenizer(p)["input_ids"]), self.max_prompt_tokens, head=head)
                 for p in chunk
             ]
             ids, mask = pad_rows(rows, self._pad, left=True, device=device)
@@ -208,7 +210,7 @@ class GenerativeCritic:
         style_prompt("", prompt_style)  # raises for an unknown style
         if generate_fn is None:
             if isinstance(model, (str, Path)):
-                model, loaded_tok = load_local_lm(model)
+                model, loaded_tok = load_causal_lm(model)
                 tokenizer = tokenizer if tokenizer is not None else loaded_tok
             elif tokenizer is None:
                 raise TypeError("pass the tokenizer together with a loaded model")

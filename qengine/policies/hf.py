@@ -37,13 +37,12 @@ Nothing here downloads: ``model`` is a local checkpoint directory or a loaded mo
 
 from __future__ import annotations
 
-import importlib.util
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from qengine.envs.base import TextState
+from qengine.models.causal_lm import load_causal_lm
 
 from .base import Candidate, dedupe
 from .react import (
@@ -57,75 +56,6 @@ from .react import (
 )
 
 __all__ = ["HFPolicy", "load_causal_lm"]
-
-_DTYPES = {
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float16": "float16", "fp16": "float16", "half": "float16",
-    "float32": "float32", "fp32": "float32", "float": "float32",
-}  # fmt: skip
-
-
-def _resolve_dtype(dtype: Any, device: Any) -> Any:
-    import torch
-
-    if dtype is None or dtype == "auto":
-        return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    name = _DTYPES.get(str(dtype).lower())
-    if name is None:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of {', '.join(sorted(_DTYPES))}")
-    return getattr(torch, name)
-
-
-def _resolve_attn(attn_implementation: str | None) -> str | None:
-    if attn_implementation == "flash_attention_2" and (
-        importlib.util.find_spec("flash_attn") is None
-    ):
-        warnings.warn(
-            "attn_implementation='flash_attention_2' needs flash-attn (pip install flash-attn, "
-            "CUDA only); falling back to 'sdpa'",
-            stacklevel=3,
-        )
-        return "sdpa"
-    return attn_implementation
-
-
-def load_causal_lm(
-    path: str | Path,
-    *,
-    device: Any = None,
-    dtype: Any = None,
-    attn_implementation: str | None = "sdpa",
-) -> tuple[Any, Any]:
-    """Load ``(model, tokenizer)`` from a local checkpoint directory, never downloading.
-
-    ``dtype`` defaults to bfloat16 on CUDA and float32 elsewhere; ``attn_implementation``
-    ``"flash_attention_2"`` falls back to ``"sdpa"`` when flash-attn is not importable, and
-    ``"sdpa"`` to ``"eager"`` for architectures without SDPA support.
-    """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    p = Path(path).expanduser()
-    if not p.is_dir() or not (p / "config.json").is_file():
-        raise FileNotFoundError(
-            f"{str(path)!r} is not a local model checkpoint (a directory with config.json); "
-            "qengine never downloads models: pass a local checkpoint directory (one written by "
-            "save_pretrained, or a downloaded snapshot) or a (model, tokenizer) pair"
-        )
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    kwargs: dict[str, Any] = {"local_files_only": True, "dtype": _resolve_dtype(dtype, device)}
-    attn = _resolve_attn(attn_implementation)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(p, attn_implementation=attn, **kwargs)
-    except (ValueError, ImportError) as e:
-        if attn in (None, "eager"):
-            raise
-        warnings.warn(f"attn_implementation={attn!r} failed ({e}); using 'eager'", stacklevel=2)
-        model = AutoModelForCausalLM.from_pretrained(p, attn_implementation="eager", **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(p, local_files_only=True)
-    return model.to(device).eval(), tokenizer
 
 
 class HFPolicy:
@@ -150,6 +80,19 @@ class HFPolicy:
             that are one of them (matched ignoring case and spaces; the admissible spelling is
             used).
         grammars: per-environment :class:`~qengine.policies.react.ActionGrammar` overrides.
+        chat: prompt with the chat template (:mod:`qengine.policies.chat`, see "Chat mode"
+            below); ``None``: when the tokenizer has a chat template (SmolLM2 does).
+        kv_cache_tokens: chat mode: prompt tokens whose KV the LRU keeps
+            (:class:`~qengine.policies.kv_cache.PrefixKVCache`; 0 disables reuse).
+
+    Chat mode: a state with admissible actions (TextWorld, shop's result and item pages) gets
+    as prior the model's log-prob of each admissible action as the assistant's whole reply
+    (its text and the end-of-message token), normalised over the admissible set, from one
+    batched call over the prompt's KV; ``n`` distinct candidates are sampled from it at
+    ``temperature`` (``greedy``: the ``n`` most likely). A free-form state (shop's search page,
+    hotpot) samples ``n`` replies with ``generate`` and scores each the same way (not
+    normalised). The prompt of a child is its parent's plus one step, so only the step's tokens
+    are run when the parent's KV is still cached: ``kv_stats`` counts them.
     """
 
     def __init__(
@@ -170,6 +113,8 @@ class HFPolicy:
         max_prompt_tokens: int | None = None,
         restrict_to_admissible: bool = False,
         grammars: Mapping[str, ActionGrammar] | None = None,
+        chat: bool | None = None,
+        kv_cache_tokens: int = 65536,
     ) -> None:
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
@@ -209,6 +154,16 @@ class HFPolicy:
         if pad is None:
             pad = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
         self._pad_id = int(pad)
+        if chat is None:
+            chat = bool(getattr(self.tokenizer, "chat_template", None))
+        self.chat = bool(chat)
+        if self.chat:
+            from .chat import ChatPrompter
+            from .kv_cache import PrefixKVCache
+
+            self.prompter = ChatPrompter(self.tokenizer)
+            self.kv = PrefixKVCache(self.model, max_tokens=kv_cache_tokens)
+        self.states_run = 0  # chat mode: prompts run (one per proposed state)
 
     @property
     def device(self) -> Any:
@@ -239,6 +194,10 @@ class HFPolicy:
             raise ValueError(f"n must be >= 1, got {n}")
         out: list[list[Candidate]] = [[] for _ in states]
         live = [i for i, s in enumerate(states) if not s.done]
+        if self.chat:
+            for i in live:
+                out[i] = self._propose_chat(states[i], n)
+            return out
         for lo in range(0, len(live), self.batch_size):
             chunk = live[lo : lo + self.batch_size]
             for i, cands in zip(
@@ -306,6 +265,123 @@ class HFPolicy:
             pos += len(row)
             out.append(dedupe(cands)[:n])
         return out
+
+    # ------------------------------------------------------------------ chat mode
+    def kv_stats(self) -> dict[str, float]:
+        """Chat mode: prompt tokens asked for and computed (after KV reuse), per proposed state."""
+        states = max(self.states_run, 1)
+        return {
+            "states": self.states_run,
+            "prompt_tokens": self.kv.prompt_tokens,
+            "computed_tokens": self.kv.computed_tokens,
+            "prompt_tokens_per_state": self.kv.prompt_tokens / states,
+            "computed_tokens_per_state": self.kv.computed_tokens / states,
+        }
+
+    def chat_segments(self, state: TextState) -> list[list[int]]:
+        """The chat prompt of ``state`` as token segments, its oldest steps dropped (one by one,
+        the first segment kept) while it is longer than ``max_prompt_tokens``."""
+        segs = self.prompter.segments(state, grammar_for(state.env_name, self.grammars))
+        limit = self.max_prompt_tokens
+        while limit is not None and len(segs) > 1 and sum(map(len, segs)) > limit:
+            del segs[1]
+        if limit is not None and sum(map(len, segs)) > limit:
+            raise ValueError(
+                f"state of task {state.task_id!r}: its chat prompt without history is "
+                f"{sum(map(len, segs))} tokens, more than max_prompt_tokens={limit}"
+            )
+        return segs
+
+    def admissible_logprobs(self, state: TextState) -> list[float]:
+        """log π(a | chat prompt) for each of ``state.admissible``, normalised over them
+        (float64 list aligned with ``state.admissible``)."""
+        import torch
+
+        if not state.admissible:
+            raise ValueError("admissible_logprobs needs a state with admissible actions")
+        run = self.kv.run(self.chat_segments(state))
+        self.states_run += 1
+        raw = self.kv.score(run, [self.prompter.action_ids(a) for a in state.admissible])
+        return torch.log_softmax(torch.tensor(raw, dtype=torch.float64), 0).tolist()
+
+    def _propose_chat(self, state: TextState, n: int) -> list[Candidate]:
+        import torch
+
+        if state.admissible:
+            actions = list(state.admissible)
+            logp = self.admissible_logprobs(state)
+            k = min(n, len(actions))
+            if self.greedy:
+                order = sorted(range(len(actions)), key=lambda i: -logp[i])[:k]
+            else:  # n distinct draws from the prior at the sampling temperature
+                weights = torch.softmax(torch.tensor(logp) / self.temperature, 0)
+                order = torch.multinomial(weights, k, replacement=False).tolist()
+            return [Candidate(actions[i], float(logp[i])) for i in order]
+        return self._generate_chat(state, n)
+
+    def _generate_chat(self, state: TextState, n: int) -> list[Candidate]:
+        """Free-form: ``n`` sampled replies (one when greedy), parsed, deduplicated, scored.
+
+        With a bracket grammar that names its verbs (shop, hotpot) each reply starts with a verb
+        drawn from the model's prior over ``"verb["`` and the model writes the argument up to
+        ``"]"``: SmolLM2-135M, asked for a free reply, mostly writes prose instead of an action.
+        """
+        from collections import Counter
+
+        import torch
+
+        from ..models.causal_lm import stop_rows_when
+
+        grammar = grammar_for(state.env_name, self.grammars)
+        run = self.kv.run(self.chat_segments(state))
+        self.states_run += 1
+        k = 1 if self.greedy else n
+        heads = [f"{v}[" for v in grammar.verbs] if grammar.bracketed and grammar.verbs else [""]
+        if len(heads) > 1:
+            head_ids = [self.prompter.encode(h) for h in heads]
+            logp = torch.log_softmax(torch.tensor(self.kv.score(run, head_ids)), 0)
+            if self.greedy:
+                picks = [int(logp.argmax())]
+            else:
+                weights = torch.softmax(logp / self.temperature, 0)
+                picks = torch.multinomial(weights, k, replacement=True).tolist()
+        else:
+            picks = [0] * k
+        actions: list[str] = []
+        for h, count in sorted(Counter(picks).items()):
+            ids = torch.tensor([list(run.ids) + self.prompter.encode(heads[h])], device=self.device)
+            width = ids.shape[1]
+            done = (lambda r, t: "]" in t) if heads[h] else (lambda r, t: "\n" in t.strip())
+            gen_kwargs: dict[str, Any] = {
+                "max_new_tokens": self.max_new_tokens,
+                "num_return_sequences": count,
+                "pad_token_id": self._pad_id,
+                "attention_mask": torch.ones_like(ids),
+                "stopping_criteria": [stop_rows_when(self.tokenizer, width, done)],
+            }
+            end = self.prompter.end_id()
+            if end is not None:
+                gen_kwargs["eos_token_id"] = end
+            if self.greedy:
+                gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            else:
+                gen_kwargs.update(
+                    do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=0
+                )
+            with torch.inference_mode():
+                seqs = self.model.generate(input_ids=ids, **gen_kwargs)
+            for text in self.tokenizer.batch_decode(seqs[:, width:], skip_special_tokens=True):
+                text = heads[h] + text
+                line = text.strip().splitlines()[0] if text.strip() else ""
+                parsed = parse_action_text(
+                    line if grammar.bracketed else "Action: " + line, grammar
+                )
+                if parsed is not None and parsed.action not in actions:
+                    actions.append(parsed.action)
+        if not actions:
+            return []
+        scores = self.kv.score(run, [self.prompter.action_ids(a) for a in actions])
+        return [Candidate(a, s) for a, s in zip(actions, scores, strict=True)][:n]
 
     def _left_pad(self, rows: Sequence[Sequence[int]]) -> tuple[Any, Any]:
         import torch

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ..data.prompts import PromptStyle, style_actions, style_prompt
-from ..models.causal_lm import decoder, keep_recent, pad_id
+from ..models.causal_lm import decoder, keep_recent, pad_id, special_prefix
 
 # Attention implementations that take a custom 4D mask (flash-attn kernels do not).
 PACKABLE_ATTENTION = ("sdpa", "eager")
@@ -125,12 +125,14 @@ def encode_packed(
 ) -> PackedBatch:
     """Tokenise groups into a :class:`PackedBatch`.
 
-    The prompt loses its oldest tokens (bos kept) until its longest action fits ``max_length``,
-    exactly as ``QValueModel.score`` truncates, so positions never exceed ``max_length``.
+    The prompt loses its oldest tokens (a BOS, if the tokenizer adds one, kept) until its longest
+    action fits ``max_length``, exactly as ``QValueModel.score`` truncates, so positions never
+    exceed ``max_length``.
     """
     if not groups:
         raise ValueError("nothing to encode: no state groups")
     eos = tokenizer.eos_token_id
+    head = special_prefix(tokenizer)  # a BOS survives truncation; SmolLM2 adds none
     rows: list[tuple[list[int], list[list[int]]]] = []
     for group in groups:
         prompt = tokenizer(group.prompt, add_special_tokens=True)["input_ids"]
@@ -143,7 +145,7 @@ def encode_packed(
         longest = max(len(a) for a in actions)
         if longest + 1 > max_length:
             raise ValueError(f"an action of {longest} tokens does not fit max_length={max_length}")
-        rows.append((keep_recent(prompt, max_length - longest), actions))
+        rows.append((keep_recent(prompt, max_length - longest, head=head), actions))
 
     width = max(len(p) + sum(len(a) for a in acts) for p, acts in rows)
     batch = len(rows)
@@ -205,7 +207,8 @@ def packed_action_rows(model: Any, batch: PackedBatch) -> torch.Tensor:
     hidden = decoder(model)(
         input_ids=batch.input_ids, position_ids=batch.position_ids, attention_mask=mask
     ).last_hidden_state  # [B, T, D]
-    return hidden.reshape(-1, hidden.shape[-1])[batch.predictor]
+    # index_select: its backward sums in a fixed order (see step_dpo._packed_dpo_loss)
+    return hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.predictor)
 
 
 def packed_action_logprobs(model: Any, batch: PackedBatch) -> torch.Tensor:

@@ -183,9 +183,14 @@ def _packed_dpo_loss(
     index, cu_seqlens = gather_actions(batch, torch.cat([chosen, rejected]))
     index = index.to(device)
     ref = torch.cat([reference[0][records], reference[1][records]]).to(device)
+    # index_select, not rows[index]: an action shared by several pairs repeats in ``index``, and
+    # the backward of advanced indexing then accumulates with racing atomic adds on a multi-
+    # threaded CPU (a different sum order per run: the demo trained a different model each time).
+    # index_select's backward (index_add) sums in a fixed order.
     return _head_dpo_loss(
-        model, rows[index], batch.targets[index], cu_seqlens.to(device), ref, cfg.beta
-    )
+        model, rows.index_select(0, index), batch.targets[index], cu_seqlens.to(device), ref,
+        cfg.beta,
+    )  # fmt: skip
 
 
 def _head_dpo_loss(
@@ -248,8 +253,13 @@ def train_step_dpo(
     are saved with ``save_pretrained`` plus ``qengine_qmodel.json`` (β, reference location).
     """
     cfg = config or StepDPOConfig()
+    if not records:
+        from ..data.pairs import NO_PAIRS
+        from ..errors import UsageValueError
+
+        raise UsageValueError(f"nothing to train on: {NO_PAIRS}")
     missing = [c for c in ("prompt", "chosen", "rejected") if records and c not in records[0]]
-    if not records or missing:
+    if missing:
         raise ValueError(
             f"records must be non-empty with prompt/chosen/rejected (missing {missing})"
         )

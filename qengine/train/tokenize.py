@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from ..models.causal_lm import keep_recent, pad_id, special_prefix
+
 
 @dataclass(frozen=True)
 class CompletionBatch:
@@ -45,6 +47,7 @@ def encode_completions(
     if not prompts:
         raise ValueError("nothing to encode: empty batch")
     eos = tokenizer.eos_token_id
+    head = special_prefix(tokenizer)  # a BOS survives truncation; SmolLM2 adds none
     rows: list[tuple[list[int], int]] = []
     for prompt, completion in zip(prompts, completions, strict=True):
         p_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
@@ -58,10 +61,10 @@ def encode_completions(
             )
         keep = max_length - len(c_ids)
         if len(p_ids) > keep:
-            p_ids = p_ids[:1] + p_ids[len(p_ids) - keep + 1 :]  # keep bos, drop the oldest history
+            p_ids = keep_recent(p_ids, keep, head=head)  # drop the oldest history
         rows.append((p_ids + c_ids, len(p_ids)))
     width = max(len(ids) for ids, _ in rows)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_id(tokenizer)
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
     attention = torch.zeros((len(rows), width), dtype=torch.long)
     completion = torch.zeros((len(rows), width), dtype=torch.bool)

@@ -1,0 +1,184 @@
+"""Prefix KV caching for a causal LM: run a prompt, reusing the keys and values of its longest
+cached prefix, and score many continuations of it in one batched call.
+
+``P`` prompt tokens, ``K`` continuations, ``L`` their (padded) length, ``D`` hidden size,
+``H`` key/value heads, ``d`` head size, per layer keys and values ``[1, H, P, d]``.
+
+In a tree search a child's prompt is its parent's plus one step (see
+:mod:`qengine.policies.chat`); :class:`PrefixKVCache` keeps the KV of recently run prompts in an
+LRU bounded by their total token count, so expanding a child computes only the new step's tokens.
+Each entry also keeps the final hidden state of the prompt's last token (it predicts the first
+token of any continuation). Memory: ``2 · layers · H · d`` floats per cached token (46 KB for
+SmolLM2-135M in float32).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..models.causal_lm import decoder, head_logprobs
+
+__all__ = ["PrefixKVCache", "PrefixRun"]
+
+
+@dataclass
+class _Entry:
+    kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer, [1, H, P, d] each
+    last_hidden: torch.Tensor  # [D], final hidden state of the prompt's last token
+
+
+@dataclass(frozen=True)
+class PrefixRun:
+    """A prompt that has been run: its ids, KV and last hidden state, and what it cost."""
+
+    ids: tuple[int, ...]
+    entry: _Entry
+    computed: int  # tokens run through the model for it (0: fully cached)
+
+
+def _dynamic_cache(kv: Sequence[tuple[torch.Tensor, torch.Tensor]], repeat: int = 1) -> Any:
+    from transformers import DynamicCache
+
+    if repeat == 1:
+        return DynamicCache(ddp_cache_data=list(kv))
+    return DynamicCache(
+        ddp_cache_data=[(k.expand(repeat, -1, -1, -1), v.expand(repeat, -1, -1, -1)) for k, v in kv]
+    )
+
+
+def _kv_of(out: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    cache = getattr(out, "cache", None) or out.past_key_values
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def _with_cache(body: Any, cache: Any) -> dict[str, Any]:
+    """The keyword passing a KV cache to ``body``'s forward: ``cache`` since transformers 5.x
+    deprecated ``past_key_values``."""
+    params = inspect.signature(body.forward).parameters
+    return {"cache" if "cache" in params else "past_key_values": cache}
+
+
+class PrefixKVCache:
+    """An LRU of prompt KV caches, bounded by ``max_tokens`` cached tokens in total.
+
+    ``max_tokens=0`` disables reuse (every prompt is run from its first token), which gives the
+    same log-probs up to float rounding: the comparison the tests and ``bench/real_lm.py`` make.
+    ``computed_tokens`` / ``prompt_tokens`` count the prompt tokens run through the model and the
+    prompt tokens asked for, over the cache's life.
+    """
+
+    def __init__(self, model: Any, *, max_tokens: int = 65536) -> None:
+        if max_tokens < 0:
+            raise ValueError(f"max_tokens must be >= 0, got {max_tokens}")
+        self.model = model
+        self.max_tokens = int(max_tokens)
+        self._lru: OrderedDict[tuple[int, ...], _Entry] = OrderedDict()
+        self._tokens = 0
+        self.computed_tokens = 0
+        self.prompt_tokens = 0
+        self.hits = 0
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    def clear(self) -> None:
+        self._lru.clear()
+        self._tokens = 0
+
+    def _put(self, key: tuple[int, ...], entry: _Entry) -> None:
+        if self.max_tokens == 0 or len(key) > self.max_tokens:
+            return
+        if key in self._lru:
+            self._lru.move_to_end(key)
+            return
+        self._lru[key] = entry
+        self._tokens += len(key)
+        while self._tokens > self.max_tokens:
+            old, _ = self._lru.popitem(last=False)
+            self._tokens -= len(old)
+
+    @torch.inference_mode()
+    def run(self, segments: Sequence[Sequence[int]]) -> PrefixRun:
+        """Run the prompt ``concat(segments)``, reusing the longest cached prefix that ends at a
+        segment boundary, and cache the result. ``segments`` must be non-empty."""
+        ids: list[int] = [i for seg in segments for i in seg]
+        if not ids:
+            raise ValueError("an empty prompt has no next-token distribution")
+        bounds = [0]
+        for seg in segments:
+            bounds.append(bounds[-1] + len(seg))
+        self.prompt_tokens += len(ids)
+        start, past = 0, None
+        for b in reversed(bounds[1:]):
+            hit = self._lru.get(tuple(ids[:b])) if self.max_tokens else None
+            if hit is not None:
+                self._lru.move_to_end(tuple(ids[:b]))
+                self.hits += 1
+                start, past = b, hit
+                break
+        key = tuple(ids)
+        if past is not None and start == len(ids):
+            return PrefixRun(key, past, 0)
+        new = torch.tensor([ids[start:]], dtype=torch.long, device=self._device())
+        positions = torch.arange(start, len(ids), device=new.device)[None, :]
+        cache = _dynamic_cache(past.kv) if past is not None else None
+        body = decoder(self.model)
+        out = body(
+            input_ids=new, position_ids=positions, use_cache=True, **_with_cache(body, cache)
+        )
+        entry = _Entry(_kv_of(out), out.last_hidden_state[0, -1])
+        self.computed_tokens += len(ids) - start
+        self._put(key, entry)
+        return PrefixRun(key, entry, len(ids) - start)
+
+    def _device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.inference_mode()
+    def score(self, prefix: PrefixRun, continuations: Sequence[Sequence[int]]) -> list[float]:
+        """Σ log π(continuation tokens | prompt) for each continuation, in one batched call over
+        the prompt's cached KV (float, <= 0)."""
+        if not continuations or any(len(c) == 0 for c in continuations):
+            raise ValueError("score needs non-empty continuations")
+        device = self._device()
+        k = len(continuations)
+        p = len(prefix.ids)
+        width = max(len(c) for c in continuations)
+        lengths = torch.tensor([len(c) for c in continuations], device=device)
+        out = torch.zeros(k, dtype=torch.float32)
+        first = torch.tensor([c[0] for c in continuations], device=device)
+        rows = prefix.entry.last_hidden[None, :].expand(k, -1)  # [K, D] predict token 0
+        logp0 = head_logprobs(self.model, rows, first).float().cpu()
+        out += logp0
+        if width > 1:
+            ids = torch.zeros((k, width - 1), dtype=torch.long)
+            mask = torch.zeros((k, p + width - 1), dtype=torch.long)
+            mask[:, :p] = 1
+            for i, c in enumerate(continuations):
+                ids[i, : len(c) - 1] = torch.tensor(list(c[:-1]))
+                mask[i, p : p + len(c) - 1] = 1
+            ids, mask = ids.to(device), mask.to(device)
+            positions = torch.arange(p, p + width - 1, device=device)[None, :].expand(k, -1)
+            body = decoder(self.model)
+            hidden = body(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=True,
+                **_with_cache(body, _dynamic_cache(prefix.entry.kv, k)),
+            ).last_hidden_state  # [K, L-1, D]: position j predicts token j + 1
+            targets = torch.zeros((k, width - 1), dtype=torch.long, device=device)
+            for i, c in enumerate(continuations):
+                targets[i, : len(c) - 1] = torch.tensor(list(c[1:]))
+            cols = torch.arange(width - 1, device=device)
+            keep = cols[None, :] < (lengths - 1)[:, None]
+            logp = head_logprobs(self.model, hidden[keep], targets[keep]).float()
+            row_of = torch.arange(k, device=device)[:, None].expand(k, width - 1)[keep]
+            out += torch.zeros(k, device=device).index_add_(0, row_of, logp).cpu()
+        return [min(0.0, float(v)) for v in out]

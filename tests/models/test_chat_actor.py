@@ -1,0 +1,93 @@
+"""The chat-mode LLM actor (HFPolicy on SmolLM2): priors over admissible commands, KV reuse
+along a search path (same priors, fewer tokens), the bounded LRU, free-form replies."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from qengine.envs import TextState
+from qengine.policies import HFPolicy
+from qengine.policies.kv_cache import PrefixKVCache
+
+ADMISSIBLE = ("go north", "go south", "take coin", "open door", "inventory", "look")
+
+
+def _path(depth: int) -> list[TextState]:
+    """A root and its descendants, one step each, as a search expands them."""
+    steps = [("go north", "-= Hall =-\nYou see a door."), ("open door", "You open the door."),
+             ("go south", "-= Office =-\nA coin lies here."), ("take coin", "Taken.")]  # fmt: skip
+    return [
+        TextState(
+            "textworld",
+            "train/00000",
+            "Find the coin and take it.",
+            "-= Office =-\nAn empty office. Exits: north.",
+            history=tuple(steps[:d]),
+            admissible=ADMISSIBLE,
+        )
+        for d in range(depth + 1)
+    ]
+
+
+def test_kv_reuse_gives_the_same_priors_for_fewer_tokens(smollm2) -> None:
+    model, tok = smollm2
+    reuse = HFPolicy(model, tok)
+    fresh = HFPolicy(model, tok, kv_cache_tokens=0)
+    assert reuse.chat and fresh.chat
+    for state in _path(3):
+        a, b = reuse.admissible_logprobs(state), fresh.admissible_logprobs(state)
+        assert len(a) == len(ADMISSIBLE)
+        assert math.isclose(sum(math.exp(x) for x in a), 1.0, rel_tol=1e-9)
+        torch.testing.assert_close(torch.tensor(a), torch.tensor(b), rtol=0, atol=1e-4)
+    r, f = reuse.kv_stats(), fresh.kv_stats()
+    assert r["prompt_tokens"] == f["prompt_tokens"] == f["computed_tokens"]
+    segs = [reuse.chat_segments(s) for s in _path(3)]
+    assert r["computed_tokens"] == sum(len(s[-1]) for s in segs)  # only each new step
+
+
+def test_propose_samples_distinct_admissible_candidates(smollm2) -> None:
+    model, tok = smollm2
+    state = _path(1)[1]
+    policy = HFPolicy(model, tok, temperature=1.0)
+    prior = dict(zip(ADMISSIBLE, policy.admissible_logprobs(state), strict=True))
+    torch.manual_seed(0)
+    (cands,) = policy.propose([state], 4)
+    assert len(cands) == 4 and len({c.text for c in cands}) == 4
+    for c in cands:
+        assert c.logprob == pytest.approx(prior[c.text])
+    greedy = HFPolicy(model, tok, greedy=True)
+    (top,) = greedy.propose([state], 3)
+    assert [c.text for c in top] == sorted(prior, key=prior.get, reverse=True)[:3]
+    assert greedy.act([state]) == [top[0].text]
+
+
+def test_free_form_reply_on_the_shop_search_page(smollm2) -> None:
+    """No admissible list: the reply is generated with the chat template and parsed."""
+    from qengine.envs import make_env
+
+    model, tok = smollm2
+    env = make_env("shop")
+    state = env.reset(env.task_ids("train")[0])
+    assert state.admissible is None
+    policy = HFPolicy(model, tok, greedy=True, max_new_tokens=24)
+    (cands,) = policy.propose([state], 2)
+    assert len(cands) == 1
+    assert cands[0].text.startswith(("search[", "click[")) and cands[0].logprob <= 0
+
+
+def test_the_lru_is_bounded_by_tokens(smollm2) -> None:
+    model, _ = smollm2
+    cache = PrefixKVCache(model, max_tokens=12)
+    first = cache.run([[10, 11, 12, 13, 14]])
+    cache.run([[10, 11, 12, 13, 14], [20, 21]])  # 5 + 7 = 12 cached tokens
+    assert len(cache) == 2
+    cache.run([[30, 31, 32]])  # evicts the oldest
+    assert len(cache) == 2
+    again = cache.run([[10, 11, 12, 13, 14]])
+    assert again.computed == 5  # evicted: run again
+    torch.testing.assert_close(again.entry.last_hidden, first.entry.last_hidden)
+    with pytest.raises(ValueError):
+        cache.score(first, [[]])
