@@ -37,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    from .commands._common import positive_int, probability, prompt_style
+    from .commands._common import PROMPT_STYLE_HELP, positive_int, probability, prompt_style
     from .pipeline import PipelineSettings
 
     parser = sub.add_parser(
@@ -76,9 +76,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         "--prompt-style",
         type=prompt_style,
         default=defaults.prompt_style,
-        help="how the Q-model reads a state: a preset (full, compact, compact-marked, "
-        "compact-marked-visited, compact-marked-visited-price) or options joined by '+' "
-        "(e.g. compact+mark_instruction+label_actions; see qengine.data.PromptStyle)",
+        help=f"how the Q-model reads a state: {PROMPT_STYLE_HELP}",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--search-only", action="store_true", help="the quick search demo")
