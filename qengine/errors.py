@@ -1,4 +1,5 @@
-"""Exceptions raised by qengine (the native core raises these same classes)."""
+"""Exceptions of qengine's own: ``CapacityError`` (the native core raises this same class) and
+``UsageError``, a user's mistake, which the ``qengine`` command reports in one line."""
 
 from __future__ import annotations
 

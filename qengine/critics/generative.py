@@ -207,7 +207,7 @@ class GenerativeCritic:
             raise ValueError(f"value_range must be finite (low, high), low < high: {value_range}")
         if fallback is not None and not math.isfinite(fallback):
             raise ValueError(f"fallback must be finite or None, got {fallback}")
-        style_prompt("", prompt_style)  # raises for an unknown style
+        PromptStyle.parse(prompt_style)  # raises for an unknown style
         if generate_fn is None:
             if isinstance(model, (str, Path)):
                 model, loaded_tok = load_causal_lm(model)
