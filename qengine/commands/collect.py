@@ -69,14 +69,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
+_BUILT: dict[str, tuple[Any, Any, list[str]]] = {}  # per process: an actor builds once
+
+
+def _built(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
+    key = repr(sorted(vars(args).items(), key=lambda kv: kv[0]))
+    if key not in _BUILT:
+        _BUILT[key] = make_env_and_policy(args)
+    return _BUILT[key]
+
+
 def _env(args: argparse.Namespace) -> Any:
     """The options' environment (built by each Ray actor from the pickled options)."""
-    return make_env_and_policy(args)[0]
+    return _built(args)[0]
 
 
 def _policy(args: argparse.Namespace) -> Any:
     """The options' policy (built by each Ray actor: an HF model is loaded there, not pickled)."""
-    return make_env_and_policy(args)[1]
+    return _built(args)[1]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -91,9 +91,10 @@ class RayExecutor:
     """Runs ``collect`` on a Ray cluster: ``collect(..., executor=RayExecutor(workers=8))``.
 
     Args:
-      address: the cluster to join (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``); None
-        joins the one this process is already connected to, else starts a local one. Ray is
-        shut down after the collection only if this executor started or joined it.
+      address: the cluster to join (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``). None:
+        the one this process is already connected to, else ``$RAY_ADDRESS``, else a local Ray
+        started for the run. Ray is shut down after the collection only if this executor
+        started or joined it (a connection made by the caller stays).
       workers: actors searching at once (each with its own forest, policy and environments).
       chunk_size: tasks an actor searches in one forest (default: an even share of the tasks,
         which batches the most states per policy call; smaller chunks lose less to a killed

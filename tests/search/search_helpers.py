@@ -167,12 +167,19 @@ class SlowPolicy:
         return self.inner.propose(states, n)
 
 
-def slow_case_policy(name: str, delay: float, **crash) -> SlowPolicy:
-    """Case ``name``'s scripted policy behind :class:`SlowPolicy` (a Recipe target)."""
-    env_name, _, seed, p, _, _ = CASES[name]
-    return SlowPolicy(ScriptedPolicy(env_name, p=p, seed=seed), delay, **crash)
+def slow_case_policy(name: str, env, delay: float, **crash) -> SlowPolicy:
+    """Case ``name``'s scripted policy on ``env`` behind :class:`SlowPolicy` (a Recipe target;
+    ``env`` comes pickled: building an environment costs seconds, a twin nothing)."""
+    _, _, seed, p, _, _ = CASES[name]
+    return SlowPolicy(ScriptedPolicy(env, p=p, seed=seed), delay, **crash)
+
+
+_ENVS: dict[str, object] = {}
 
 
 def case_env(name: str):
-    """Case ``name``'s environment (a Recipe target)."""
-    return make_env(CASES[name][0])
+    """Case ``name``'s environment (built once per process)."""
+    env_name = CASES[name][0]
+    if env_name not in _ENVS:
+        _ENVS[env_name] = make_env(env_name)
+    return _ENVS[env_name]

@@ -22,6 +22,11 @@ OPTIONS = ["--env", "shop", "--tasks", "4", "--iterations", "6", "--candidates",
            "--max-depth", "6", "--workers", "1", "--seed", "4", "--no-progress"]  # fmt: skip
 
 
+# with --dist loadgroup, xdist keeps a module's tests on one worker (one cluster start); under
+# any other mode the machine-wide lock of ray_helpers serializes the clusters
+pytestmark = pytest.mark.xdist_group("ray")
+
+
 @pytest.fixture(scope="module")
 def address():
     with ray_helpers.head_node(num_cpus=2) as addr:

@@ -20,6 +20,10 @@ from search_helpers import GOLDEN, assert_same_trees, case_env, run_case, slow_c
 
 from qengine.search import CollectSettings, RayExecutor, Recipe, TreeStore, collect
 
+# with --dist loadgroup, xdist keeps a module's tests on one worker (one cluster start); under
+# any other mode the machine-wide lock of ray_helpers serializes the clusters
+pytestmark = pytest.mark.xdist_group("ray")
+
 
 @pytest.fixture(scope="module", autouse=True)
 def cluster():
@@ -30,12 +34,14 @@ def cluster():
 
 
 def collect_case(name: str, out: Path, executor: RayExecutor, delay: float = 0.0, **crash):
-    """Case ``name`` through the executor, the policy built in each actor (a Recipe)."""
+    """Case ``name`` through the executor: the environment pickled to the actors, the policy
+    built in each actor (a Recipe)."""
     _, n, _, _, settings, value_fn = search_helpers.CASES[name]
-    tasks = case_env(name).task_ids("train")[:n]
-    policy = Recipe(slow_case_policy, name, delay, **crash)
-    return collect(Recipe(case_env, name), policy, tasks, settings=settings, out_dir=out,
-                   value_fn=value_fn, progress=False, executor=executor)  # fmt: skip
+    env = case_env(name)
+    tasks = env.task_ids("train")[:n]
+    policy = Recipe(slow_case_policy, name, env, delay, **crash)
+    return collect(env, policy, tasks, settings=settings, out_dir=out, value_fn=value_fn,
+                   progress=False, executor=executor)  # fmt: skip
 
 
 def assert_written_once(out: Path) -> None:
