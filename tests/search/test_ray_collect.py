@@ -7,9 +7,13 @@ Ray test lock; its teardown asserts that no Ray process is left.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import threading
 import time
 from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -132,3 +136,60 @@ def test_bad_executor_arguments_are_explained(tmp_path) -> None:
     with pytest.raises(ValueError, match="out_dir"):
         collect(case_env("shop_rollouts"), None, ["x"], executor=RayExecutor())
     assert CollectSettings().iterations >= 1
+
+
+class _Completions(BaseHTTPRequestHandler):
+    """A deterministic OpenAI-compatible completions server: the samples of a request depend on
+    its prompt only (a hash picks them from the state's clickable ids and a search)."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        prompt = body["prompt"]
+        actions = ["search[red mug]", "click[back to search]", "click[buy now]"]
+        actions += [f"click[{m}]" for m in sorted(set(re.findall(r"\b[bB]0\w{7,9}\b", prompt)))]
+        seed = int(hashlib.sha256(prompt.encode()).hexdigest()[:8], 16)
+        choices = []
+        for i in range(body["n"]):
+            text = f" Next.\nAction: {actions[(seed + 7 * i) % len(actions)]}"
+            toks = re.findall(r"\s*[^\s\[\]]+|\s*[\[\]]|\s+", text)
+            lp = {"tokens": toks, "token_logprobs": [-0.25 * (1 + i)] * len(toks)}
+            choices.append({"index": i, "text": text, "logprobs": lp})
+        with self.server.lock:  # type: ignore[attr-defined]
+            self.server.requests += 1  # type: ignore[attr-defined]
+        payload = json.dumps({"choices": choices}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def test_actors_share_one_openai_compatible_server(tmp_path) -> None:
+    """The policy is a client of one server (as of a vLLM server): pickled to every actor; the
+    trees are those of the single-process run against the same server."""
+    from qengine.policies import OpenAICompatiblePolicy
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Completions)
+    server.daemon_threads = True
+    server.lock, server.requests = threading.Lock(), 0  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = case_env("shop_rollouts")
+        tasks = env.task_ids("train")[:4]
+        policy = OpenAICompatiblePolicy(f"http://127.0.0.1:{server.server_address[1]}", "m")
+        settings = CollectSettings(iterations=4, candidates=3, max_depth=4, workers=1)
+        kwargs = {"settings": settings, "progress": False}
+        collect(env, policy, tasks, out_dir=tmp_path / "local", **kwargs)
+        served_locally = server.requests  # type: ignore[attr-defined]
+        collect(env, policy, tasks, out_dir=tmp_path / "ray", **kwargs,
+                executor=RayExecutor(workers=2, chunk_size=2))  # fmt: skip
+        assert server.requests == 2 * served_locally > 0  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert_same_trees(tmp_path / "local", tmp_path / "ray")
+    assert len({w["writer"] for w in TreeStore(tmp_path / "ray").writes()}) == 2
