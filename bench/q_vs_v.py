@@ -263,7 +263,7 @@ def run_env(
         lambda: M.train_critic(examples, tokenizer, s, cs, progress=progress)
     )
     models["critic"]["settings"] = dataclasses.asdict(cs)
-    q_model = QValueModel(out / "qmodel", device="cpu")
+    q_model = QValueModel.from_pretrained(out / "qmodel", device="cpu")
     critic = M.make_critic(lm, tokenizer, cs)
 
     # 3. diagnostics on the validation trees ---------------------------------------------

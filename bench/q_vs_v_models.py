@@ -109,8 +109,8 @@ def train_v(
     )
     config = ValueTrainConfig(
         learning_rate=settings.learning_rate,
-        epochs=settings.epochs,
-        batch_size=16,
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=16,
         seed=settings.seed,
     )
     history = train_value_regression(vm, records, config=config, output_dir=out, progress=progress)

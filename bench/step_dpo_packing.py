@@ -83,9 +83,9 @@ def main() -> None:
     tokenizer = build_word_tokenizer(q_model_texts(records, s))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     base = StepDPOConfig(
-        epochs=1,
+        num_train_epochs=1,
         learning_rate=s.learning_rate,
-        batch_size=16,
+        per_device_train_batch_size=16,
         max_length=s.max_length,
         prompt_style=s.prompt_style,
     )

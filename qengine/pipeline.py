@@ -113,9 +113,9 @@ def train_q_model(
         tokenizer = build_word_tokenizer(q_model_texts(records, s))
     model = tiny_causal_lm(tokenizer, hidden_size=s.hidden_size, seed=s.seed)
     config = StepDPOConfig(
-        epochs=s.epochs,
+        num_train_epochs=s.epochs,
         learning_rate=s.learning_rate,
-        batch_size=16,
+        per_device_train_batch_size=16,
         max_length=s.max_length,
         prompt_style=s.prompt_style,
         seed=s.seed,
@@ -135,10 +135,6 @@ def run_pipeline(
     """Run the four steps and write everything under ``out``; returns the results dict."""
     import torch
 
-    from .data import plot_q_distributions, q_gap_summary, save_records
-    from .envs import make_env
-    from .policies import ScriptedPolicy
-    from .search import collect
     from .agents import (
         BaseAgent,
         QGuidedAgent,
@@ -147,6 +143,10 @@ def run_pipeline(
         plot_results,
         run_episodes,
     )
+    from .data import plot_q_distributions, q_gap_summary, save_records
+    from .envs import make_env
+    from .policies import ScriptedPolicy
+    from .search import collect
 
     s = settings or PipelineSettings()
     out = Path(out)
@@ -186,7 +186,7 @@ def run_pipeline(
         f"[4/4] evaluate: base vs Q-guided (plain and no repeats) on {s.test_tasks} held-out "
         f"tasks x {s.episodes_per_task} episodes"
     )
-    q_model = QValueModel(out / "qmodel", device="cpu")
+    q_model = QValueModel.from_pretrained(out / "qmodel", device="cpu")
     tasks = env.task_ids("test")[: s.test_tasks] * s.episodes_per_task
 
     def actor() -> ScriptedPolicy:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,16 +20,20 @@ import numpy as np
 import torch
 
 from ..data.prompts import style_actions, style_prompt
-from ..errors import UsageFileNotFoundError
 from ..models.causal_lm import (
     decoder,
     head_logprobs,
     keep_recent,
     lm_head,
-    load_causal_lm,
     special_prefix,
 )
-from ..train.step_dpo import QMODEL_CONFIG
+from ..models.pretrained import load_lm, read_config, save_model_dir
+
+__all__ = ["QMODEL_CONFIG", "REFERENCE_DIR", "QValueModel", "candidate_logprobs", "candidate_rows"]
+
+QMODEL_CONFIG = "qengine_qmodel.json"
+REFERENCE_DIR = "reference"
+_FORMAT = 1
 
 
 @functools.cache
@@ -107,29 +110,92 @@ class QValueModel:
     """Scores candidate actions of agent states with a model trained by ``train_step_dpo``.
 
     Args:
-      path: a directory written by ``qengine.train.save_q_model`` (model, tokenizer, ``reference/``,
-        ``qengine_qmodel.json``).
-      device: where to run (default: CUDA when available).
+      model: the trained causal LM (πθ); reference: the frozen initial one (πref), same
+        architecture; tokenizer: theirs.
+      beta: the DPO β the model was trained with (Q = β · log-ratio).
+      prompt_style, env, max_length: how states and candidates are styled and truncated, as in
+        training.
+      history: the training history (saved with the model).
+
+    Saved layout (:meth:`save_pretrained`, read by :meth:`from_pretrained`): the model and the
+    tokenizer (``save_pretrained``), the reference in ``reference/`` and ``qengine_qmodel.json``.
     """
 
-    def __init__(self, path: str | Path, *, device: str | None = None) -> None:
-        path = Path(path)
-        meta_file = path / QMODEL_CONFIG
-        if not meta_file.is_file():
-            raise UsageFileNotFoundError(
-                f"{path} is not a qengine Q-value model (no {QMODEL_CONFIG}); train one with "
-                "`qengine train-q` or qengine.train.train_step_dpo(..., output_dir=...)"
-            )
-        meta = json.loads(meta_file.read_text())
-        self.beta = float(meta["beta"])
-        self.prompt_style = meta.get("prompt_style", "full")
-        self.env = meta.get("env")  # whose rendering hooks style its prompts (None: legacy)
-        self.max_length = int(meta.get("max_length", 512))
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        # float32 as trained (load_causal_lm would pick bfloat16 on CUDA)
-        self.model, self.tokenizer = load_causal_lm(path, device=self.device, dtype=torch.float32)
-        self.reference, _ = load_causal_lm(
-            path / meta["reference"], device=self.device, dtype=torch.float32, tokenizer=False
+    def __init__(
+        self,
+        model: Any,
+        reference: Any,
+        tokenizer: Any,
+        *,
+        beta: float,
+        prompt_style: str = "full",
+        env: str | None = None,
+        max_length: int = 512,
+        history: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.reference = reference.eval()
+        self.tokenizer = tokenizer
+        self.beta = float(beta)
+        self.prompt_style = prompt_style
+        self.env = env  # whose rendering hooks style its prompts (None: legacy)
+        self.max_length = int(max_length)
+        self.history = history or {}
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, *, device: Any = None, dtype: Any = torch.float32
+    ) -> QValueModel:
+        """Load a Q-value model written by :meth:`save_pretrained` (or ``qengine train-q``).
+
+        ``device``: default CUDA when available; ``dtype``: float32 by default, as trained.
+        Raises :class:`~qengine.models.pretrained.NotAModelError` for a path that is not one.
+        """
+        root, meta = read_config(
+            path,
+            config_file=QMODEL_CONFIG,
+            kind="Q-value model",
+            hint="pass a directory written by `qengine train-q --out DIR` or "
+            "qengine.train.train_step_dpo(..., output_dir=DIR)",
+        )
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model, tokenizer = load_lm(root, device=device, dtype=dtype)
+        reference, _ = load_lm(
+            root / meta["reference"], device=device, dtype=dtype, tokenizer=False
+        )
+        return cls(
+            model,
+            reference,
+            tokenizer,
+            beta=float(meta["beta"]),
+            prompt_style=meta.get("prompt_style", "full"),
+            env=meta.get("env"),
+            max_length=int(meta.get("max_length", 512)),
+            history=meta.get("history", {}),
+        )
+
+    def config_dict(self) -> dict[str, Any]:
+        """The ``qengine_qmodel.json`` contents."""
+        return {
+            "format": _FORMAT,
+            "beta": self.beta,
+            "reference": REFERENCE_DIR,
+            "prompt_style": self.prompt_style,
+            "env": self.env,
+            "max_length": self.max_length,
+            "history": self.history,
+        }
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write the model, tokenizer, ``reference/`` and ``qengine_qmodel.json`` to ``path``."""
+        return save_model_dir(
+            path,
+            config_file=QMODEL_CONFIG,
+            config=self.config_dict(),
+            model=self.model,
+            tokenizer=self.tokenizer,
+            submodels={REFERENCE_DIR: self.reference},
         )
 
     def _ids(self, prompt: str, candidates: Sequence[str]) -> tuple[list[int], list[list[int]]]:

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     env, policy, tasks = make_env_and_policy(args)
     agents = [BaseAgent(policy), BestOfNLogprobAgent(policy, args.candidates)]
     if args.q_model is not None:
-        q_model = QValueModel(args.q_model)
+        q_model = QValueModel.from_pretrained(args.q_model)
         agents.append(QGuidedAgent(policy, q_model, args.candidates))
         if args.avoid_repeats:
             agents.append(QGuidedAgent(policy, q_model, args.candidates, avoid_repeats=True))

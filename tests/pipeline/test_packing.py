@@ -119,7 +119,9 @@ def test_pairs_index_their_own_actions(tokenizer) -> None:
 def test_packed_dpo_loss_and_gradients_equal_the_per_pair_path(tokenizer) -> None:
     """The same pairs, the same loss and gradients, whether states are packed or not."""
     records = state_records(seed=3)
-    cfg = StepDPOConfig(batch_size=len(records), max_length=512, prompt_style="full")
+    cfg = StepDPOConfig(
+        per_device_train_batch_size=len(records), max_length=512, prompt_style="full"
+    )
     reference = (torch.randn(len(records)).double(), torch.randn(len(records)).double())
     device = torch.device("cpu")
     losses, grads = [], []
@@ -142,14 +144,16 @@ def test_packed_dpo_loss_and_gradients_equal_the_per_pair_path(tokenizer) -> Non
 def test_record_logprobs_fall_back_without_a_tree_mask(tokenizer) -> None:
     """Attention that takes no custom mask (flash-attn) is scored pair by pair, same numbers."""
     records = state_records(seed=4)
-    cfg = StepDPOConfig(batch_size=5, max_length=512, prompt_style="full")
+    cfg = StepDPOConfig(per_device_train_batch_size=5, max_length=512, prompt_style="full")
     model = model_for(tokenizer, "sdpa")
     assert packs_prefixes(model)
     packed = _record_logprobs(model, tokenizer, records, cfg, torch.device("cpu"))
     model.config._attn_implementation = "flash_attention_2"
     assert not packs_prefixes(model)
     model.config._attn_implementation = "sdpa"  # the fallback's code path, on CPU
-    cfg = StepDPOConfig(batch_size=5, max_length=512, prompt_style="full", pack_prefixes=False)
+    cfg = StepDPOConfig(
+        per_device_train_batch_size=5, max_length=512, prompt_style="full", pack_prefixes=False
+    )
     unpacked = _record_logprobs(model, tokenizer, records, cfg, torch.device("cpu"))
     for a, b in zip(packed, unpacked, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-4)

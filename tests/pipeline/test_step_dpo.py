@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from qengine.models import build_word_tokenizer, tiny_causal_lm
 from qengine.agents import QValueModel, candidate_logprobs
-from qengine.train import StepDPOConfig, dpo_loss, encode_completions, train_step_dpo
+from qengine.models import build_word_tokenizer, tiny_causal_lm
+from qengine.models.pretrained import NotAModelError
+from qengine.train import StepDPOConfig, encode_completions, train_step_dpo
 
 COLOURS = ["red", "blue", "green", "black", "white", "pink", "gray", "gold"]
 
@@ -40,19 +41,13 @@ def trained(tmp_path_factory) -> tuple[Path, dict]:
     tokenizer = build_word_tokenizer(r["prompt"] + r["chosen"] + r["rejected"] for r in records)
     model = tiny_causal_lm(tokenizer, hidden_size=64, num_layers=2)
     out = tmp_path_factory.mktemp("qmodel")
-    config = StepDPOConfig(epochs=3, learning_rate=3e-3, batch_size=16, eval_fraction=0.2)
+    config = StepDPOConfig(
+        num_train_epochs=3, learning_rate=3e-3, per_device_train_batch_size=16, eval_fraction=0.2
+    )
     history = train_step_dpo(
         model, tokenizer, records, config=config, output_dir=out, progress=False
     )
     return out, history
-
-
-def test_dpo_loss_matches_the_formula() -> None:
-    pw, pl, rw, rl = (torch.randn(7, dtype=torch.float64) for _ in range(4))
-    loss, parts = dpo_loss(pw, pl, rw, rl, beta=0.1)
-    expected = -torch.nn.functional.logsigmoid(0.1 * ((pw - rw) - (pl - rl))).mean()
-    torch.testing.assert_close(loss, expected)
-    torch.testing.assert_close(parts["margin"], 0.1 * ((pw - rw) - (pl - rl)))
 
 
 def test_held_out_preference_accuracy_rises_above_chance(trained) -> None:
@@ -73,7 +68,7 @@ def test_saved_with_save_pretrained_and_metadata(trained) -> None:
 
 def test_q_value_model_picks_the_highest_q_candidate(trained) -> None:
     out, _ = trained
-    q_model = QValueModel(out, device="cpu")
+    q_model = QValueModel.from_pretrained(out, device="cpu")
     prompt = "Instruction: buy a green shirt\nAction: "
     candidates = ["click[red shirt]", "click[green shirt]", "click[gold shirt]"]
     q = q_model.score(prompt, candidates)
@@ -83,7 +78,7 @@ def test_q_value_model_picks_the_highest_q_candidate(trained) -> None:
 
 def test_shared_prefix_scoring_equals_full_forward(trained) -> None:
     out, _ = trained
-    q_model = QValueModel(out, device="cpu")
+    q_model = QValueModel.from_pretrained(out, device="cpu")
     prompt = "Instruction: buy a pink shirt\nAction: "
     texts = ["click[pink shirt]", "click[blue]"]
     prompt_ids, cands = q_model._ids(prompt, texts)
@@ -99,8 +94,10 @@ def test_shared_prefix_scoring_equals_full_forward(trained) -> None:
 
 
 def test_bad_input_is_explained(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="not a qengine Q-value model"):
-        QValueModel(tmp_path)
+    with pytest.raises(NotAModelError, match="not a qengine Q-value model"):
+        QValueModel.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):  # also the built-in kind
+        QValueModel.from_pretrained(tmp_path / "missing")
     with pytest.raises(ValueError, match="beta"):
         StepDPOConfig(beta=0.0)
 
@@ -109,8 +106,8 @@ def test_q_value_model_styles_and_truncates_like_training(trained) -> None:
     out, _ = trained
     meta_path = out / "qengine_qmodel.json"
     meta = json.loads(meta_path.read_text())
-    assert meta["prompt_style"] == "full" and meta["max_length"] == 512
-    q_model = QValueModel(out, device="cpu")
+    assert meta["prompt_style"] == "full" and meta["max_length"] == 512 and meta["format"] == 1
+    q_model = QValueModel.from_pretrained(out, device="cpu")
     q_model.max_length = 12  # force truncation: bos + the most recent prompt tokens
     long_prompt = "Instruction: buy a red shirt " * 5 + "\nAction: "
     prompt_ids, cands = q_model._ids(long_prompt, ["click[red shirt]"])
@@ -127,7 +124,9 @@ def test_trains_without_a_held_out_split(fraction: float) -> None:
     records = colour_pairs(3, seed=1)
     tokenizer = build_word_tokenizer(r["prompt"] + r["chosen"] + r["rejected"] for r in records)
     model = tiny_causal_lm(tokenizer, hidden_size=32, num_layers=1)
-    config = StepDPOConfig(epochs=2, batch_size=2, eval_fraction=fraction)
+    config = StepDPOConfig(
+        num_train_epochs=2, per_device_train_batch_size=2, eval_fraction=fraction
+    )
     history = train_step_dpo(model, tokenizer, records, config=config, progress=False)
     assert history["eval_before"] == {}
     assert [e["epoch"] for e in history["epochs"]] == [0, 1]
@@ -151,10 +150,13 @@ def test_marked_q_model_scores_candidates_as_it_was_trained(tmp_path) -> None:
     tokenizer = build_word_tokenizer(texts)
     model = tiny_causal_lm(tokenizer, hidden_size=32, num_layers=1)
     config = StepDPOConfig(
-        epochs=1, batch_size=8, learning_rate=3e-3, prompt_style="compact-marked"
+        num_train_epochs=1,
+        per_device_train_batch_size=8,
+        learning_rate=3e-3,
+        prompt_style="compact-marked",
     )
     train_step_dpo(model, tokenizer, records, config=config, output_dir=tmp_path, progress=False)
-    q_model = QValueModel(tmp_path, device="cpu")
+    q_model = QValueModel.from_pretrained(tmp_path, device="cpu")
     prompt = records[0]["prompt"]
     cands = [records[0]["chosen"], records[0]["rejected"]]
     got = q_model.score(prompt, cands)

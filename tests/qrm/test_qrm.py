@@ -186,7 +186,11 @@ def trained(request, tokenizer, tmp_path_factory):
         torch.nn.init.zeros_(qrm.value_head.bias)
     out = tmp_path_factory.mktemp("qrm")
     config = QRMTrainConfig(
-        learning_rate=3e-3, epochs=4, batch_size=16, grad_accumulation=2, eval_fraction=0.25
+        learning_rate=3e-3,
+        num_train_epochs=4,
+        per_device_train_batch_size=16,
+        gradient_accumulation_steps=2,
+        eval_fraction=0.25,
     )
     history = train_qrm(qrm, tokenizer, records, config=config, output_dir=out, progress=False)
     return qrm, out, history

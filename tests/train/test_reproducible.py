@@ -57,7 +57,7 @@ def test_packed_dpo_backward_is_deterministic_with_threads() -> None:
         tokenizer = _tokenizer()
         model = tiny_causal_lm(tokenizer, hidden_size=128, num_layers=1, seed=0)
         records = colour_pairs(40, seed=2)
-        cfg = StepDPOConfig(batch_size=len(records), max_length=64)
+        cfg = StepDPOConfig(per_device_train_batch_size=len(records), max_length=64)
         groups = group_by_state(records, cfg.prompt_style)
         reference = (torch.zeros(len(records)), torch.zeros(len(records)))
         grads = []

@@ -70,20 +70,26 @@ def train(trainer: str, out: Path, *, per_device: int, hidden: int = 128) -> dic
     if trainer == "step_dpo":
         from qengine.train import StepDPOConfig, train_step_dpo
 
-        config = StepDPOConfig(epochs=1, batch_size=per_device, max_length=64, **common)
+        config = StepDPOConfig(
+            num_train_epochs=1, per_device_train_batch_size=per_device, max_length=64, **common
+        )
         return train_step_dpo(model, tokenizer, colour_pairs(24, seed=1), config=config,
                               output_dir=out, progress=False)  # fmt: skip
     if trainer == "value":
         from qengine.critics import ValueModel, ValueTrainConfig, train_value_regression
 
-        config = ValueTrainConfig(epochs=1, batch_size=per_device, **common)
+        config = ValueTrainConfig(
+            num_train_epochs=1, per_device_train_batch_size=per_device, **common
+        )
         vm = ValueModel(model, tokenizer)
         return train_value_regression(vm, value_records(96, seed=1), config=config,
                                       output_dir=out, progress=False)  # fmt: skip
     if trainer == "qrm":
         from qengine.qrm import QRewardModel, QRMTrainConfig, train_qrm
 
-        config = QRMTrainConfig(epochs=1, batch_size=per_device, max_length=64, **common)
+        config = QRMTrainConfig(
+            num_train_epochs=1, per_device_train_batch_size=per_device, max_length=64, **common
+        )
         return train_qrm(QRewardModel(model), tokenizer, colour_pairs(24, seed=1),
                          config=config, output_dir=out, progress=False)  # fmt: skip
     raise ValueError(f"unknown trainer {trainer!r}; one of {TRAINERS}")
