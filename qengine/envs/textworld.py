@@ -90,6 +90,9 @@ class TextWorldEnv(TextEnv):
     """
 
     name = "textworld"
+    # Restore a state ahead of the current one by stepping the missing actions only (False:
+    # always reset and replay, the behaviour before; bench/real_lm.py measures both).
+    restore_ahead = True
 
     def __init__(
         self,
@@ -293,7 +296,8 @@ class TextWorldEnv(TextEnv):
         assert self._task_id is not None
         done = len(self._actions)
         same_game = self._game is not None and self._game_path == self.game_file(self._task_id)
-        if same_game and tuple(payload[:done]) == self._actions and len(payload) >= done:
+        ahead = len(payload) >= done and tuple(payload[:done]) == self._actions
+        if self.restore_ahead and same_game and ahead:
             payload = payload[done:]  # already there: step only the missing actions
         else:
             self._start(self._task_id)
