@@ -7,6 +7,7 @@
 // these is thrown every tree is exactly as it was before the call.
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -41,5 +42,11 @@ class CapacityError : public Error {
  public:
   using Error::Error;
 };
+
+// "op: entry i: ", the prefix of an error about entry i of a batch call (docs 5.5: errors name
+// the first failing entry in call order).
+inline std::string entry_where(const char* op, int64_t i) {
+  return std::string(op) + ": entry " + std::to_string(i) + ": ";
+}
 
 }  // namespace qengine

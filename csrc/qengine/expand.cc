@@ -1,11 +1,106 @@
 #include "qengine/expand.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "qengine/backup.h"
+#include "qengine/errors.h"
 
 namespace qengine {
+namespace {
+
+std::string str(int64_t v) { return std::to_string(v); }
+
+// The check of one child j of entry i: prior finite and >= 0, reward finite ("" if it passes).
+std::string check_child(const ExpandArgs& a, int64_t i, int64_t j) {
+  if (!std::isfinite(a.priors[j]) || a.priors[j] < 0) {
+    return entry_where("expand", i) + "priors[" + str(j) + "] = " + std::to_string(a.priors[j]) +
+           " must be finite and >= 0";
+  }
+  if (!std::isfinite(a.rewards[j])) {
+    return entry_where("expand", i) + "rewards[" + str(j) + "] = " + std::to_string(a.rewards[j]) +
+           " must be finite";
+  }
+  return "";
+}
+
+}  // namespace
+
+std::exception_ptr check_entry(const ExpandArgs& a, int64_t i, int64_t off,
+                               const std::vector<Tree>& trees) {
+  const std::string at = entry_where("expand", i);
+  const int64_t count = a.counts[i];
+  const int64_t nb = static_cast<int64_t>(trees.size());
+  if (count < 0)
+    return std::make_exception_ptr(ValueError(at + "counts must be >= 0, got " + str(count)));
+  if (a.trees[i] < 0 || a.trees[i] >= nb) {
+    return std::make_exception_ptr(
+        IndexError(at + "tree " + str(a.trees[i]) + " is out of range [0, " + str(nb) + ")"));
+  }
+  const int32_t size = trees[static_cast<size_t>(a.trees[i])].size;
+  if (a.nodes[i] < 0 || a.nodes[i] >= size) {
+    return std::make_exception_ptr(IndexError(
+        at + "node " + str(a.nodes[i]) + " is out of range [0, " + str(size) + ") in tree " +
+        str(a.trees[i]) + " (ids refer to the tree as it was before this call)"));
+  }
+  if (count > a.num_children - off) {
+    return std::make_exception_ptr(
+        ValueError(at + "its " + str(count) + " children reach past the children arrays (" +
+                   str(a.num_children) + " entries); counts must sum to their length"));
+  }
+  for (int64_t j = off; j < off + count; ++j) {
+    std::string error = check_child(a, i, j);
+    if (!error.empty()) return std::make_exception_ptr(ValueError(error));
+  }
+  return nullptr;
+}
+
+std::string check_entry_state(const Tree& t, int64_t tree, const ExpandArgs& a, int64_t i,
+                              bool repeated, std::vector<MovedBlock>* moved, int64_t* size) {
+  const int32_t x = a.nodes[i];
+  const int64_t count = a.counts[i];
+  const std::string at = entry_where("expand", i) + "tree " + str(tree) + " node " + str(x);
+  if (!t.alive(x)) return at + " is a dead slot left by progressive widening";
+  if (repeated) return at + " appears twice in one call; give all its children in one entry";
+  for (const MovedBlock& m : *moved) {
+    if (x >= m.first && x < m.end) {
+      return at +
+             " was moved by an earlier widening in this same call; expand it in a separate call "
+             "(its new id is in view(tree, 'first_child'))";
+    }
+  }
+  if (t.terminal(x)) return at + " is terminal and cannot be expanded";
+  if (count == 0) return "";
+  const int32_t old = t.num_children[x];
+  const int32_t first = t.first_child[x];
+  if (old + count > kMaxChildren) {
+    return at + " would have " + str(old + count) + " children; the limit is " + str(kMaxChildren);
+  }
+  if (t.depth[x] + 1 > kMaxDepth) {
+    return at + " is at depth " + str(t.depth[x]) + "; children would exceed the depth limit " +
+           str(kMaxDepth);
+  }
+  for (int32_t c = first, e = first + old; old > 0 && c < e; ++c) {
+    if (t.in_flight(c) > 0) {
+      return entry_where("expand", i) + "cannot widen tree " + str(tree) + " node " + str(x) +
+             ": its child " + str(c) +
+             " has leaves in flight (widening may move the children); tell or cancel them first";
+    }
+  }
+  if (old > 0 && static_cast<int64_t>(first) + old != *size) {
+    moved->push_back({first, first + old});
+    *size += old;
+  }
+  *size += count;
+  return "";
+}
+
+std::exception_ptr capacity_error(int64_t tree, int64_t size, int64_t max_nodes) {
+  return std::make_exception_ptr(CapacityError(
+      "expand: tree " + str(tree) + " would grow to " + str(size) + " nodes, past max_nodes = " +
+      str(max_nodes) + " (raise SearchConfig.max_nodes, or reroot / prune / compact the tree)"));
+}
 
 int64_t size_after_expand(const Tree& t, int32_t node, int64_t count, int64_t size) {
   if (count == 0) return size;

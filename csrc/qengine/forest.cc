@@ -37,19 +37,19 @@ inline void prefetch_node(const Tree& t, int32_t x) {
   __builtin_prefetch(t.depth + x);
 }
 
-// Prefetches, for writing, the arena end of t (where expansion appends).
-inline void prefetch_arena_end(const Tree& t) {
+// Prefetches, for writing, the arena end of t where expansion appends `count` children (at
+// least the first two lines of records): the stores of a batched expand go to a different tree
+// each time, so without this every children block costs a few write-allocate misses in a row.
+inline void prefetch_arena_end(const Tree& t, int64_t count = 2) {
   const int32_t e = t.size;
   if (e >= t.capacity) return;
   __builtin_prefetch(t.payload + e, 1);
-  __builtin_prefetch(t.hot + e, 1);
-  __builtin_prefetch(reinterpret_cast<const char*>(t.hot + e) + 64, 1);
+  const char* hot = reinterpret_cast<const char*>(t.hot + e);
+  const int64_t bytes = std::min<int64_t>(std::max<int64_t>(count, 2), t.capacity - e) *
+                        static_cast<int64_t>(sizeof(HotNode));
+  for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(hot + b, 1);
   __builtin_prefetch(t.action + e, 1);
   __builtin_prefetch(t.depth + e, 1);
-}
-
-std::string where(const char* op, int64_t i) {
-  return std::string(op) + ": entry " + str(i) + ": ";
 }
 
 // True if nodes[items[0..k)] has a repeated value; *dup receives the later item of the pair.
@@ -192,15 +192,15 @@ void Forest::validate_leaves(int64_t n, const int32_t* trees, const int32_t* nod
   std::exception_ptr bad_error;
   for (int64_t i = 0; i < n; ++i) {
     if (trees[i] < 0 || trees[i] >= b) {
-      bad_error = std::make_exception_ptr(IndexError(where(op, i) + "tree " + str(trees[i]) +
+      bad_error = std::make_exception_ptr(IndexError(entry_where(op, i) + "tree " + str(trees[i]) +
                                                      " is out of range [0, " + str(b) + ")"));
     } else if (nodes[i] < 0 || nodes[i] >= trees_[static_cast<size_t>(trees[i])].size) {
       bad_error = std::make_exception_ptr(IndexError(
-          where(op, i) + "node " + str(nodes[i]) + " is out of range [0, " +
+          entry_where(op, i) + "node " + str(nodes[i]) + " is out of range [0, " +
           str(trees_[static_cast<size_t>(trees[i])].size) + ") in tree " + str(trees[i])));
     } else if (values != nullptr && !finite_as_float32(values[i])) {
       bad_error = std::make_exception_ptr(
-          ValueError(where(op, i) + "value " + std::to_string(values[i]) +
+          ValueError(entry_where(op, i) + "value " + std::to_string(values[i]) +
                      " is not finite as float32 (|v| must round below 2**128); give every leaf a "
                      "finite value, or cancel the leaves whose evaluation failed"));
     } else {
@@ -244,12 +244,12 @@ void Forest::validate_leaves(int64_t n, const int32_t* trees, const int32_t* nod
   }
   if (state_fail < bad && state_fail <= dup_fail) {
     const int64_t i = state_fail;
-    throw ValueError(where(op, i) + "tree " + str(trees[i]) + " node " + str(nodes[i]) +
+    throw ValueError(entry_where(op, i) + "tree " + str(trees[i]) + " node " + str(nodes[i]) +
                      " is not a leaf in flight (was it asked and not yet told or cancelled?)");
   }
   if (dup_fail < bad) {
     const int64_t i = dup_fail;
-    throw ValueError(where(op, i) + "tree " + str(trees[i]) + " node " + str(nodes[i]) +
+    throw ValueError(entry_where(op, i) + "tree " + str(trees[i]) + " node " + str(nodes[i]) +
                      " appears twice in one call; each asked leaf is told or cancelled once");
   }
   if (bad_error) std::rethrow_exception(bad_error);
@@ -323,90 +323,54 @@ AskResult Forest::ask(int64_t max_leaves, bool with_paths) {
 
 void Forest::expand(const ExpandArgs& a) {
   std::lock_guard<std::mutex> lock(mutex_);
-  const char* op = "expand";
   const int64_t m = a.num_items;
   const int64_t nb = num_trees();
   // docs 5.5: the entries are validated in call order; the error is the first check the first
-  // failing entry fails. Pass 1 runs the checks that need no tree state, in order, and stops at
-  // the first failing entry `bad`: count >= 0, tree and node ids in range, its children inside the
-  // children arrays, their priors and rewards. The state checks (pass 2) cover the entries before
-  // `bad`; the counts' total (pass 3) and the capacity (pass 4) apply to a call whose every entry
-  // passed.
+  // failing entry fails (the checks themselves: expand.cc). Pass 1 runs the checks that need no
+  // tree state, in order, and stops at the first failing entry `bad`. The state checks (pass 2)
+  // cover the entries before `bad`; the counts' total (pass 3) and the capacity (pass 4) apply
+  // to a call whose every entry passed.
   child_offsets_.resize(static_cast<size_t>(m) + 1);
   child_offsets_[0] = 0;
   int64_t bad = m;
   std::exception_ptr bad_error;
   for (int64_t i = 0; i < m && bad == m; ++i) {
     const int64_t off = child_offsets_[static_cast<size_t>(i)];
-    const int64_t count = a.counts[i];
-    std::string error;
-    if (count < 0) {
-      error = where(op, i) + "counts must be >= 0, got " + str(count);
-    } else if (a.trees[i] < 0 || a.trees[i] >= nb) {
-      bad_error = std::make_exception_ptr(IndexError(where(op, i) + "tree " + str(a.trees[i]) +
-                                                     " is out of range [0, " + str(nb) + ")"));
-    } else if (a.nodes[i] < 0 || a.nodes[i] >= trees_[static_cast<size_t>(a.trees[i])].size) {
-      bad_error = std::make_exception_ptr(
-          IndexError(where(op, i) + "node " + str(a.nodes[i]) + " is out of range [0, " +
-                     str(trees_[static_cast<size_t>(a.trees[i])].size) + ") in tree " +
-                     str(a.trees[i]) + " (ids refer to the tree as it was before this call)"));
-    } else if (count > a.num_children - off) {
-      error = where(op, i) + "its " + str(count) + " children reach past the children arrays (" +
-              str(a.num_children) + " entries); counts must sum to their length";
-    } else {
-      for (int64_t j = off; j < off + count && error.empty(); ++j) {
-        if (!std::isfinite(a.priors[j]) || a.priors[j] < 0) {
-          error = where(op, i) + "priors[" + str(j) + "] = " + std::to_string(a.priors[j]) +
-                  " must be finite and >= 0";
-        } else if (!std::isfinite(a.rewards[j])) {
-          error = where(op, i) + "rewards[" + str(j) + "] = " + std::to_string(a.rewards[j]) +
-                  " must be finite";
-        }
-      }
-    }
-    if (!error.empty()) bad_error = std::make_exception_ptr(ValueError(error));
+    bad_error = check_entry(a, i, off, trees_);
     if (bad_error) {
       bad = i;
     } else {
-      child_offsets_[static_cast<size_t>(i) + 1] = off + count;
+      child_offsets_[static_cast<size_t>(i) + 1] = off + a.counts[i];
     }
   }
   // 2. Per tree, the entries before `bad` in call order against the tree as the earlier entries
-  //    of this call leave it: alive, not repeated, not moved by an earlier widening, not terminal,
-  //    the child and depth limits, no child in flight when widening; and the size it reaches.
-  //    These read the trees (cold memory): they run on the thread pool with the same static
-  //    partition as the mutation below, each thread keeping its earliest failing entry (and its
-  //    first tree over capacity), so the error is the one a sequential pass would meet first,
-  //    whatever the thread count.
+  //    of this call leave it, and the size it reaches. These read the trees (cold memory): they
+  //    run on the thread pool with the same static partition as the mutation below, each thread
+  //    keeping its earliest failing entry (and its first tree over capacity), so the error is
+  //    the one a sequential pass would meet first, whatever the thread count.
   group_by_tree(bad, a.trees);
   const int parts = pool_->size();
   std::vector<int64_t> fail_item(static_cast<size_t>(parts), m);
   std::vector<int64_t> fail_tree(static_cast<size_t>(parts), nb);
   std::vector<std::exception_ptr> fail_error(static_cast<size_t>(parts));
-  std::vector<std::exception_ptr> capacity_error(static_cast<size_t>(parts));
+  std::vector<std::exception_ptr> over_capacity(static_cast<size_t>(parts));
   pool_->parallel_for(
       nb,
       [&](int64_t begin, int64_t end, int thread) {
         const size_t th = static_cast<size_t>(thread);
-        struct Moved {
-          int32_t first, end;  // a children block [first, end) moved by an earlier entry
-        };
-        std::vector<Moved> moved;
+        std::vector<MovedBlock> moved;
         const int64_t g_end = group_begin_[static_cast<size_t>(end)];
-        int64_t tb = begin;
-        for (; tb < end &&
-               group_begin_[static_cast<size_t>(tb) + 1] == group_begin_[static_cast<size_t>(tb)];)
-          ++tb;
-        while (tb < end) {
+        for (int64_t tb = begin; tb < end; ++tb) {
           const int64_t g0 = group_begin_[static_cast<size_t>(tb)];
           const int64_t g1 = group_begin_[static_cast<size_t>(tb) + 1];
+          if (g0 == g1) continue;
           const Tree& t = trees_[static_cast<size_t>(tb)];
           int64_t size = t.size;
           moved.clear();
-          bool failed = false;
           int64_t dup = -1;  // the earliest entry repeating a node of an earlier one, if any
           if (!find_duplicate(a.nodes, group_items_.data() + g0, g1 - g0, &dup)) dup = -1;
-          for (int64_t g = g0; g < g1; ++g) {
+          std::string error;
+          for (int64_t g = g0; g < g1 && error.empty(); ++g) {
             if (g + kPrefetchAhead < g_end) {
               const int64_t ahead = group_items_[static_cast<size_t>(g + kPrefetchAhead)];
               const Tree& at = trees_[static_cast<size_t>(a.trees[ahead])];
@@ -414,70 +378,16 @@ void Forest::expand(const ExpandArgs& a) {
               prefetch_arena_end(at);
             }
             const int64_t i = group_items_[static_cast<size_t>(g)];
-            const int32_t x = a.nodes[i];
-            const int64_t count = a.counts[i];
-            std::string error;
-            auto id = [&] { return "tree " + str(tb) + " node " + str(x); };
-            if (!t.alive(x)) {
-              error = where(op, i) + id() + " is a dead slot left by progressive widening";
-            } else if (i == dup) {
-              error = where(op, i) + id() +
-                      " appears twice in one call; give all its children in one entry";
-            }
-            for (size_t k = 0; error.empty() && k < moved.size(); ++k) {
-              if (x >= moved[k].first && x < moved[k].end) {
-                error = where(op, i) + id() +
-                        " was moved by an earlier widening in this same call; expand it in a "
-                        "separate call (its new id is in view(tree, 'first_child'))";
-              }
-            }
-            if (error.empty() && t.terminal(x)) {
-              error = where(op, i) + id() + " is terminal and cannot be expanded";
-            }
-            if (error.empty() && count != 0) {
-              const int32_t old = t.num_children[x];
-              const int32_t first = t.first_child[x];
-              if (old + count > kMaxChildren) {
-                error = where(op, i) + id() + " would have " + str(old + count) +
-                        " children; the limit is " + str(kMaxChildren);
-              } else if (t.depth[x] + 1 > kMaxDepth) {
-                error = where(op, i) + id() + " is at depth " + str(t.depth[x]) +
-                        "; children would exceed the depth limit " + str(kMaxDepth);
-              }
-              for (int32_t c = first, e = first + old; error.empty() && old > 0 && c < e; ++c) {
-                if (t.in_flight(c) > 0) {
-                  error = where(op, i) + "cannot widen " + id() + ": its child " + str(c) +
-                          " has leaves in flight (widening may move the children); tell or "
-                          "cancel them first";
-                }
-              }
-              if (error.empty()) {
-                if (old > 0 && static_cast<int64_t>(first) + old != size) {
-                  moved.push_back({first, first + old});
-                  size += old;
-                }
-                size += count;
-              }
-            }
-            if (!error.empty()) {
-              if (i < fail_item[th]) {
-                fail_item[th] = i;
-                fail_error[th] = std::make_exception_ptr(ValueError(error));
-              }
-              failed = true;
-              break;
+            error = check_entry_state(t, tb, a, i, i == dup, &moved, &size);
+            if (!error.empty() && i < fail_item[th]) {
+              fail_item[th] = i;
+              fail_error[th] = std::make_exception_ptr(ValueError(error));
             }
           }
-          if (!failed && size > config_.max_nodes && tb < fail_tree[th]) {
+          if (error.empty() && size > config_.max_nodes && tb < fail_tree[th]) {
             fail_tree[th] = tb;
-            capacity_error[th] = std::make_exception_ptr(CapacityError(
-                "expand: tree " + str(tb) + " would grow to " + str(size) +
-                " nodes, past max_nodes = " + str(config_.max_nodes) +
-                " (raise SearchConfig.max_nodes, or reroot / prune / compact the tree)"));
+            over_capacity[th] = capacity_error(tb, size, config_.max_nodes);
           }
-          for (++tb; tb < end && group_begin_[static_cast<size_t>(tb) + 1] ==
-                                     group_begin_[static_cast<size_t>(tb)];)
-            ++tb;
         }
       },
       kMinTreesPerThread);
@@ -497,15 +407,22 @@ void Forest::expand(const ExpandArgs& a) {
   for (size_t th = 1; th < fail_tree.size(); ++th) {
     if (fail_tree[th] < fail_tree[worst]) worst = th;
   }
-  if (capacity_error[worst]) std::rethrow_exception(capacity_error[worst]);
+  if (over_capacity[worst]) std::rethrow_exception(over_capacity[worst]);
   // Mutation (same partition as the checks).
   pool_->parallel_for(
       nb,
       [&](int64_t begin, int64_t end, int) {
+        const int64_t g_end = group_begin_[static_cast<size_t>(end)];
         for (int64_t tb = begin; tb < end; ++tb) {
           Tree& t = trees_[static_cast<size_t>(tb)];
           for (int64_t g = group_begin_[static_cast<size_t>(tb)];
                g < group_begin_[static_cast<size_t>(tb) + 1]; ++g) {
+            if (g + kPrefetchAhead < g_end) {  // the node and the arena end of a later item
+              const int64_t ahead = group_items_[static_cast<size_t>(g + kPrefetchAhead)];
+              const Tree& at = trees_[static_cast<size_t>(a.trees[ahead])];
+              prefetch_node(at, a.nodes[ahead]);
+              prefetch_arena_end(at, a.counts[ahead]);
+            }
             const int64_t i = group_items_[static_cast<size_t>(g)];
             const int64_t off = child_offsets_[static_cast<size_t>(i)];
             ChildBlock block;
@@ -529,10 +446,15 @@ void Forest::backup(int64_t n, const int32_t* trees, const int32_t* nodes, const
   pool_->parallel_for(
       num_trees(),
       [&](int64_t begin, int64_t end, int) {
+        const int64_t g_end = group_begin_[static_cast<size_t>(end)];
         for (int64_t tb = begin; tb < end; ++tb) {
           Tree& t = trees_[static_cast<size_t>(tb)];
           for (int64_t g = group_begin_[static_cast<size_t>(tb)];
                g < group_begin_[static_cast<size_t>(tb) + 1]; ++g) {
+            if (g + kPrefetchAhead < g_end) {  // the leaf of a later item (walks start there)
+              const int64_t ahead = group_items_[static_cast<size_t>(g + kPrefetchAhead)];
+              prefetch_node(trees_[static_cast<size_t>(trees[ahead])], nodes[ahead]);
+            }
             const int64_t i = group_items_[static_cast<size_t>(g)];
             backup_leaf(t, config_, nodes[i], values[i], /*tell=*/true);
           }

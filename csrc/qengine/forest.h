@@ -18,6 +18,7 @@
 
 #include "qengine/ask.h"
 #include "qengine/config.h"
+#include "qengine/expand.h"
 #include "qengine/pairs.h"
 #include "qengine/serialize.h"
 #include "qengine/thread_pool.h"
@@ -40,19 +41,6 @@ struct AskResult {
   std::vector<int64_t> path_payloads;  // [P] payload of each path node
   std::vector<int64_t> terminal_hits;  // [B] descents that ended on a terminal node
   std::vector<int64_t> collisions;     // [B] descents that reached a leaf already in flight
-};
-
-// Input of expand (CSR): M nodes and C = sum(counts) children.
-struct ExpandArgs {
-  int64_t num_items = 0;              // M
-  const int32_t* trees = nullptr;     // [M]
-  const int32_t* nodes = nullptr;     // [M]
-  const int32_t* counts = nullptr;    // [M] children per node
-  int64_t num_children = 0;           // C, the length of the four arrays below
-  const float* priors = nullptr;      // [C]
-  const float* rewards = nullptr;     // [C]
-  const uint8_t* terminal = nullptr;  // [C] nonzero = terminal
-  const int64_t* payloads = nullptr;  // [C]
 };
 
 class Forest {
