@@ -5,10 +5,17 @@ softmax of a hash-derived vector, the value a hash-derived number), so the tree 
 Rule: MuZero PUCT with c1 = 1.25, c2 = 19652; one leaf evaluated (expanded) per simulation.
 
   T1  B=1024 trees, A=8, S=256 sims/tree, evaluator in C++ (run_synthetic), 1 and 2 threads
-  T2  the same through the Python ask / expand / backup loop with a numpy evaluator, 2 threads
+  T2  the same through the Python ask / expand / backup loop with a numpy evaluator, 2 threads;
+      also an idiomatic pure-Python MCTS written from scratch (a node class with __slots__, the
+      same rule and evaluator in plain Python) as a second baseline
   T3  one tree, A=8, S=65,536, K=64 leaves per ask: sims/s and the fraction of distinct leaves
   T4  as T1 with A=32
-  plus bytes per node, export of ~1M nodes to numpy, pair extraction over ~1M nodes.
+  plus bytes per node, export of ~1M nodes to numpy, pair extraction over ~1M nodes, and the
+  cost of the Python loop itself: ask + expand + backup from Python per simulation (the evaluator
+  excluded) over the native loop (run_synthetic) per simulation, on B=256, S=256, A=8, one
+  thread, in thread CPU time (python_loop_cost_ratio; the target is <= 2).
+
+Install the peers of every column with ``pip install ".[bench]"`` (mctx and jax on CPU).
 
 Usage: python bench/mcts.py [--quick] [--json PATH]
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -86,6 +94,126 @@ def python_loop(
         asked += leaves_per_ask * forest.num_trees
         asks += 1
     return {"leaves": evaluated, "distinct_fraction": evaluated / max(asked, 1), "asks": asks}
+
+
+# ---------------------------------------------------------------------------- idiomatic MCTS
+# What a user writes from scratch in Python: node objects, the same MuZero PUCT rule (unvisited
+# children first, in action order, as fpu "inf"), mean backup, the same hash evaluator computed
+# with Python ints. It is the baseline the Python loop over the core is compared with.
+M32 = 0xFFFFFFFF
+
+
+def py_mix32(x: int) -> int:
+    x &= M32
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & M32
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & M32
+    return x ^ (x >> 16)
+
+
+def py_unit(key: int, j: int) -> float:
+    return (py_mix32(key ^ py_mix32(j + 1)) >> 8) * 2.0**-24
+
+
+class Node:
+    """One node of the idiomatic search."""
+
+    __slots__ = ("children", "key", "prior", "value_sum", "visits")
+
+    def __init__(self, key: int, prior: float) -> None:
+        self.key, self.prior = key, prior
+        self.visits, self.value_sum = 0, 0.0
+        self.children: list[Node] = []
+
+
+def py_expand(node: Node, num_actions: int) -> float:
+    """Give ``node`` its children (softmax priors of the hash logits); its value."""
+    logits = [2.0 * py_unit(node.key, a) - 1.0 for a in range(num_actions)]
+    top = max(logits)
+    weights = [math.exp(x - top) for x in logits]
+    total = sum(weights)
+    node.children = [
+        Node(py_mix32(node.key * 31 + a + 1), w / total) for a, w in enumerate(weights)
+    ]
+    return 2.0 * py_unit(node.key, num_actions) - 1.0
+
+
+def py_select(node: Node, c1: float, c2: float) -> Node:
+    scale = math.sqrt(node.visits) * (c1 + math.log((node.visits + c2 + 1.0) / c2))
+    best, best_score = node.children[0], -math.inf
+    for child in node.children:
+        if child.visits == 0:
+            return child  # unvisited first (fpu "inf"), in action order
+        score = child.value_sum / child.visits + child.prior * scale / (1 + child.visits)
+        if score > best_score:
+            best, best_score = child, score
+    return best
+
+
+def idiomatic_search(root_key: int, num_simulations: int, num_actions: int) -> Node:
+    root = Node(root_key, 1.0)
+    for _ in range(num_simulations):
+        node, path = root, [root]
+        while node.children:
+            node = py_select(node, CONFIG.c1, CONFIG.c2)
+            path.append(node)
+        value = py_expand(node, num_actions)
+        for n in path:
+            n.visits += 1
+            n.value_sum += value
+    return root
+
+
+def idiomatic_rate(trees: int, sims: int, actions: int) -> float:
+    keys = root_keys(trees, 0).tolist()
+    start = time.perf_counter()
+    for key in keys:
+        idiomatic_search(key, sims, actions)
+    return trees * sims / (time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------------------- loop cost
+def loop_cost(trees: int, sims: int, actions: int, repeats: int) -> dict[str, float]:
+    """Thread CPU time per simulation of ask + expand + backup called from Python (one thread,
+    the numpy evaluator excluded) and of the same search in the core (run_synthetic)."""
+
+    def native() -> float:
+        forest = Forest(trees, CONFIG, num_threads=1)
+        start = time.thread_time()
+        leaves = forest.run_synthetic(sims, actions)
+        return (time.thread_time() - start) / leaves
+
+    def python() -> float:
+        forest = Forest(
+            trees, CONFIG, num_threads=1, root_payloads=root_keys(trees, 0).astype(np.int64)
+        )
+        counts = np.full(trees, actions, dtype=np.int32)
+        spent, evaluated = 0.0, 0
+        while evaluated < sims * trees:
+            start = time.thread_time()
+            leaves = forest.ask(1, paths=False)
+            spent += time.thread_time() - start
+            priors, child_keys, values = evaluate(leaves.payload.astype(U32), actions)
+            start = time.thread_time()
+            forest.expand(
+                leaves.tree, leaves.node, counts[: len(leaves)], priors, payloads=child_keys
+            )
+            forest.backup(leaves.tree, leaves.node, values)
+            spent += time.thread_time() - start
+            evaluated += len(leaves)
+        return spent / evaluated
+
+    native_s = statistics.median(native() for _ in range(repeats))
+    python_s = statistics.median(python() for _ in range(repeats))
+    return {
+        "trees": trees,
+        "simulations": sims,
+        "actions": actions,
+        "native_us_per_sim": native_s * 1e6,
+        "python_loop_us_per_sim": python_s * 1e6,
+        "python_loop_cost_ratio": python_s / native_s,
+    }
 
 
 # ---------------------------------------------------------------------------- timing helpers
@@ -274,8 +402,11 @@ def main() -> None:
     w["T2"] = {
         "qengine_2threads_sims_per_s": t2,
         "python_reference_sims_per_s": ref_loop,
+        "idiomatic_python_sims_per_s": idiomatic_rate(ref_trees, ref_sims, 8),
         "mctx_sims_per_s": w["T1"]["mctx_sims_per_s"],
     }
+    w["T2"]["speedup_vs_idiomatic_python"] = ratio(t2, w["T2"]["idiomatic_python_sims_per_s"])
+    cost = loop_cost(*((64, 32, 8) if q else (256, 256, 8)), repeats=3 if q else 5)
     t3 = synthetic_rate("native", 1, deep_sims, 8, 1, 64, repeats)
     _, distinct = loop_rate("native", 1, deep_sims, 8, 1, 64, 1)
     ref_t3 = synthetic_rate("reference", 1, 8192 if not q else 256, 8, 1, 64, 1)
@@ -315,6 +446,8 @@ def main() -> None:
         "export_nodes": total_nodes,
         "export_1m_nodes_ms": export_ms * 1e6 / total_nodes,
         "pairs_1m_nodes_ms": pairs_ms * 1e6 / total_nodes,
+        "python_loop": cost,
+        "python_loop_cost_ratio": cost["python_loop_cost_ratio"],
     }
 
     print(f"machine: {result['machine']['cpu']} ({result['machine']['cores']} cores)")
@@ -337,6 +470,17 @@ def main() -> None:
             f"{'-' if x_ref is None else f'{x_ref:.0f}x':>8} "
             f"{'-' if x_mctx is None else f'{x_mctx:.1f}x':>8}"
         )
+    print(
+        f"T2 idiomatic pure-Python MCTS: {w['T2']['idiomatic_python_sims_per_s'] / 1e3:.1f}k "
+        f"sims/s; the Python loop over the core is "
+        f"{w['T2']['speedup_vs_idiomatic_python']:.0f}x faster"
+    )
+    print(
+        f"Python loop cost (B={cost['trees']}, S={cost['simulations']}, A={cost['actions']}, "
+        f"1 thread, thread CPU time): ask + expand + backup {cost['python_loop_us_per_sim']:.3f} "
+        f"us/sim vs run_synthetic {cost['native_us_per_sim']:.3f} us/sim = "
+        f"{cost['python_loop_cost_ratio']:.2f}x (target <= 2)"
+    )
     print(f"T3 distinct leaves per ask: {distinct:.1%}")
     print(f"bytes per node: {with_payload} ({without_payload} without the payload)")
     print(

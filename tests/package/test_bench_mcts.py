@@ -36,3 +36,9 @@ def test_quick_benchmark_writes_json(tmp_path: Path) -> None:
     assert result["bytes_per_node"] == 40 and result["bytes_per_node_without_payload"] == 32
     assert result["export_1m_nodes_ms"] > 0 and result["pairs_1m_nodes_ms"] > 0
     assert result["machine"]["cores"] >= 1
+    t2 = result["workloads"]["T2"]
+    assert t2["idiomatic_python_sims_per_s"] > 0
+    assert t2["speedup_vs_idiomatic_python"] > 1.0  # the loop over the core beats plain Python
+    loop = result["python_loop"]
+    assert loop["native_us_per_sim"] > 0 and loop["python_loop_us_per_sim"] > 0
+    assert result["python_loop_cost_ratio"] == loop["python_loop_cost_ratio"] > 0
