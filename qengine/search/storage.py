@@ -115,10 +115,15 @@ class TreeStore:
         texts: Sequence[NodeText],
         arrays: dict[str, np.ndarray],
         config: SearchConfig,
-    ) -> None:
+    ) -> bool:
+        """Write tree ``index`` unless it is already complete (True if written). A complete tree
+        is never rewritten: a stale writer (an actor of a killed driver still finishing its
+        chunk while a restarted run searches the same task) loses instead of writing it twice."""
         from safetensors.numpy import save_file
 
         stem = self._stem(index)
+        if stem.with_suffix(".safetensors").exists():
+            return False
         lines = [json.dumps({"format": _FORMAT, **header})]
         parent, payload, depth = arrays["parent"], arrays["payload"], arrays["depth"]
         node_of = {int(payload[n]): n for n in range(len(parent)) if parent[n] != _layout.DEAD_SLOT}
@@ -149,6 +154,7 @@ class TreeStore:
             os.write(fd, line)
         finally:
             os.close(fd)
+        return True
 
     def read(self, index: int) -> SearchedTree:
         from safetensors import safe_open

@@ -1,15 +1,18 @@
 """``qengine collect --ray ADDRESS`` against a real head node (``ray start --head`` on 127.0.0.1
 and a free port): the trees of the single-process command, bit for bit; run again, it resumes.
 
-The CLI runs in subprocesses outside the source tree. One head node for the module, under the
-machine-wide Ray test lock; its teardown asserts that none of its processes is left.
+A driver killed mid-run and started again resumes. The CLI runs in subprocesses outside the
+source tree. One head node for the module, under the machine-wide Ray test lock; its teardown
+asserts that none of its processes is left.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,30 @@ def test_collect_on_a_cluster_address_matches_one_process(address, tmp_path) -> 
     again = qengine_collect(tmp_path, "--out", "ray", "--ray", address)
     assert "4 trees (4 already done, 0 searched)" in again, again
     assert len(TreeStore(tmp_path / "ray").writes()) == 4
+
+
+def test_driver_killed_mid_run_and_restarted_resumes(address, tmp_path) -> None:
+    """SIGKILL the driver after its first tree; Ray ends its actors; the same command again
+    completes the run: every tree once, the same trees as one process."""
+    more = ["--tasks", "12", "--out", "run", "--ray", address, "--ray-chunk-size", "1"]
+    command = [sys.executable, "-m", "qengine", "collect", *OPTIONS, *more]
+    env = {**os.environ, **ray_helpers.LOOPBACK_ENV}
+    driver = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    log = tmp_path / "run" / "trees" / "writes.log"
+    deadline = time.monotonic() + 300
+    while driver.poll() is None and time.monotonic() < deadline:
+        if log.exists() and log.read_text().strip():
+            break
+        time.sleep(0.02)
+    assert driver.poll() is None, "the driver ended before it could be killed"
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver's own process group: not the head
+    driver.wait()
+    assert 0 < len(TreeStore(tmp_path / "run").done()) < 12
+    out = qengine_collect(tmp_path, *more)
+    assert "12 trees (" in out and ", 0 searched)" not in out, out
+    qengine_collect(tmp_path, "--tasks", "12", "--out", "local")
+    assert_same_trees(tmp_path / "local", tmp_path / "run")
+    store = TreeStore(tmp_path / "run")
+    assert sorted(w["index"] for w in store.writes()) == list(range(12)), "a tree written twice"
+    assert not list(store.dir.glob("*.tmp"))
