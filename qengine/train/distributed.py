@@ -38,15 +38,16 @@ def is_main_process() -> bool:
 
 def init_from_env(backend: str | None = None) -> bool:
     """Join the process group that ``torchrun`` describes (``WORLD_SIZE`` > 1 in the
-    environment), with NCCL when CUDA is available and gloo otherwise; on CUDA each process takes
-    GPU ``LOCAL_RANK``. Returns whether training is distributed. Idempotent."""
+    environment), with ``backend`` (default NCCL when CUDA is available, gloo otherwise); on CUDA
+    each process takes GPU ``LOCAL_RANK``. Returns whether training is distributed. Idempotent;
+    the trainers call it, so a script launched by torchrun needs no setup of its own."""
     if _dist() is not None:
         return True
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
     import torch.distributed as dist
 
-    cuda = torch.cuda.is_available()
+    cuda = torch.cuda.is_available() and backend != "gloo"
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend or ("nccl" if cuda else "gloo"))

@@ -59,6 +59,8 @@ def train_epochs(
     process must call this with the same examples and config.
     """
     use_bf16 = resolve_bf16(cfg.bf16, device)
+    # under torchrun, join the process group (NCCL for a CUDA model, gloo otherwise)
+    distributed.init_from_env("nccl" if device.type == "cuda" else "gloo")
     per_device = cfg.per_device_train_batch_size
     _, world_size = distributed.world()
     global_batch = per_device * world_size

@@ -68,19 +68,19 @@ def state_batches(
     """A batch sampler for ``train_epochs`` that keeps a state's pairs together.
 
     Each epoch (``sampler(rng, size=batch_size)``) cuts every state's (shuffled) pairs into runs
-    of at most ``pairs_per_state`` (default ``batch_size // 4``: a batch mixes at least four
+    of at most ``pairs_per_state`` (default ``size // 4``: a batch mixes at least four
     states, so a state with many pairs does not fill whole batches alone), shuffles the runs,
     lays them out and cuts that into micro-batches of ``size`` pairs: a run's prompt is packed
     once, and the number of steps stays pairs / size. ``size`` is the global micro-batch under
     ``torch.distributed``; each process then takes a contiguous slice of ``batch_size``.
     """
-    per_run = pairs_per_state or max(1, batch_size // 4)
     by_state: dict[str, list[int]] = {}
     for i, record in enumerate(records):
         by_state.setdefault(record["prompt"], []).append(i)
     states = list(by_state.values())
 
     def batches(rng: random.Random, size: int = batch_size) -> list[list[int]]:
+        per_run = pairs_per_state or max(1, size // 4)  # of the global batch: DDP == 1 process
         runs = []
         for state in states:
             rng.shuffle(state)

@@ -1,9 +1,9 @@
 """Small training runs for the reproducibility and distributed tests (a uniquely named module:
 tests have no packages). Run as a script it trains one of qengine's trainers and saves the model:
 
-    python train_helpers.py TRAINER OUT_DIR [--threads N] [--per-device B]
+    python train_helpers.py TRAINER OUT_DIR [--threads N] [--per-device B] [--epochs E]
 
-(under ``torchrun`` or :func:`spawn_workers` each rank trains its shard of every global batch).
+(under ``torchrun`` each rank trains its shard of every global batch; rank 0 writes).
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ def _tokenizer() -> Any:
     return build_word_tokenizer([words, "[ ] :"])
 
 
-def train(trainer: str, out: Path, *, per_device: int, hidden: int = 128) -> dict:
-    """Train ``trainer`` for one epoch on fixed data, save to ``out``; returns the history."""
+def train(trainer: str, out: Path, *, per_device: int, epochs: int = 1, hidden: int = 128) -> dict:
+    """Train ``trainer`` for ``epochs`` on fixed data, save to ``out``; returns the history."""
     from qengine.models import tiny_causal_lm
 
     tokenizer = _tokenizer()
@@ -71,7 +71,7 @@ def train(trainer: str, out: Path, *, per_device: int, hidden: int = 128) -> dic
         from qengine.train import StepDPOConfig, train_step_dpo
 
         config = StepDPOConfig(
-            num_train_epochs=1, per_device_train_batch_size=per_device, max_length=64, **common
+            num_train_epochs=epochs, per_device_train_batch_size=per_device, max_length=64, **common
         )
         return train_step_dpo(model, tokenizer, colour_pairs(24, seed=1), config=config,
                               output_dir=out, progress=False)  # fmt: skip
@@ -79,7 +79,7 @@ def train(trainer: str, out: Path, *, per_device: int, hidden: int = 128) -> dic
         from qengine.critics import ValueModel, ValueTrainConfig, train_value_regression
 
         config = ValueTrainConfig(
-            num_train_epochs=1, per_device_train_batch_size=per_device, **common
+            num_train_epochs=epochs, per_device_train_batch_size=per_device, **common
         )
         vm = ValueModel(model, tokenizer)
         return train_value_regression(vm, value_records(96, seed=1), config=config,
@@ -88,7 +88,7 @@ def train(trainer: str, out: Path, *, per_device: int, hidden: int = 128) -> dic
         from qengine.qrm import QRewardModel, QRMTrainConfig, train_qrm
 
         config = QRMTrainConfig(
-            num_train_epochs=1, per_device_train_batch_size=per_device, max_length=64, **common
+            num_train_epochs=epochs, per_device_train_batch_size=per_device, max_length=64, **common
         )
         return train_qrm(QRewardModel(model), tokenizer, colour_pairs(24, seed=1),
                          config=config, output_dir=out, progress=False)  # fmt: skip
@@ -112,12 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--per-device", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=1)
     args = parser.parse_args(argv)
     import torch
 
+    from qengine.train import is_main_process
+
     torch.set_num_threads(args.threads)
-    history = train(args.trainer, args.out, per_device=args.per_device)
-    (args.out / "history.json").write_text(json.dumps(history.get("epochs", []), default=str))
+    history = train(args.trainer, args.out, per_device=args.per_device, epochs=args.epochs)
+    if is_main_process():
+        (args.out / "history.json").write_text(json.dumps(history["epochs"], default=str))
     return 0
 
 
