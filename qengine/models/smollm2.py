@@ -121,14 +121,21 @@ def smollm2_checkpoint(cache_dir: str | Path | None = None) -> Path:
 
     ``cache_dir`` defaults to :func:`cache_root` (``$XDG_CACHE_HOME/qengine``).
     """
+    from filelock import FileLock
+
     out = Path(cache_dir) if cache_dir is not None else cache_root()
     out = out / _CHECKPOINT
     if (out / _DONE).is_file():
         return out
     gguf = smollm2_gguf()
-    if out.exists():  # not ours or incomplete (cannot happen through convert_gguf): rebuild
-        shutil.rmtree(out)
-    return convert_gguf(gguf, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # One conversion at a time (pytest-xdist workers, parallel jobs): the others wait for it.
+    with FileLock(str(out.parent / f".{_CHECKPOINT}.lock")):
+        if (out / _DONE).is_file():
+            return out
+        if out.exists():  # not ours or incomplete (cannot happen through convert_gguf): rebuild
+            shutil.rmtree(out)
+        return convert_gguf(gguf, out)
 
 
 def load_smollm2(
