@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from qengine.data.prompts import styled_corpus
     from qengine.models import build_word_tokenizer, tiny_causal_lm
     from qengine.train import train_step_dpo
+    from qengine.train.distributed import default_device, is_main_process
 
     if not args.pairs.is_file():
         raise SystemExit(f"{args.pairs} does not exist: make it with `qengine pairs`")
@@ -98,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
             model, tokenizer = load_causal_lm(args.model, device="cpu", dtype="float32")
         except (FileNotFoundError, ModuleNotFoundError) as e:
             raise SystemExit(f"--model {args.model}: {e}") from None
+    # this process's device: cuda:LOCAL_RANK under torchrun with GPUs (NCCL), else CUDA or CPU
+    model = model.to(default_device())
     config = StepDPOConfig(
         beta=args.beta,
         num_train_epochs=args.num_train_epochs,
@@ -119,5 +122,8 @@ def run(args: argparse.Namespace) -> int:
         output_dir=args.out,
         progress=not args.no_progress,
     )
-    print(json.dumps({"eval_before": history["eval_before"], "eval_after": history["eval_after"]}))
+    if is_main_process():  # under torchrun: one line, not one per process
+        print(
+            json.dumps({"eval_before": history["eval_before"], "eval_after": history["eval_after"]})
+        )
     return 0
