@@ -15,7 +15,7 @@ Per environment (``tw-coin_collector``, ``tw-cooking``, ``shop``):
    success with 95% bootstrap intervals.
 
 It also measures KV reuse on a TextWorld search: prompt tokens computed per expansion with the
-actor's prefix-KV LRU and without it (``kv_cache_tokens=0``), and the largest difference between
+actor's prefix-KV LRU and without it (``kv_cache_bytes=0``), and the largest difference between
 the priors the two compute for the same states.
 
     python bench/real_lm.py            # full: at most ~90 min on 2 CPU cores
@@ -168,8 +168,8 @@ def kv_reuse(model: Any, tok: Any, sizes: Sizes, seed: int, quick: bool) -> dict
     tasks = env.task_ids("train")[: sizes.kv_trees]
     out: dict[str, Any] = {"env": name, "trees": len(tasks), "iterations": sizes.kv_iterations}
     priors: dict[str, dict[Any, list[float]]] = {}
-    for label, tokens in (("reuse", 65536), ("no_reuse", 0)):
-        policy = HFPolicy(model, tok, kv_cache_tokens=tokens)
+    for label, cache_bytes in (("reuse", 1 << 30), ("no_reuse", 0)):
+        policy = HFPolicy(model, tok, kv_cache_bytes=cache_bytes)
         seen: dict[Any, list[float]] = {}
         inner = policy.admissible_logprobs
 

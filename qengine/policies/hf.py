@@ -82,7 +82,7 @@ class HFPolicy:
         grammars: per-environment :class:`~qengine.policies.react.ActionGrammar` overrides.
         chat: prompt with the chat template (:mod:`qengine.policies.chat`, see "Chat mode"
             below); ``None``: when the tokenizer has a chat template (SmolLM2 does).
-        kv_cache_tokens: chat mode: prompt tokens whose KV the LRU keeps
+        kv_cache_bytes: chat mode: memory of the prompts' KV the LRU keeps
             (:class:`~qengine.policies.kv_cache.PrefixKVCache`; 0 disables reuse).
 
     Chat mode: a state with admissible actions (TextWorld, shop's result and item pages) gets
@@ -114,7 +114,7 @@ class HFPolicy:
         restrict_to_admissible: bool = False,
         grammars: Mapping[str, ActionGrammar] | None = None,
         chat: bool | None = None,
-        kv_cache_tokens: int = 65536,
+        kv_cache_bytes: int = 1 << 30,
     ) -> None:
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
@@ -162,7 +162,7 @@ class HFPolicy:
             from .kv_cache import PrefixKVCache
 
             self.prompter = ChatPrompter(self.tokenizer)
-            self.kv = PrefixKVCache(self.model, max_tokens=kv_cache_tokens)
+            self.kv = PrefixKVCache(self.model, max_bytes=kv_cache_bytes)
         self.states_run = 0  # chat mode: prompts run (one per proposed state)
 
     @property

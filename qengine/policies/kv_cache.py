@@ -6,7 +6,7 @@ cached prefix, and score many continuations of it in one batched call.
 
 In a tree search a child's prompt is its parent's plus one step (see
 :mod:`qengine.policies.chat`); :class:`PrefixKVCache` keeps the KV of recently run prompts in an
-LRU bounded by their total token count, so expanding a child computes only the new step's tokens.
+LRU bounded by their total size in bytes, so expanding a child computes only the new step's tokens.
 Each entry also keeps the final hidden state of the prompt's last token (it predicts the first
 token of any continuation). Memory: ``2 · layers · H · d`` floats per cached token (46 KB for
 SmolLM2-135M in float32).
@@ -31,6 +31,11 @@ __all__ = ["PrefixKVCache", "PrefixRun"]
 class _Entry:
     kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer, [1, H, P, d] each
     last_hidden: torch.Tensor  # [D], final hidden state of the prompt's last token
+
+    @property
+    def nbytes(self) -> int:
+        tensors = [t for pair in self.kv for t in pair] + [self.last_hidden]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
 
 @dataclass(frozen=True)
@@ -65,21 +70,22 @@ def _with_cache(body: Any, cache: Any) -> dict[str, Any]:
 
 
 class PrefixKVCache:
-    """An LRU of prompt KV caches, bounded by ``max_tokens`` cached tokens in total.
+    """An LRU of prompt KV caches, bounded by ``max_bytes`` of cached tensors in total (1 GiB:
+    ~23,000 tokens of SmolLM2-135M in float32).
 
-    ``max_tokens=0`` disables reuse (every prompt is run from its first token), which gives the
+    ``max_bytes=0`` disables reuse (every prompt is run from its first token), which gives the
     same log-probs up to float rounding: the comparison the tests and ``bench/real_lm.py`` make.
     ``computed_tokens`` / ``prompt_tokens`` count the prompt tokens run through the model and the
     prompt tokens asked for, over the cache's life.
     """
 
-    def __init__(self, model: Any, *, max_tokens: int = 65536) -> None:
-        if max_tokens < 0:
-            raise ValueError(f"max_tokens must be >= 0, got {max_tokens}")
+    def __init__(self, model: Any, *, max_bytes: int = 1 << 30) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
         self.model = model
-        self.max_tokens = int(max_tokens)
+        self.max_bytes = int(max_bytes)
         self._lru: OrderedDict[tuple[int, ...], _Entry] = OrderedDict()
-        self._tokens = 0
+        self._bytes = 0
         self.computed_tokens = 0
         self.prompt_tokens = 0
         self.hits = 0
@@ -89,19 +95,19 @@ class PrefixKVCache:
 
     def clear(self) -> None:
         self._lru.clear()
-        self._tokens = 0
+        self._bytes = 0
 
     def _put(self, key: tuple[int, ...], entry: _Entry) -> None:
-        if self.max_tokens == 0 or len(key) > self.max_tokens:
+        if entry.nbytes > self.max_bytes:
             return
         if key in self._lru:
             self._lru.move_to_end(key)
             return
         self._lru[key] = entry
-        self._tokens += len(key)
-        while self._tokens > self.max_tokens:
-            old, _ = self._lru.popitem(last=False)
-            self._tokens -= len(old)
+        self._bytes += entry.nbytes
+        while self._bytes > self.max_bytes:
+            _, old = self._lru.popitem(last=False)
+            self._bytes -= old.nbytes
 
     @torch.inference_mode()
     def run(self, segments: Sequence[Sequence[int]]) -> PrefixRun:
@@ -116,7 +122,7 @@ class PrefixKVCache:
         self.prompt_tokens += len(ids)
         start, past = 0, None
         for b in reversed(bounds[1:]):
-            hit = self._lru.get(tuple(ids[:b])) if self.max_tokens else None
+            hit = self._lru.get(tuple(ids[:b])) if self.max_bytes else None
             if hit is not None:
                 self._lru.move_to_end(tuple(ids[:b]))
                 self.hits += 1

@@ -35,7 +35,7 @@ def _path(depth: int) -> list[TextState]:
 def test_kv_reuse_gives_the_same_priors_for_fewer_tokens(smollm2) -> None:
     model, tok = smollm2
     reuse = HFPolicy(model, tok)
-    fresh = HFPolicy(model, tok, kv_cache_tokens=0)
+    fresh = HFPolicy(model, tok, kv_cache_bytes=0)
     assert reuse.chat and fresh.chat
     for state in _path(3):
         a, b = reuse.admissible_logprobs(state), fresh.admissible_logprobs(state)
@@ -78,9 +78,12 @@ def test_free_form_reply_on_the_shop_search_page(smollm2) -> None:
     assert cands[0].text.startswith(("search[", "click[")) and cands[0].logprob <= 0
 
 
-def test_the_lru_is_bounded_by_tokens(smollm2) -> None:
+def test_the_lru_is_bounded_by_bytes(smollm2) -> None:
     model, _ = smollm2
-    cache = PrefixKVCache(model, max_tokens=12)
+    probe = PrefixKVCache(model).run([[10]]).entry
+    per_token = sum(t.numel() * t.element_size() for pair in probe.kv for t in pair)
+    assert per_token == 2 * 30 * 3 * 64 * 4  # k and v, 30 layers, 3 KV heads of 64, float32
+    cache = PrefixKVCache(model, max_bytes=12 * per_token + 2 * probe.last_hidden.numel() * 4)
     first = cache.run([[10, 11, 12, 13, 14]])
     cache.run([[10, 11, 12, 13, 14], [20, 21]])  # 5 + 7 = 12 cached tokens
     assert len(cache) == 2
