@@ -71,8 +71,7 @@ class _Worker:
         """Search the tasks of ``chunk`` not yet in the store (a dead worker's chunk resumes)."""
         from .driver import search_tasks
 
-        done = self.store.done()
-        todo = [i for i in chunk if i not in done]
+        todo = [i for i in chunk if not self.store.has(i)]
         if not todo:
             return CollectStats()
         return search_tasks(
@@ -162,7 +161,7 @@ class RayExecutor:
             ray.init(address=self.address, **self.init_options)
         try:
             args = (env, policy, value_fn, list(task_ids), settings, str(out_dir), engine)
-            self._run(ray, [ray.put(a) for a in args], todo, stats, store, progress)
+            self._run(ray, [ray.put(a) for a in args], todo, stats, progress)
         finally:
             store.clean()  # staged files of killed writers (every actor is gone by now)
             if owns_ray:
@@ -181,7 +180,6 @@ class RayExecutor:
         args: list[Any],
         todo: list[int],
         stats: CollectStats,
-        store: TreeStore,
         progress: bool,
     ) -> None:
         remote = ray.remote(_Worker)
@@ -211,7 +209,7 @@ class RayExecutor:
                 for ref in ready:
                     actor, chunk = running.pop(ref)
                     try:
-                        stats.add(ray.get(ref))
+                        done = ray.get(ref)
                     except ray.exceptions.RayActorError:
                         failures[chunk] += 1
                         if failures[chunk] > self.max_retries:
@@ -225,8 +223,8 @@ class RayExecutor:
                         continue
                     except ray.exceptions.RayTaskError as exc:  # a bug: raise it as it was
                         raise exc.as_instanceof_cause() from None
-                    bar.n = len(store.done() & set(todo))
-                    bar.refresh()
+                    stats.add(done)
+                    bar.update(done.trees)  # (trees a dead actor wrote are not counted here)
                     idle.append(actor)
         finally:
             bar.close()

@@ -90,6 +90,10 @@ class TreeStore:
         """Indices of the trees already written completely."""
         return {int(p.stem) for p in self.dir.glob("*.safetensors") if p.stem.isdigit()}
 
+    def has(self, index: int) -> bool:
+        """Tree ``index`` is written completely (one stat, not a listing of the directory)."""
+        return self._stem(index).with_suffix(".safetensors").exists()
+
     def clean(self) -> list[Path]:
         """Remove what killed writers left: staged ``*.tmp`` files and texts whose tree has no
         arrays. Call it only while no writer runs (it would delete a live writer's staging)."""
@@ -122,7 +126,7 @@ class TreeStore:
         from safetensors.numpy import save_file
 
         stem = self._stem(index)
-        if stem.with_suffix(".safetensors").exists():
+        if self.has(index):
             return False
         lines = [json.dumps({"format": _FORMAT, **header})]
         parent, payload, depth = arrays["parent"], arrays["payload"], arrays["depth"]
