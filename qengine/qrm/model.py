@@ -29,7 +29,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from qengine.models.causal_lm import decoder, hidden_size
+from qengine.models.causal_lm import decoder, hidden_size, lm_head
 from qengine.train.tokenize import CompletionBatch
 
 from .rewards import Normalization, check_token_masks, normalize_token_rewards
@@ -176,11 +176,13 @@ class QRewardModel(nn.Module):
         return qrm
 
     # ----------------------------------------------------------------------------------- scoring
-    def _head_args(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _head_args(self) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]:
+        """(weight, bias, logit transform) of the head that reads Z: the value head, or the LM's
+        own output layer with its soft-cap / logit scale (``Z`` = the logits the LM computes)."""
         if self.value_head is not None:
-            return self.value_head.weight.reshape(-1), self.value_head.bias
-        head = self.model.get_output_embeddings()
-        return head.weight, getattr(head, "bias", None)
+            return self.value_head.weight.reshape(-1), self.value_head.bias, {}
+        head = lm_head(self.model)
+        return head.weight, head.bias, {"temperature": head.temperature, "softcap": head.softcap}
 
     def _response_rows(
         self, batch: CompletionBatch
@@ -223,12 +225,12 @@ class QRewardModel(nn.Module):
             )
         check_token_masks(batch.input_ids, batch.attention_mask, batch.completion_mask)
         rows, targets, cu = self._response_rows(batch)
-        weight, bias = self._head_args()
+        weight, bias, transform = self._head_args()
         if self.head == "lm":
             rows = rows.to(weight.dtype)
         return qrm_pairwise_loss(
             rows, weight, targets, head=self.head, bias=bias, cu_seqlens=cu, beta=self.beta,
-            gamma=self.gamma,
+            gamma=self.gamma, **transform,
         )  # fmt: skip
 
     def _packed_scores(self, batch: CompletionBatch, score: Score) -> torch.Tensor:
@@ -237,11 +239,13 @@ class QRewardModel(nn.Module):
         from qengine.kernels import token_q_scores, value_head_scores
 
         rows, targets, _ = self._response_rows(batch)
-        weight, bias = self._head_args()
+        weight, bias, transform = self._head_args()
         if self.head == "value":
             z = value_head_scores(rows, weight, bias).z
             return self.beta * z.float()
-        out = token_q_scores(rows.to(weight.dtype), weight, targets, bias, beta=self.beta)
+        out = token_q_scores(
+            rows.to(weight.dtype), weight, targets, bias, beta=self.beta, **transform
+        )
         return (out.q if score == "q" else out.advantage).float()
 
     def token_scores(

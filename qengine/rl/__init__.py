@@ -4,9 +4,11 @@ Legend: ``B`` sequences, ``T`` positions; every per-token tensor is [B, T] with 
 
 - :mod:`.advantages`: returns-to-go, GAE, Q-RM advantages ``A = r - c·V``, masked statistics;
 - :mod:`.losses`: REINFORCE, PPO's clipped surrogate, KL penalty (k1 / k2 / k3);
+- :mod:`.rewards`: an outcome reward on the last token, an oracle dense reward from a reference;
 - :mod:`.policy`: sampling rollouts and the policy's token log-probs (fused kernel);
 - :mod:`.trl_reward`: a Q-RM reward function for TRL's ``GRPOTrainer``;
-- :mod:`.example_loop`: a runnable REINFORCE + Q-RM loop; :mod:`.arith`: the Q-RM vs ORM experiment.
+- :mod:`.example_loop`: a runnable REINFORCE + Q-RM loop (the Q-RM vs ORM experiment is
+  ``bench/qrm_vs_orm.py``).
 """
 
 from .advantages import (
@@ -19,6 +21,7 @@ from .advantages import (
 )
 from .losses import PGOutput, kl_penalty, ppo_clip_loss, reinforce_loss
 from .policy import Rollout, policy_token_logprobs, sample_completions
+from .rewards import last_token_positions, last_token_rewards, prefix_match_rewards
 from .trl_reward import QRMRewardFunction
 
 __all__ = [
@@ -28,10 +31,13 @@ __all__ = [
     "check_rl_inputs",
     "gae_advantages",
     "kl_penalty",
+    "last_token_positions",
+    "last_token_rewards",
     "masked_mean",
     "masked_whiten",
     "policy_token_logprobs",
     "ppo_clip_loss",
+    "prefix_match_rewards",
     "q_advantages",
     "reinforce_loss",
     "returns_to_go",

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from qengine.models.causal_lm import head_logprobs
 from qengine.qrm.rewards import check_token_masks
 from qengine.train.logprobs import completion_rows
 from qengine.train.tokenize import CompletionBatch
@@ -47,20 +48,17 @@ def policy_token_logprobs(
 ) -> torch.Tensor:
     """log π(input_ids[b, t] | prefix) of every response token, differentiable → fp32 [B, T].
 
-    Only the rows predicting response tokens meet the LM head, through
-    ``qengine.kernels.fused_linear_logprobs`` (no [T × V] logits on CUDA). 0 off the response.
+    Only the rows predicting response tokens meet the LM head (with the model's own logit transform,
+    :func:`qengine.models.causal_lm.head_logprobs`: no [T × V] logits on CUDA). ``temperature``
+    divides the model's logits (match the sampling temperature). 0 off the response.
     """
-    from qengine.kernels import fused_linear_logprobs
-
     attention, response = check_token_masks(input_ids, attention_mask, response_mask)
     device = next(model.parameters()).device
     batch = CompletionBatch(input_ids.to(device), attention.long().to(device), response.to(device))
     rows, targets, _ = completion_rows(model, batch)
-    head = model.get_output_embeddings()
-    logp = fused_linear_logprobs(
-        rows.to(head.weight.dtype), head.weight, targets, getattr(head, "bias", None),
-        temperature=temperature,
-    ).logp.float()  # fmt: skip
+    logp = head_logprobs(model, rows, targets, temperature=temperature).float()
+    # Row i of ``rows`` sits at the position before the i-th response token (row-major), so the
+    # packed log-probs land on the response positions from column 1 on.
     out = logp.new_zeros(input_ids.shape)
     out[:, 1:] = out[:, 1:].masked_scatter(batch.completion_mask[:, 1:], logp)
     return out

@@ -1,55 +1,87 @@
-"""The shipped Q-RM vs ORM experiment in miniature: plumbing, and that rewards and losses move."""
+"""The Q-RM vs ORM benchmark (``bench/qrm_vs_orm.py``): its arithmetic task and its --quick run."""
 
 from __future__ import annotations
 
 import json
 import math
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
 
-from qengine.rl.arith import (
-    ArithConfig,
-    answer_of,
-    generate_problems,
-    run_experiment,
-    write_results,
-)
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-def test_problems_are_seeded_and_answers_parse() -> None:
-    a, b = generate_problems(20, seed=3), generate_problems(20, seed=3)
-    assert a == b and a != generate_problems(20, seed=4)
+@pytest.fixture(scope="module")
+def task():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import arith_task
+
+        yield arith_task
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_problems_are_seeded_and_answers_parse(task) -> None:
+    a, b = task.generate_problems(20, seed=3), task.generate_problems(20, seed=3)
+    assert a == b and a != task.generate_problems(20, seed=4)
     for p in a:
-        assert answer_of(p.solution) == p.answer >= 0
-        for step in p.solution.split(" . ")[:2]:
-            x, op, y, _, z = step.split()
-            assert (int(x) + int(y) if op == "+" else int(x) - int(y)) == int(z) >= 0
-    assert answer_of("1 + 2 = 3 . answer") is None
-    assert answer_of("answer three") is None
-    assert answer_of("") is None
+        assert task.answer_of(p.solution) == p.answer >= 0
+        for (x, op, y), step in zip(p.steps, p.solution.split(" . ")[:2], strict=True):
+            assert step.split() == [str(x), op, str(y), "=", step.split()[-1]]
+            assert (x + y if op == "+" else x - y) == int(step.split()[-1]) >= 0
+    assert task.answer_of("1 + 2 = 3 . answer") is None
+    assert task.answer_of("answer three") is None
+    assert task.answer_of("") is None
 
 
-def test_miniature_experiment_runs_end_to_end(tmp_path) -> None:
-    config = ArithConfig(
-        hidden_size=32, num_layers=1, sft_steps=20, sft_batch=16, qrm_prompts=24, qrm_samples=2,
-        qrm_epochs=1, rl_steps=4, rl_batch=8, eval_every=2, eval_problems=12,
-        target_accuracy=1.01, max_new_tokens=16,
+def test_corruptions_share_a_prefix_and_are_wrong(task) -> None:
+    rng = random.Random(0)
+    vocab = set(task.vocabulary()[0].split())
+    for p in task.generate_problems(50, seed=1):
+        bad = task.corrupt(p, rng)
+        assert task.answer_of(bad) != p.answer
+        gold, wrong = p.solution.split(), bad.split()
+        first = next(i for i, (g, w) in enumerate(zip(gold, wrong, strict=False)) if g != w)
+        # One mistake: the tokens before it are the gold ones, and everything is in the vocabulary.
+        assert wrong[:first] == gold[:first] and first < len(gold) - 1
+        # (a negative result "-8" is the two words "-" "8" for the word tokenizer)
+        assert set(re.findall(r"\w+|[^\w\s]+", bad)) <= vocab
+
+
+def test_quick_benchmark_writes_the_documented_json(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "qrm_vs_orm.py"), "--quick", "--no-progress",
+         "--json", str(target)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
     )  # fmt: skip
-    result = run_experiment(config)
-    assert result["sft"]["final_loss"] < 3.0  # from ~ln(49) = 3.9 at initialisation
-    assert result["qrm"]["pairs"] > 0
-    assert set(result["methods"]) == {"qrm", "orm"}
-    for method in ("qrm", "orm"):
-        run = result["methods"][method]
-        assert run["steps_to_target"] is None  # unreachable target: all steps run
-        assert [s for s, _ in run["curve"]] == [0, 2, 4]
-        assert len(run["losses"]) == 4 and all(math.isfinite(x) for x in run["losses"])
-    # Q-RM rewards are dense: its loss moves from step to step even when no sample is right.
-    assert len(set(result["methods"]["qrm"]["losses"])) > 1
-    # The outcome reward is sparse: with a mean baseline its loss is 0 exactly when every sample
-    # of the batch got the same outcome, and nonzero otherwise.
-    orm = result["methods"]["orm"]
-    for loss, acc in zip(orm["losses"], orm["train_sample_accuracy"], strict=True):
-        assert (loss == 0.0) == (acc in (0.0, 1.0))
-    assert result["speedup_orm_over_qrm"] is None
-    path = write_results(result, tmp_path / "qrm_vs_orm")
-    assert json.loads(path.read_text())[0]["config"]["rl_steps"] == 4
-    assert "| seed |" in path.with_suffix(".md").read_text()
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    report = json.loads(target.read_text())
+    assert report["quick"] and report["machine"]["cpu"] and report["wall_s"] > 0
+    assert len(report["seeds"]) == len(report["sft_accuracy"]) >= 1
+    for key in ("mean_speedup_qrm_vs_orm", "min_final_accuracy_qrm", "oracle_dense"):
+        assert key in report
+    cfg = report["config"]
+    for run in report["seeds"]:
+        assert set(run["methods"]) == {"orm", "qrm", "oracle"}
+        assert run["qrm"]["gold_corrupted_pairs"] > 0
+        for name, m in run["methods"].items():
+            steps = [s for s, _ in m["curve"]]
+            assert steps[0] == 0 and steps[-1] == cfg["rl_steps"], name
+            assert len(m["losses"]) == cfg["rl_steps"]
+            assert all(math.isfinite(x) for x in m["losses"] + m["kl"]), name
+            assert all(0.0 <= a <= 1.0 for _, a in m["curve"])
+        # ORM with a mean baseline has a zero loss exactly when all samples share one outcome.
+        orm = run["methods"]["orm"]
+        for loss, acc in zip(orm["losses"], orm["train_sample_accuracy"], strict=True):
+            assert (loss == 0.0) == (acc in (0.0, 1.0))
+    assert report["min_final_accuracy_qrm"] == min(
+        r["methods"]["qrm"]["final_accuracy"] for r in report["seeds"]
+    )
+    md = target.with_suffix(".md").read_text()
+    assert "| seed |" in md and target.with_suffix(".png").stat().st_size > 0

@@ -1,0 +1,545 @@
+"""REINFORCE with Q-RM token rewards vs an outcome reward (ORM) vs an oracle dense reward, on
+arithmetic word problems (``bench/arith_task.py``), all on CPU with a tiny word-level Llama.
+
+Per seed:
+
+1. SFT: teacher-forced on gold solutions (a weak but non-zero policy);
+2. Q-RM data (the paper's recipe where the setting allows): gold solutions against corrupted ones
+   (one mistake, then consistent steps: the pair shares a prefix up to the wrong token), plus
+   (right, wrong) pairs of the SFT policy's own samples; held-out split by problem;
+3. Q-RM: a copy of the SFT policy with a value head, trained with the pairwise mean-Z loss;
+4. RL from the same SFT policy, same prompt stream, same optimiser and KL penalty (k3, to the
+   frozen SFT policy), one method at a time:
+   - ``orm``: 1 / 0 on the last response token (final answer right / wrong), reward-to-go,
+     batch-mean baseline;
+   - ``qrm``: token rewards β·Z, the eos re-scored with the row mean, normalised over the batch
+     (``--normalize``), each token weighted by its own reward (the authors' REINFORCE);
+   - ``oracle``: the control for the glue: +1 on tokens extending a prefix of the gold solution,
+     -1 on the first wrong token, 0 after it (``qengine.rl.prefix_match_rewards``), through exactly
+     the Q-RM path (same eos re-scoring, normalisation and loss). If it does not beat ``orm``, the
+     loop is broken, whatever the reward model;
+   greedy accuracy on held-out problems every ``eval_every`` steps; score = RL steps until it
+   reaches the target (SFT accuracy + ``target_gain``).
+
+Writes ``bench/results/qrm_vs_orm.{json,md,png}`` (machine, settings, per-seed curves, steps to
+target, speed-ups, wall times). ``--quick`` is a < 60 s smoke run (CI runs it in a test).
+
+Usage: python bench/qrm_vs_orm.py [--quick] [--seeds 0,1,2] [--methods orm,qrm,oracle]
+                                  [--json PATH] [--md PATH] [--png PATH] [--no-progress]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import arith_task as task
+
+from qengine.qrm import QRewardModel, QRMTrainConfig, normalize_token_rewards, train_qrm
+from qengine.rl import (
+    kl_penalty,
+    last_token_rewards,
+    masked_mean,
+    policy_token_logprobs,
+    prefix_match_rewards,
+    reinforce_loss,
+    sample_completions,
+)
+from qengine.train.tokenize import encode_completions
+
+RESULTS = Path(__file__).resolve().parent / "results"
+METHODS = ("orm", "qrm", "oracle")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The experiment's knobs (the full run; :data:`QUICK` shrinks them)."""
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    sft_steps: int = 160
+    sft_batch: int = 32
+    sft_lr: float = 3e-3
+    qrm_gold_prompts: int = 192  # problems with gold-vs-corrupted pairs
+    qrm_corruptions: int = 2  # corrupted solutions per such problem
+    qrm_sample_prompts: int = 64  # problems with (right, wrong) pairs of SFT samples
+    qrm_samples: int = 4
+    qrm_head: Literal["lm", "value"] = "value"
+    qrm_epochs: int = 2
+    qrm_lr: float = 1e-3
+    normalize: Literal["std", "mean_std", "none"] = "std"  # mean_std: see docs/qrm.md
+    rl_steps: int = 32
+    rl_batch: int = 32
+    rl_lr: float = 3e-4
+    kl_coef: float = 0.05
+    eval_every: int = 4
+    eval_problems: int = 96
+    target_gain: float = 0.10
+    max_new_tokens: int = 20
+
+
+QUICK = Config(
+    hidden_size=32, num_layers=1, sft_steps=20, sft_batch=16, qrm_gold_prompts=16,
+    qrm_corruptions=1, qrm_sample_prompts=4, qrm_samples=2, qrm_epochs=1, rl_steps=2, rl_batch=8,
+    eval_every=2, eval_problems=8, max_new_tokens=12,
+)  # fmt: skip
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, library versions and torch threads of this run."""
+    import transformers
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "name": platform.node(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "loadavg_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+
+
+# ------------------------------------------------------------------------------------ stages
+@torch.no_grad()
+def accuracy(model: Any, tokenizer: Any, problems: list[task.ArithProblem], max_new: int) -> float:
+    """Greedy held-out accuracy (final answer right)."""
+    prompts = [p.prompt for p in problems]
+    out = sample_completions(model, tokenizer, prompts, max_new_tokens=max_new, do_sample=False)
+    pairs = zip(out.completions, problems, strict=True)
+    right = sum(task.answer_of(c) == p.answer for c, p in pairs)
+    return right / len(problems)
+
+
+@torch.no_grad()
+def gold_logprob(model: Any, tokenizer: Any, problems: list[task.ArithProblem]) -> float:
+    """Mean log π per token of the gold solutions (+ eos): a smooth companion of the accuracy."""
+    batch = encode_completions(
+        tokenizer, [p.prompt for p in problems], [p.solution for p in problems], max_length=64
+    )
+    was_training = model.training
+    model.eval()
+    lp = policy_token_logprobs(model, batch.input_ids, batch.attention_mask, batch.completion_mask)
+    model.train(was_training)
+    return float(lp.sum() / batch.completion_mask.sum())
+
+
+def sft(model: Any, tokenizer: Any, cfg: Config, seed: int) -> list[float]:
+    """Teacher forcing on gold solutions; returns the per-step losses."""
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr)
+    stream = task.generate_problems(cfg.sft_steps * cfg.sft_batch, seed + 1)
+    losses = []
+    model.train()
+    for step in range(cfg.sft_steps):
+        chunk = stream[step * cfg.sft_batch : (step + 1) * cfg.sft_batch]
+        batch = encode_completions(
+            tokenizer, [p.prompt for p in chunk], [p.solution for p in chunk], max_length=64
+        )
+        lp = policy_token_logprobs(
+            model, batch.input_ids, batch.attention_mask, batch.completion_mask
+        )
+        loss = -(lp.sum() / batch.completion_mask.sum())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def qrm_records(model: Any, tokenizer: Any, cfg: Config, seed: int) -> tuple[list[dict], dict]:
+    """Gold-vs-corrupted pairs + (right, wrong) pairs of SFT samples; returns (records, stats)."""
+    rng = random.Random(seed)
+    records = []
+    gold = task.generate_problems(cfg.qrm_gold_prompts, seed + 2)
+    for i, p in enumerate(gold):
+        for _ in range(cfg.qrm_corruptions):
+            records.append(
+                {"prompt": p.prompt, "chosen": p.solution, "rejected": task.corrupt(p, rng),
+                 "task": f"g{i}"}
+            )  # fmt: skip
+    sampled = task.generate_problems(cfg.qrm_sample_prompts, seed + 6)
+    prompts = [p.prompt for p in sampled for _ in range(cfg.qrm_samples)]
+    out = sample_completions(model, tokenizer, prompts, max_new_tokens=cfg.max_new_tokens)
+    right_total, sample_pairs = 0, 0
+    for i, p in enumerate(sampled):
+        done = out.completions[i * cfg.qrm_samples : (i + 1) * cfg.qrm_samples]
+        right = [c for c in done if task.answer_of(c) == p.answer]
+        wrong = [c for c in done if task.answer_of(c) != p.answer]
+        right_total += len(right)
+        for w in wrong:
+            chosen = rng.choice(right) if right else p.solution
+            records.append({"prompt": p.prompt, "chosen": chosen, "rejected": w, "task": f"s{i}"})
+            sample_pairs += 1
+    stats = {
+        "gold_corrupted_pairs": len(records) - sample_pairs,
+        "sample_pairs": sample_pairs,
+        "sft_sample_accuracy": right_total / max(1, len(prompts)),
+    }
+    return records, stats
+
+
+def method_rewards(
+    method: str,
+    roll: Any,
+    chunk: list[task.ArithProblem],
+    correct: torch.Tensor,
+    qrm: QRewardModel | None,
+    tokenizer: Any,
+    cfg: Config,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """[B, T] token rewards of one method and the matching ``reinforce_loss`` options."""
+    ids, att, mask = roll.input_ids, roll.attention_mask, roll.response_mask
+    if method == "orm":
+        return last_token_rewards(mask, correct), {"returns": "reward_to_go", "baseline": "mean"}
+    if method == "qrm":
+        if qrm is None:
+            raise ValueError("method 'qrm' needs a trained Q-RM")
+        rewards = qrm.token_rewards(ids, att, mask, normalize=cfg.normalize, eos_mean=True)
+    elif method == "oracle":
+        gold = [
+            tokenizer(p.solution, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            for p in chunk
+        ]
+        raw = prefix_match_rewards(ids, mask, gold)
+        rewards = normalize_token_rewards(raw, mask, normalize=cfg.normalize, eos_mean=True)
+    else:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return rewards, {"returns": "immediate", "baseline": None}
+
+
+def rl(
+    method: str,
+    policy: Any,
+    qrm: QRewardModel | None,
+    tokenizer: Any,
+    cfg: Config,
+    seed: int,
+    target: float,
+    log: Any,
+) -> dict[str, Any]:
+    """REINFORCE + KL from the SFT policy (trained in place); the accuracy curve and steps to
+    target. Runs all ``rl_steps`` (the curve is the result; steps to target is read from it)."""
+    torch.manual_seed(seed + 3)
+    reference = copy.deepcopy(policy).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.rl_lr, weight_decay=0.0)
+    stream = task.generate_problems(cfg.rl_steps * cfg.rl_batch, seed + 4)
+    held_out = task.generate_problems(cfg.eval_problems, seed + 5)
+    curve = [(0, accuracy(policy, tokenizer, held_out, cfg.max_new_tokens))]
+    gold_curve = [(0, gold_logprob(policy, tokenizer, held_out))]
+    sample_acc, losses, kls = [], [], []
+    start = time.perf_counter()
+    for step in range(1, cfg.rl_steps + 1):
+        chunk = stream[(step - 1) * cfg.rl_batch : step * cfg.rl_batch]
+        roll = sample_completions(
+            policy, tokenizer, [p.prompt for p in chunk], max_new_tokens=cfg.max_new_tokens
+        )
+        correct = torch.tensor(
+            [task.answer_of(c) == p.answer for c, p in zip(roll.completions, chunk, strict=True)],
+            dtype=torch.float32,
+        )
+        rewards, options = method_rewards(method, roll, chunk, correct, qrm, tokenizer, cfg)
+        ids, att, mask = roll.input_ids, roll.attention_mask, roll.response_mask
+        policy.train()
+        lp = policy_token_logprobs(policy, ids, att, mask)
+        loss = reinforce_loss(lp, rewards, mask, **options).loss
+        with torch.no_grad():
+            ref_lp = policy_token_logprobs(reference, ids, att, mask)
+        kl = masked_mean(kl_penalty(lp, ref_lp, mask, estimator="k3"), mask)
+        opt.zero_grad(set_to_none=True)
+        (loss + cfg.kl_coef * kl).backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+        opt.step()
+        sample_acc.append(float(correct.mean()))
+        losses.append(loss.item())
+        kls.append(kl.item())
+        if step % cfg.eval_every == 0 or step == cfg.rl_steps:
+            acc = accuracy(policy, tokenizer, held_out, cfg.max_new_tokens)
+            curve.append((step, acc))
+            gold_curve.append((step, gold_logprob(policy, tokenizer, held_out)))
+            log(f"{method} step {step}: held-out {acc:.3f}, gold log-prob {gold_curve[-1][1]:.3f}, "
+                f"samples {correct.mean():.2f}, kl {kl.item():.3f}")  # fmt: skip
+    return {
+        "steps_to_target": steps_to(curve, target),
+        "final_accuracy": curve[-1][1],
+        "best_accuracy": max(a for _, a in curve),
+        "curve": curve,
+        "gold_logprob_curve": gold_curve,
+        "train_sample_accuracy": sample_acc,
+        "losses": losses,
+        "kl": kls,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def steps_to(curve: list[tuple[int, float]], target: float) -> int | None:
+    """First evaluated step whose accuracy reaches ``target`` (None: never)."""
+    return next((s for s, a in curve if a >= target), None)
+
+
+def run_seed(cfg: Config, seed: int, methods: tuple[str, ...], log: Any) -> dict[str, Any]:
+    """SFT → Q-RM → RL with each method, from one seed."""
+    from qengine.models.tiny import build_word_tokenizer, tiny_causal_lm
+
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    tokenizer = build_word_tokenizer(task.vocabulary())
+    policy = tiny_causal_lm(
+        tokenizer, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, seed=seed
+    )
+    sft_losses = sft(policy, tokenizer, cfg, seed)
+    held_out = task.generate_problems(cfg.eval_problems, seed + 5)
+    sft_acc = accuracy(policy, tokenizer, held_out, cfg.max_new_tokens)
+    target = min(0.95, sft_acc + cfg.target_gain)
+    t_sft = time.perf_counter()
+    log(f"seed {seed}: SFT loss {sft_losses[-1]:.3f}, greedy accuracy {sft_acc:.3f}")
+    out: dict[str, Any] = {
+        "seed": seed,
+        "sft": {"final_loss": sft_losses[-1], "greedy_accuracy": sft_acc},
+        "target_accuracy": target,
+        "methods": {},
+    }
+    qrm = None
+    if "qrm" in methods:
+        records, stats = qrm_records(policy, tokenizer, cfg, seed)
+        qrm = QRewardModel(copy.deepcopy(policy), head=cfg.qrm_head)
+        history = train_qrm(
+            qrm, tokenizer, records, progress=False,
+            config=QRMTrainConfig(
+                learning_rate=cfg.qrm_lr, num_train_epochs=cfg.qrm_epochs,
+                per_device_train_batch_size=16,
+                eval_fraction=0.15, seed=seed, max_length=64,
+            ),
+        )  # fmt: skip
+        qrm.requires_grad_(False)
+        out["qrm"] = {
+            **stats, "eval_before": history["eval_before"], "eval_after": history["eval_after"]
+        }  # fmt: skip
+        log(f"seed {seed}: Q-RM {stats}, held-out {history['eval_after']}")
+    t_qrm = time.perf_counter()
+    for method in methods:
+        out["methods"][method] = rl(
+            method, copy.deepcopy(policy), qrm, tokenizer, cfg, seed, target, log
+        )
+    out["seconds"] = {
+        "sft": t_sft - t0,
+        "qrm": t_qrm - t_sft,
+        "rl": {m: out["methods"][m]["seconds"] for m in methods},
+        "total": time.perf_counter() - t0,
+    }
+    return out
+
+
+# ----------------------------------------------------------------------------------- summary
+def speedup(steps_slow: int | None, steps_fast: int | None, budget: int) -> float | None:
+    """``steps_slow / steps_fast``; a method that never reaches the target counts as ``budget``
+    steps (so the ratio is a lower bound when only the slow one missed); None when the fast one
+    missed too or reached it at step 0."""
+    if steps_fast is None or steps_fast == 0:
+        return None
+    return (budget if steps_slow is None else steps_slow) / steps_fast
+
+
+def summarize(runs: list[dict[str, Any]], cfg: Config) -> dict[str, Any]:
+    """The headline numbers over seeds."""
+
+    def ratios(fast: str) -> list[float | None]:
+        return [
+            speedup(r["methods"].get("orm", {}).get("steps_to_target"),
+                    r["methods"].get(fast, {}).get("steps_to_target"), cfg.rl_steps)
+            if fast in r["methods"] and "orm" in r["methods"] else None
+            for r in runs
+        ]  # fmt: skip
+
+    def mean(xs: list[float | None]) -> float | None:
+        xs = [x for x in xs if x is not None]
+        return sum(xs) / len(xs) if xs and len(xs) == len(runs) else None
+
+    def finals(m: str) -> list[float]:
+        return [r["methods"][m]["final_accuracy"] for r in runs if m in r["methods"]]
+
+    q, o = ratios("qrm"), ratios("oracle")
+    return {
+        "sft_accuracy": [r["sft"]["greedy_accuracy"] for r in runs],
+        "speedup_qrm_vs_orm": q,
+        "mean_speedup_qrm_vs_orm": mean(q),
+        "min_final_accuracy_qrm": min(finals("qrm"), default=None),
+        "oracle_dense": {
+            "speedup_vs_orm": o,
+            "mean_speedup_vs_orm": mean(o),
+            "steps_to_target": [
+                r["methods"].get("oracle", {}).get("steps_to_target") for r in runs
+            ],
+            "final_accuracy": finals("oracle"),
+            "min_final_accuracy": min(finals("oracle"), default=None),
+        },
+        "steps_to_target": {
+            m: [r["methods"].get(m, {}).get("steps_to_target") for r in runs] for m in METHODS
+        },
+        "final_accuracy": {m: finals(m) for m in METHODS},
+    }
+
+
+def write_markdown(report: dict[str, Any], path: Path) -> None:
+    cfg, s = report["config"], report
+    fmt = lambda x: "—" if x is None else (f"{x:.2f}" if isinstance(x, float) else str(x))  # noqa: E731
+    lines = [
+        "# REINFORCE: Q-RM vs outcome reward (ORM) vs oracle dense reward, arithmetic",
+        "",
+        f"Produced by `python bench/qrm_vs_orm.py{' --quick' if report['quick'] else ''}` on "
+        f"{report['machine']['cpu']} ({report['machine']['cores']} cores, "
+        f"{report['machine']['torch_threads']} torch threads) in {report['wall_s']:.0f} s. "
+        "Steps = RL updates (batch of prompts, one sample each) until greedy held-out accuracy "
+        f"reaches the target (SFT accuracy + {cfg['target_gain']}), evaluated every "
+        f"{cfg['eval_every']} steps; `—` = not reached in {cfg['rl_steps']} steps. Speed-up = "
+        "ORM steps / method steps, a method that misses counting as the whole budget.",
+        "",
+        "| seed | SFT acc | Q-RM pair acc | target | ORM steps | Q-RM steps | oracle steps | "
+        "Q-RM speed-up | oracle speed-up | final ORM / Q-RM / oracle |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    sft_accs = ", ".join(f"{a:.3f}" for a in s["sft_accuracy"])
+    for i, r in enumerate(report["seeds"]):
+        m = r["methods"]
+
+        def st(k: str, m: dict = m) -> str:
+            return fmt(m[k]["steps_to_target"]) if k in m else "n/a"
+
+        fin = " / ".join(f"{m[k]['final_accuracy']:.3f}" if k in m else "n/a" for k in METHODS)
+        qacc = r.get("qrm", {}).get("eval_after", {}).get("accuracy")
+        lines.append(
+            f"| {r['seed']} | {r['sft']['greedy_accuracy']:.3f} | {fmt(qacc)} | "
+            f"{r['target_accuracy']:.3f} | {st('orm')} | {st('qrm')} | {st('oracle')} | "
+            f"{fmt(s['speedup_qrm_vs_orm'][i])} | {fmt(s['oracle_dense']['speedup_vs_orm'][i])} | "
+            f"{fin} |"
+        )
+    lines += [
+        "",
+        f"Mean speed-up of Q-RM over ORM: **{fmt(s['mean_speedup_qrm_vs_orm'])}**; of the oracle: "
+        f"**{fmt(s['oracle_dense']['mean_speedup_vs_orm'])}**. Lowest final Q-RM accuracy: "
+        f"{fmt(s['min_final_accuracy_qrm'])} (SFT: {sft_accs}).",
+        "",
+        "Settings: " + ", ".join(f"`{k}={v}`" for k, v in cfg.items()) + ".",
+        "",
+        f"![held-out accuracy during RL]({Path(report['png']).name})",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = report["seeds"]
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 3.6), squeeze=False)
+    colors = {"orm": "tab:blue", "qrm": "tab:red", "oracle": "tab:green"}
+    for ax, r in zip(axes[0], runs, strict=True):
+        for m, run in r["methods"].items():
+            xs, ys = zip(*run["curve"], strict=True)
+            ax.plot(xs, ys, label=m, color=colors.get(m))
+        ax.axhline(r["target_accuracy"], color="gray", ls="--", lw=0.8, label="target")
+        ax.set_title(f"seed {r['seed']}")
+        ax.set_xlabel("RL step")
+        ax.set_ylim(0, 1)
+    axes[0][0].set_ylabel("greedy held-out accuracy")
+    axes[0][0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny smoke run (< 60 s)")
+    ap.add_argument("--seeds", help="comma-separated (default 0,1,2; --quick: 0)")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument(
+        "--json",
+        type=Path,
+        help="default: bench/results/qrm_vs_orm.json "
+        "(--quick: a temporary folder, never the committed results)",
+    )
+    ap.add_argument("--md", type=Path)
+    ap.add_argument("--png", type=Path)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a Config field (repeatable)")  # fmt: skip
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    cfg = QUICK if args.quick else Config()
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        field = {f.name: f for f in dataclasses.fields(Config)}.get(key)
+        if field is None:
+            ap.error(f"unknown Config field {key!r}")
+        kind = type(getattr(cfg, key))
+        overrides[key] = value if kind is str else kind(value)
+    cfg = dataclasses.replace(cfg, **overrides)
+    methods = tuple(m for m in args.methods.split(",") if m)
+    if bad := [m for m in methods if m not in METHODS]:
+        ap.error(f"unknown method(s) {bad}; choose from {METHODS}")
+    seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",") if s]
+    folder = Path(tempfile.mkdtemp(prefix="qrm_vs_orm-")) if args.quick else RESULTS
+    args.json = args.json or folder / "qrm_vs_orm.json"
+    args.md = args.md or args.json.with_suffix(".md")
+    args.png = args.png or args.json.with_suffix(".png")
+
+    def log(msg: str) -> None:
+        if not args.no_progress:
+            print(f"[qrm_vs_orm {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    info = machine()
+    runs: list[dict[str, Any]] = []
+    for p in (args.json, args.md, args.png):
+        p.parent.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:  # the files are rewritten after every seed: a cut-short run keeps its data
+        runs.append(run_seed(cfg, seed, methods, log))
+        report = {
+            "machine": info,
+            "quick": args.quick,
+            "config": asdict(cfg),
+            "methods": list(methods),
+            "complete": len(runs) == len(seeds),
+            "seeds": runs,
+            **summarize(runs, cfg),
+            "wall_s": time.perf_counter() - t0,
+            "png": str(args.png),
+        }
+        args.json.write_text(json.dumps(report, indent=1))
+        write_markdown(report, args.md)
+        write_plot(report, args.png)
+    headline = {k: report[k] for k in ("mean_speedup_qrm_vs_orm", "min_final_accuracy_qrm")}
+    headline["oracle_mean_speedup"] = report["oracle_dense"]["mean_speedup_vs_orm"]
+    print(json.dumps(headline | {"wall_s": round(report["wall_s"], 1)}))
+    return report
+
+
+if __name__ == "__main__":
+    main()
