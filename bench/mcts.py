@@ -82,6 +82,8 @@ def python_loop(
     """The T2 loop: ask → numpy evaluator → expand → backup, until every tree has S leaves."""
     evaluated, asked, asks = 0, 0, 0
     target = num_simulations * forest.num_trees
+    # The budget is known: allocate each tree once (as run_synthetic does) instead of regrowing.
+    forest.reserve(num_simulations * leaves_per_ask * num_actions + 1)
     while evaluated < target:
         leaves = forest.ask(leaves_per_ask, paths=False)
         if len(leaves) == 0:
@@ -190,6 +192,7 @@ def loop_cost(trees: int, sims: int, actions: int, repeats: int) -> dict[str, fl
         )
         counts = np.full(trees, actions, dtype=np.int32)
         spent, evaluated = 0.0, 0
+        forest.reserve(sims * actions + 1)  # the budget is known, as in run_synthetic
         while evaluated < sims * trees:
             start = time.thread_time()
             leaves = forest.ask(1, paths=False)

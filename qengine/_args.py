@@ -1,7 +1,8 @@
 """Strict scalar arguments (docs/search-semantics.md, section 9, "Arguments").
 
-``qengine.Forest``, ``SearchConfig`` and the reference engine check scalars with these; the native
-bindings apply the same rules (``csrc/bindings/args.cc``). Nothing is coerced: ``1.5`` never
+``qengine.Forest`` and the reference engine check scalars with these; the native bindings apply
+the same rules (``csrc/bindings/args.cc``), and ``SearchConfig`` is checked by the core's (its
+schema lives in ``csrc/qengine/config.h``). Nothing is coerced: ``1.5`` never
 becomes ``1`` and ``'3'`` never becomes ``3``.
 
 * int:  a Python int or a numpy integer, not a bool

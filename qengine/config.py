@@ -1,7 +1,9 @@
 """Search configuration shared by the native core and the pure-Python reference.
 
-The meaning of every field is defined in ``docs/search-semantics.md`` (section 2); this module only
-holds the values and validates them before they reach the core.
+The meaning of every field is defined in ``docs/search-semantics.md`` (section 2); the fields, their
+kinds, defaults and checks live once, in the core's table (``csrc/qengine/config.h``): this module
+spells them as a dataclass for readers and type checkers, is checked against that table at import,
+and lets the core validate every value (``qengine._core.check_config``).
 """
 
 from __future__ import annotations

@@ -436,6 +436,12 @@ class Forest:
         """Drop the subtree below ``node`` and never select ``node`` again."""
         self._engine.prune(tree, node)
 
+    def reserve(self, nodes: int) -> None:
+        """Make room for ``nodes`` node slots per tree now (at most ``config.max_nodes``): a
+        search that knows its budget (e.g. S simulations x A children + 1) allocates each tree
+        once instead of regrowing it, as ``run_synthetic`` does. Results do not change."""
+        self._engine.reserve(nodes)
+
     def compact(self, tree: int) -> None:
         """Renumber a tree without the dead slots left by progressive widening."""
         self._engine.compact(tree)

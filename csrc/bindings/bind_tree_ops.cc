@@ -38,6 +38,14 @@ void register_tree_ops(ForestClass& cls) {
       py::arg("tree"), py::arg("node"));
 
   cls.def(
+      "reserve",
+      [](Forest& f, const py::handle& nodes) {
+        const int64_t n = int_arg(nodes, "reserve", "nodes").value;
+        py::gil_scoped_release release;
+        f.reserve(n);
+      },
+      py::arg("nodes"));
+  cls.def(
       "compact",
       [](Forest& f, const py::handle& tree) {
         const int64_t t = tree_arg(tree, "compact");

@@ -619,6 +619,20 @@ void Forest::prune(int64_t tree, int64_t node) {
   prune_tree(t, static_cast<int32_t>(node));
 }
 
+void Forest::reserve(int64_t nodes) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (nodes < 0) throw ValueError("reserve: nodes must be >= 0, got " + str(nodes));
+  const int64_t want = std::min(nodes, config_.max_nodes);
+  pool_->parallel_for(
+      num_trees(),
+      [&](int64_t begin, int64_t end, int) {
+        for (int64_t b = begin; b < end; ++b) {
+          trees_[static_cast<size_t>(b)].ensure(want, config_.max_nodes);
+        }
+      },
+      kMinTreesPerThread);
+}
+
 void Forest::compact(int64_t tree) {
   std::lock_guard<std::mutex> lock(mutex_);
   Tree& t = tree_at(tree, "compact");

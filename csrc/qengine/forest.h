@@ -91,6 +91,11 @@ class Forest {
   void reroot(int64_t tree, int64_t node);
   void prune(int64_t tree, int64_t node);
   void compact(int64_t tree);
+  // Grows every tree's arena to hold at least min(nodes, max_nodes) slots now (ValueError if
+  // nodes < 0): a search that knows its budget allocates once instead of regrowing (each regrowth
+  // copies the tree into fresh pages). A capacity hint only: no node changes, and a reroot /
+  // compact / reset / import sizes the tree afresh.
+  void reserve(int64_t nodes);
   void reset(int64_t tree, int64_t payload);
 
   // ---- benchmarks (section 8): returns the number of leaves evaluated over all trees

@@ -476,6 +476,12 @@ class ReferenceEngine:
         self._idle_tree(t, "prune")
         self._trees[t] = tree_ops.prune(self._trees[t], n)
 
+    def reserve(self, nodes: int) -> None:
+        """A capacity hint of the native core: checked, then nothing to do (lists grow)."""
+        nodes = _args.integer("nodes", nodes)
+        if nodes < 0:
+            raise ValueError(f"reserve: nodes must be >= 0, got {nodes}")
+
     def compact(self, tree: int) -> None:
         t = self._idle_tree(self._tree_arg(tree), "compact")
         self._trees[t] = tree_ops.compact(self._trees[t])

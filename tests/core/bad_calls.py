@@ -199,6 +199,7 @@ def _wrapper_slots() -> list[Slot]:
         Slot("best_path(tree)", "int", lambda c, v: c.forest.best_path(v), tree_ids),
         Slot("root_epoch(tree)", "int", lambda c, v: c.forest.root_epoch(v), tree_ids),
         Slot("export_tree(tree)", "int", lambda c, v: c.forest.export_tree(v), tree_ids),
+        Slot("reserve(nodes)", "int", lambda c, v: c.forest.reserve(v), tuple(below(0))),
         Slot("edge_values(tree)", "int", lambda c, v: c.forest.edge_values(v), tree_ids),
         Slot("minmax(tree)", "int", lambda c, v: c.forest.minmax(v), tree_ids),
         Slot(
@@ -384,6 +385,7 @@ def _engine_slots() -> list[Slot]:
         Slot("engine minmax(tree)", "int", lambda c, v: e(c).minmax(v), tree_ids),
         Slot("engine root_epoch(tree)", "int", lambda c, v: e(c).root_epoch(v), tree_ids),
         Slot("engine export_tree(tree)", "int", lambda c, v: e(c).export_tree(v), tree_ids),
+        Slot("engine reserve(nodes)", "int", lambda c, v: e(c).reserve(v), tuple(below(0))),
         Slot("engine edge_values(tree)", "int", lambda c, v: e(c).edge_values(v), tree_ids),
         Slot(
             "engine pairs(mode)",

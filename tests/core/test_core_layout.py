@@ -64,3 +64,35 @@ def test_view_refuses_status_and_unknown_names(engine):
     for name in ("status", "value_sum"):
         with pytest.raises(ValueError, match="field"):
             forest.view(0, name)
+
+
+def documented_config() -> list[str]:
+    """The names of the table of section 2, in order (a row may name two fields)."""
+    section = DOCS.read_text().split("## 2.")[1].split("## 3.")[0]
+    cells = re.findall(r"^\|\s*(`[^|]+)\|", section, flags=re.MULTILINE)
+    return [name for cell in cells for name in re.findall(r"`(\w+)`", cell)]
+
+
+@pytest.mark.skipif(not DOCS.exists(), reason="needs the source tree's docs")
+def test_config_schema_is_the_documented_one_and_the_dataclass():
+    schema = core().CONFIG_FIELDS
+    names = [f["name"] for f in schema]
+    assert names == documented_config()
+    defaults = SearchConfig()
+    for field in schema:
+        assert getattr(defaults, field["name"]) == field["default"], field["name"]
+        assert field["kind"] in ("str", "float", "int", "bool") and field["doc"]
+        assert bool(field["choices"]) == (field["kind"] == "str")
+    assert core().check_config({}) == SearchConfig().to_dict()
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [({"c": "x"}, TypeError), ({"rule": "alphago"}, ValueError), ({"two_player": 1}, TypeError)],
+)
+def test_config_checks_are_the_cores(changes, error):
+    with pytest.raises(error) as from_python:
+        SearchConfig(**changes)
+    with pytest.raises(error) as from_core:
+        core().check_config(changes)
+    assert str(from_python.value) == str(from_core.value)

@@ -74,3 +74,21 @@ def test_eligible_mask_is_checked(engine):
         forest._engine.pairs("all", 1, 0.0, -1, np.ones(5, dtype=bool))  # engine: exact uint8
     with pytest.raises(IndexError):
         forest.edge_values(1)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_reserve_changes_no_result(engine):
+    """reserve is a capacity hint: the same search with and without it gives the same bits."""
+    exports = []
+    for hint in (None, 10_000, 3):
+        forest = Forest(3, SearchConfig(max_nodes=5000), num_threads=1, engine=engine)
+        if hint is not None:
+            forest.reserve(hint)  # above max_nodes: clamped; below the size: nothing to do
+        forest.run_synthetic(40, 4)
+        exports.append(forest.export_arrays())
+    for other in exports[1:]:
+        assert all(np.array_equal(exports[0][k], other[k]) for k in exports[0])
+    with pytest.raises(ValueError, match="nodes"):
+        forest.reserve(-1)
+    with pytest.raises(TypeError, match="nodes"):
+        forest.reserve(1.5)
