@@ -21,7 +21,6 @@ size, ``P`` pairs, ``n`` packed response tokens.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +28,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from qengine.models.causal_lm import decoder, hidden_size, lm_head
+from qengine.models.causal_lm import decoder, hidden_size, lm_head, load_causal_lm
+from qengine.models.pretrained import load_lm, load_tensors, read_config, save_model_dir
 from qengine.train.tokenize import CompletionBatch
 
 from .rewards import Normalization, check_token_masks, normalize_token_rewards
@@ -98,16 +98,14 @@ class QRewardModel(nn.Module):
         head: Head = "value",
         beta: float = 0.2,
         gamma: float = 2.0,
-        torch_dtype: torch.dtype | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
     ) -> QRewardModel:
-        """A fresh Q-RM on a causal LM object or a local checkpoint path (nothing downloads
-        unless the path is a Hub id)."""
+        """A fresh Q-RM on a causal LM object or a local checkpoint directory (or ``"smollm2"``),
+        loaded by :func:`qengine.models.causal_lm.load_causal_lm`; nothing downloads."""
         model = model_or_path
         if isinstance(model_or_path, (str, Path)):
-            from transformers import AutoModelForCausalLM
-
-            kwargs = {} if torch_dtype is None else {"dtype": torch_dtype}
-            model = AutoModelForCausalLM.from_pretrained(str(model_or_path), **kwargs)
+            model, _ = load_causal_lm(model_or_path, dtype=dtype, device=device, tokenizer=False)
         return cls(model, head=head, beta=beta, gamma=gamma)
 
     @property
@@ -125,55 +123,40 @@ class QRewardModel(nn.Module):
 
     def save_pretrained(self, path: str | Path, tokenizer: Any = None) -> Path:
         """Write the LM (``save_pretrained``), the value head (safetensors), ``qengine_qrm.json``
-        and, when given, the tokenizer."""
-        from safetensors.torch import save_file
-
-        out = Path(path)
-        out.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(out)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(out)
+        and, when given, the tokenizer (layout: :mod:`qengine.models.pretrained`)."""
+        tensors = {}
         if self.value_head is not None:
-            state = {
-                k: v.detach().cpu().contiguous() for k, v in self.value_head.state_dict().items()
-            }
-            save_file(state, str(out / QRM_VALUE_HEAD))
-        (out / QRM_CONFIG).write_text(json.dumps(self.config_dict(), indent=2))
-        return out
+            tensors[QRM_VALUE_HEAD] = self.value_head.state_dict()
+        return save_model_dir(
+            path, config_file=QRM_CONFIG, config=self.config_dict(), model=self.model,
+            tokenizer=tokenizer, tensors=tensors,
+        )  # fmt: skip
 
     @classmethod
     def from_pretrained(
         cls,
         path: str | Path,
         *,
-        torch_dtype: torch.dtype | None = None,
+        dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> QRewardModel:
-        """Load a Q-RM written by :meth:`save_pretrained`."""
-        from safetensors.torch import load_file
-        from transformers import AutoModelForCausalLM
-
-        root = Path(path)
-        if not (root / QRM_CONFIG).is_file():
-            raise FileNotFoundError(
-                f"{root} has no {QRM_CONFIG}: not written by QRewardModel.save_pretrained"
-            )
-        meta = json.loads((root / QRM_CONFIG).read_text())
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"unsupported Q-RM format {meta.get('format')!r} in {root}")
-        kwargs = {} if torch_dtype is None else {"dtype": torch_dtype}
-        model = AutoModelForCausalLM.from_pretrained(str(root), **kwargs)
+        """Load a Q-RM written by :meth:`save_pretrained` (``dtype`` of the LM: default bfloat16
+        on CUDA, else float32; the value head stays float32). Raises
+        :class:`~qengine.models.pretrained.NotAModelError` for a path that is not one."""
+        root, meta = read_config(
+            path, config_file=QRM_CONFIG, kind="Q-RM",
+            hint="train one with qengine.qrm.train_qrm(..., output_dir=DIR)", formats=(_FORMAT,),
+        )  # fmt: skip
+        model, _ = load_lm(root, dtype=dtype, device=device, tokenizer=False)
         value_head = None
         if meta["head"] == "value":
-            state = load_file(str(root / meta["value_head"]))
-            d = state["weight"].shape[1]
-            value_head = nn.Linear(d, 1)
+            state = load_tensors(root, meta["value_head"])
+            value_head = nn.Linear(int(state["weight"].shape[1]), 1)
             value_head.load_state_dict(state)
-        qrm = cls(model, head=meta["head"], beta=meta["beta"], gamma=meta["gamma"],
-                  value_head=value_head)  # fmt: skip
-        if device is not None:
-            qrm.to(device)
-        return qrm
+            value_head.to(next(model.parameters()).device)
+        return cls(
+            model, head=meta["head"], beta=meta["beta"], gamma=meta["gamma"], value_head=value_head
+        )
 
     # ----------------------------------------------------------------------------------- scoring
     def _head_args(self) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]:

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from qengine.models import build_word_tokenizer, tiny_causal_lm
+from qengine.models.pretrained import NotAModelError
 from qengine.qrm import (
     QRewardModel,
     QRMTrainConfig,
@@ -282,5 +283,9 @@ def test_bad_input_raises_clear_errors(tokenizer, tmp_path) -> None:
         as_records([{"prompt": "a", "chosen": [{"role": "user", "content": "b"}], "rejected": "c"}])
     with pytest.raises(ValueError, match="head must be"):
         QRewardModel(qrm.model, head="mlp")  # type: ignore[arg-type]
-    with pytest.raises(FileNotFoundError, match=r"qengine_qrm\.json"):
+    with pytest.raises(NotAModelError, match=r"not a qengine Q-RM \(has no qengine_qrm\.json\)"):
         QRewardModel.from_pretrained(tmp_path)
+    with pytest.raises(NotAModelError, match="does not exist"):
+        QRewardModel.from_pretrained(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="never downloads"):
+        QRewardModel.from_causal_lm(tmp_path / "missing")
