@@ -59,22 +59,25 @@ class Sizes:
     kv_iterations: int
     measure_training: bool
     max_records: int  # training pairs / value records per model (a random subset beyond)
+    max_length: int  # tokens the Q- and V-models read per sequence (oldest history dropped)
 
 
+# Sized for 2 CPU cores shared with other jobs (a first full run at 8 tasks x 12 iterations,
+# 96 records, 384 tokens took ~50 s per V-model step and found no pair on coin_collector level 3).
 FULL = Sizes(
-    train_tasks=8, test_tasks=8, iterations=12, candidates=5, max_depth=8, rollout_depth=2,
-    max_steps=10, epochs=2, top_layers=4, learning_rate=5e-5, kv_trees=2, kv_iterations=8,
-    measure_training=True, max_records=96,
+    train_tasks=5, test_tasks=5, iterations=16, candidates=5, max_depth=8, rollout_depth=2,
+    max_steps=8, epochs=1, top_layers=2, learning_rate=5e-5, kv_trees=2, kv_iterations=8,
+    measure_training=True, max_records=24, max_length=256,
 )  # fmt: skip
 QUICK = Sizes(
     train_tasks=1, test_tasks=1, iterations=8, candidates=3, max_depth=3, rollout_depth=1,
     max_steps=3, epochs=1, top_layers=1, learning_rate=5e-5, kv_trees=1, kv_iterations=3,
-    measure_training=False, max_records=16,
+    measure_training=False, max_records=16, max_length=256,
 )  # fmt: skip
 
 # The games: small enough for a 135M model on 2 cores (levels/settings chosen for that).
 TEXTWORLD = {
-    "tw-coin_collector": ("tw-coin_collector", {"level": 3}),
+    "tw-coin_collector": ("tw-coin_collector", {"level": 2}),
     "tw-cooking": (
         "tw-cooking",
         {"recipe": 1, "take": 1, "go": 1, "open": False, "cook": False, "cut": False},
@@ -146,7 +149,7 @@ def measure_training(base: Any, tok: Any, records: list[dict], sizes: Sizes) -> 
             trainable = freeze_below_top(model, top)
         cfg = StepDPOConfig(
             num_train_epochs=1, per_device_train_batch_size=len(batch), eval_fraction=0.0,
-            max_length=384,
+            max_length=sizes.max_length,
         )  # fmt: skip
         t0 = time.perf_counter()
         train_step_dpo(model, tok, batch, config=cfg, progress=False)
@@ -301,7 +304,7 @@ def run_env(name: str, model: Any, tok: Any, sizes: Sizes, seed: int, quick: boo
         cfg = StepDPOConfig(
             num_train_epochs=sizes.epochs, per_device_train_batch_size=4,
             learning_rate=sizes.learning_rate,
-            eval_fraction=0.0 if len(records) < 10 else 0.2, max_length=384, seed=seed,
+            eval_fraction=0.0 if len(records) < 10 else 0.2, max_length=sizes.max_length, seed=seed,
         )  # fmt: skip
         history = train_step_dpo(qm, tok, records, config=cfg, output_dir=work / name / "q",
                                  progress=not quick)  # fmt: skip
@@ -322,7 +325,7 @@ def run_env(name: str, model: Any, tok: Any, sizes: Sizes, seed: int, quick: boo
         t0 = time.perf_counter()
         vm_base = copy.deepcopy(model)
         freeze_below_top(vm_base, sizes.top_layers)
-        v_model = ValueModel.from_causal_lm(vm_base, tok, max_length=384)
+        v_model = ValueModel.from_causal_lm(vm_base, tok, max_length=sizes.max_length)
         vcfg = ValueTrainConfig(
             num_train_epochs=sizes.epochs, per_device_train_batch_size=8,
             learning_rate=sizes.learning_rate,
@@ -412,8 +415,10 @@ def report(results: dict[str, Any], threads: int) -> str:
             f"({kv['tokens_saved_ratio']:.1f}x fewer; search {kv['reuse']['seconds']:.0f} s vs "
             f"{kv['no_reuse']['seconds']:.0f} s); priors of the {kv['states_compared']} states "
             f"both searches expanded differ by at most {kv['max_abs_prior_difference']:.2g} "
-            f"(float rounding), same most likely action: {kv['same_top_action']}.",
-        ]
+            f"(float rounding), same most likely action: {kv['same_top_action']}."
+            + (f" (Measured by an earlier run: {kv['from_earlier_run']}.)"
+               if "from_earlier_run" in kv else ""),
+        ]  # fmt: skip
     tw = results.get("textworld_throughput")
     if tw:
         lines += [
@@ -421,8 +426,10 @@ def report(results: dict[str, Any], threads: int) -> str:
             f"TextWorld search throughput (tw-cooking, {tw['games']} games x {tw['iterations']} "
             f"iterations, scripted actor, 2 env workers): {tw['before']['leaves_per_second']:.2f} "
             f"leaves/s before (reload on every change of game, reset + replay on every restore) vs "
-            f"{tw['after']['leaves_per_second']:.2f} after ({tw['speedup']:.1f}x).",
-        ]
+            f"{tw['after']['leaves_per_second']:.2f} after ({tw['speedup']:.2f}x)."
+            + (f" (Measured by an earlier run: {tw['from_earlier_run']}.)"
+               if "from_earlier_run" in tw else ""),
+        ]  # fmt: skip
     for res in results["envs"].values():
         if "training_cost" in res:
             lines += ["", f"Training cost per step-DPO step: `{json.dumps(res['training_cost'])}`"]
@@ -438,6 +445,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: the machine is shared; 2 threads under load "
                         "ran ~3-4x slower than 1 in our measurement)")  # fmt: skip
+    parser.add_argument("--measurements-from", type=Path, default=None, metavar="JSON",
+                        help="take the KV-reuse and TextWorld-throughput measurements from "
+                        "an earlier run's JSON instead of measuring again (the report says "
+                        "so)")  # fmt: skip
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a size, e.g. --set test_tasks=4")  # fmt: skip
     args = parser.parse_args()
@@ -466,6 +477,7 @@ def main() -> None:
         "seed": args.seed,
         "sizes": asdict(sizes),
         "load_seconds": time.perf_counter() - t0,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "envs": {},
     }
     suffix = "_quick" if args.quick else ""
@@ -478,12 +490,17 @@ def main() -> None:
         md_path.write_text(report(results, args.threads))
 
     with tempfile.TemporaryDirectory(prefix="qengine-real-lm-") as tmp:
-        games, iters = (2, 2) if args.quick else (6, 6)
-        results["textworld_throughput"] = textworld_throughput(games, iters, args.seed)
-        write()
-        log("KV reuse measurement")
-        results["kv_reuse"] = kv_reuse(model, tok, sizes, args.seed, args.quick)
-        log(f"KV reuse: {results['kv_reuse']}")
+        if args.measurements_from is not None:
+            earlier = json.loads(args.measurements_from.read_text())
+            for key in ("textworld_throughput", "kv_reuse"):
+                results[key] = {**earlier[key], "from_earlier_run": earlier.get("started")}
+        else:
+            games, iters = (2, 2) if args.quick else (6, 6)
+            results["textworld_throughput"] = textworld_throughput(games, iters, args.seed)
+            write()
+            log("KV reuse measurement")
+            results["kv_reuse"] = kv_reuse(model, tok, sizes, args.seed, args.quick)
+            log(f"KV reuse: {results['kv_reuse']}")
         write()
         measured: list[str] = []
         for name in envs:

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from ..models.causal_lm import decoder, head_logprobs
+from ..train.packing import packs_prefixes
 
 __all__ = ["PrefixKVCache", "PrefixRun"]
 
@@ -146,6 +147,39 @@ class PrefixKVCache:
     def _device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def _score_packed(
+        self, prefix: PrefixRun, continuations: Sequence[Sequence[int]]
+    ) -> torch.Tensor:
+        """Σ log π of every continuation's tokens after its first, float32 [K]: all of them in
+        ONE row on top of the prompt's KV (no copy per continuation), under a tree mask where
+        each token sees the prompt and its own continuation's earlier tokens."""
+        device = self._device()
+        p = len(prefix.ids)
+        inputs = [list(c[:-1]) for c in continuations]  # token j predicts token j + 1
+        total = sum(len(x) for x in inputs)
+        owner = torch.tensor([i for i, x in enumerate(inputs) for _ in x], device=device)
+        offset = torch.tensor([j for x in inputs for j in range(len(x))], device=device)
+        visible = torch.ones((total, p + total), dtype=torch.bool, device=device)
+        visible[:, p:] = (owner[:, None] == owner[None, :]) & (offset[None, :] <= offset[:, None])
+        mask: torch.Tensor = visible[None, None]  # [1, 1, T, P + T]
+        if getattr(self.model.config, "_attn_implementation", "sdpa") == "eager":
+            dtype = next(self.model.parameters()).dtype
+            mask = torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill(
+                ~mask, torch.finfo(dtype).min
+            )
+        ids = torch.tensor([[t for x in inputs for t in x]], device=device)
+        body = decoder(self.model)
+        hidden = body(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=(p + offset)[None, :],
+            use_cache=True,
+            **_with_cache(body, _dynamic_cache(prefix.entry.kv)),
+        ).last_hidden_state[0]  # [T, D]
+        targets = torch.tensor([t for c in continuations for t in c[1:]], device=device)
+        logp = head_logprobs(self.model, hidden, targets).float()
+        return torch.zeros(len(inputs), device=device).index_add_(0, owner, logp).cpu()
+
     @torch.inference_mode()
     def score(self, prefix: PrefixRun, continuations: Sequence[Sequence[int]]) -> list[float]:
         """Σ log π(continuation tokens | prompt) for each continuation, in one batched call over
@@ -162,6 +196,8 @@ class PrefixKVCache:
         rows = prefix.entry.last_hidden[None, :].expand(k, -1)  # [K, D] predict token 0
         logp0 = head_logprobs(self.model, rows, first).float().cpu()
         out += logp0
+        if width > 1 and packs_prefixes(self.model):
+            return [min(0.0, float(v)) for v in out + self._score_packed(prefix, continuations)]
         if width > 1:
             ids = torch.zeros((k, width - 1), dtype=torch.long)
             mask = torch.zeros((k, p + width - 1), dtype=torch.long)

@@ -94,3 +94,26 @@ def test_the_lru_is_bounded_by_bytes(smollm2) -> None:
     torch.testing.assert_close(again.entry.last_hidden, first.entry.last_hidden)
     with pytest.raises(ValueError):
         cache.score(first, [[]])
+
+
+def test_packed_scoring_matches_full_forwards(smollm2, monkeypatch) -> None:
+    """Continuations scored in one tree-masked row over the prompt's KV give the log-probs of
+    one full forward per continuation, as does the one-row-per-continuation path."""
+    import qengine.policies.kv_cache as kv_cache
+
+    model, tok = smollm2
+    prompt = tok("You are in a kitchen. There is a fridge. Exits: north.")["input_ids"]
+    actions = ["go north", "open fridge", "take yellow potato from fridge", "x"]
+    conts = [tok(a)["input_ids"] + [tok.eos_token_id] for a in actions]
+    cache = PrefixKVCache(model)
+    run = cache.run([prompt])
+    packed = cache.score(run, conts)
+    monkeypatch.setattr(kv_cache, "packs_prefixes", lambda model: False)
+    rows = cache.score(run, conts)
+    want = []
+    for c in conts:
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([prompt + c])).logits[0].double(), -1)
+        want.append(sum(float(logp[len(prompt) - 1 + j, t]) for j, t in enumerate(c)))
+    torch.testing.assert_close(torch.tensor(packed), torch.tensor(want), rtol=0, atol=2e-4)
+    torch.testing.assert_close(torch.tensor(rows), torch.tensor(want), rtol=0, atol=2e-4)
