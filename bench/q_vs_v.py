@@ -139,8 +139,8 @@ def evaluate_agent(
     """``run_episodes`` over ``tasks``; as each episode ends, a generative ``critic`` observes it
     (the state before the last action, that action, the episode's return), so later decisions
     see the actor's most recent outcomes in context. Returns the ``AgentResult`` and wall time."""
-    from qengine.data.prompts import render_prompt
     from qengine.agents import run_episodes
+    from qengine.data.prompts import render_prompt
 
     def feed(final: Any) -> None:
         if critic is None or not final.history:
@@ -186,11 +186,11 @@ def run_env(
 ) -> dict[str, Any]:
     import torch
 
+    from qengine.agents import BaseAgent, BestOfNLogprobAgent, QGuidedAgent, QValueModel
     from qengine.critics import VGuidedAgent, value_records
     from qengine.data.prompts import compact_prompt
     from qengine.policies import ScriptedPolicy
     from qengine.search import collect
-    from qengine.agents import BaseAgent, BestOfNLogprobAgent, QGuidedAgent, QValueModel
 
     train_n, val_n, test_n = sizes
     s = pipeline_settings(name, train_n, test_n, args.seed, args.quick)

@@ -210,6 +210,9 @@ def train_step_dpo(
         )
     torch.manual_seed(cfg.seed)
     device = next(model.parameters()).device
+    # under torchrun: every process starts from rank 0's model, and so shares one reference
+    distributed.init_from_env("nccl" if device.type == "cuda" else "gloo")
+    distributed.broadcast_parameters(model)
     reference_model = copy.deepcopy(model).eval()
     for p in reference_model.parameters():
         p.requires_grad_(False)

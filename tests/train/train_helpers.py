@@ -60,12 +60,12 @@ def _tokenizer() -> Any:
     return build_word_tokenizer([words, "[ ] :"])
 
 
-def train(trainer: str, out: Path, *, per_device: int, epochs: int = 1, hidden: int = 128) -> dict:
+def train(trainer: str, out: Path, *, per_device: int, epochs: int = 1, hidden: int = 64) -> dict:
     """Train ``trainer`` for ``epochs`` on fixed data, save to ``out``; returns the history."""
     from qengine.models import tiny_causal_lm
 
     tokenizer = _tokenizer()
-    model = tiny_causal_lm(tokenizer, hidden_size=hidden, num_layers=2, seed=0)
+    model = tiny_causal_lm(tokenizer, hidden_size=hidden, num_layers=1, seed=0)
     common = dict(learning_rate=3e-3, eval_fraction=0.2, seed=0)
     if trainer == "step_dpo":
         from qengine.train import StepDPOConfig, train_step_dpo
@@ -73,7 +73,7 @@ def train(trainer: str, out: Path, *, per_device: int, epochs: int = 1, hidden: 
         config = StepDPOConfig(
             num_train_epochs=epochs, per_device_train_batch_size=per_device, max_length=64, **common
         )
-        return train_step_dpo(model, tokenizer, colour_pairs(24, seed=1), config=config,
+        return train_step_dpo(model, tokenizer, colour_pairs(16, seed=1), config=config,
                               output_dir=out, progress=False)  # fmt: skip
     if trainer == "value":
         from qengine.critics import ValueModel, ValueTrainConfig, train_value_regression
@@ -82,7 +82,7 @@ def train(trainer: str, out: Path, *, per_device: int, epochs: int = 1, hidden: 
             num_train_epochs=epochs, per_device_train_batch_size=per_device, **common
         )
         vm = ValueModel(model, tokenizer)
-        return train_value_regression(vm, value_records(96, seed=1), config=config,
+        return train_value_regression(vm, value_records(64, seed=1), config=config,
                                       output_dir=out, progress=False)  # fmt: skip
     if trainer == "qrm":
         from qengine.qrm import QRewardModel, QRMTrainConfig, train_qrm
@@ -90,7 +90,7 @@ def train(trainer: str, out: Path, *, per_device: int, epochs: int = 1, hidden: 
         config = QRMTrainConfig(
             num_train_epochs=epochs, per_device_train_batch_size=per_device, max_length=64, **common
         )
-        return train_qrm(QRewardModel(model), tokenizer, colour_pairs(24, seed=1),
+        return train_qrm(QRewardModel(model), tokenizer, colour_pairs(16, seed=1),
                          config=config, output_dir=out, progress=False)  # fmt: skip
     raise ValueError(f"unknown trainer {trainer!r}; one of {TRAINERS}")
 
