@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from critics_helpers import CannedGenerator, FixedPolicy, StubCritic, last_action
 
+from qengine.agents import run_episodes
 from qengine.critics import GenerativeCritic, VGuidedAgent
 from qengine.data.prompts import render_state
 from qengine.policies import ScriptedPolicy
-from qengine.agents import run_episodes
 
 QUERIES = ["search[red]", "search[blue mug]", "search[gold lamp]"]
 

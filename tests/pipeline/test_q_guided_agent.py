@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from qengine.agents import QGuidedAgent, repeated_actions
 from qengine.envs import TextState, make_env
 from qengine.policies import Candidate
-from qengine.agents import QGuidedAgent, repeated_actions
 
 
 class Fixed:
