@@ -6,8 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-from qengine.data.prompts import PROMPT_STYLES
+from qengine.errors import UsageError, UsageFileNotFoundError
 from qengine.train.config import StepDPOConfig
+
+from ._common import PROMPT_STYLE_HELP, prompt_style
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -56,12 +58,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--prompt-style",
-        choices=PROMPT_STYLES,
+        type=prompt_style,
         default="full",
-        help="how the model reads a state: the full history, or the compact state (instruction, "
-        "past actions, last observation), optionally with the instruction's words marked, "
-        "opened items flagged and prices within the budget marked (the demo uses "
-        "compact-marked-visited-price); saved with the model",
+        help="how the model reads a state: " + PROMPT_STYLE_HELP,
     )
     parser.add_argument("--max-length", type=int, default=d.max_length, help="tokens per sequence")
     parser.add_argument(
@@ -87,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from qengine.train.distributed import default_device, is_main_process
 
     if not args.pairs.is_file():
-        raise SystemExit(f"{args.pairs} does not exist: make it with `qengine pairs`")
+        raise UsageFileNotFoundError(f"{args.pairs} does not exist: make it with `qengine pairs`")
     records = list(load_records(args.pairs))
     if args.model == "tiny":
         tokenizer = build_word_tokenizer(styled_corpus(records, args.prompt_style))
@@ -98,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         try:  # float32 on the CPU: training moves it where it runs
             model, tokenizer = load_causal_lm(args.model, device="cpu", dtype="float32")
         except (FileNotFoundError, ModuleNotFoundError) as e:
-            raise SystemExit(f"--model {args.model}: {e}") from None
+            raise UsageError(f"--model {args.model}: {e}") from None
     # this process's device: cuda:LOCAL_RANK under torchrun with GPUs (NCCL), else CUDA or CPU
     model = model.to(default_device())
     config = StepDPOConfig(
