@@ -366,6 +366,8 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "qengine": qengine.__version__,
+        # Other work on the machine skews every rate (the loop cost ratio least: thread CPU time).
+        "load_average_1min": os.getloadavg()[0],
     }
 
 
