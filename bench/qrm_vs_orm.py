@@ -34,6 +34,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import math
 import os
 import platform
 import random
@@ -439,6 +440,26 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         )
     lines += [
         "",
+        "Per method and seed: greedy held-out accuracy at the end / best over the run (at step), "
+        "and the change of the gold solutions' mean log-prob per token from the SFT policy (a "
+        "smooth measure: > 0 means the policy moved towards the right solutions).",
+        "",
+        "| seed | method | final acc | best acc (step) | Δ gold log-prob / token | final KL |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in report["seeds"]:
+        for k in METHODS:
+            if k not in r["methods"]:
+                continue
+            run = r["methods"][k]
+            best_step, best = max(run["curve"], key=lambda c: (c[1], -c[0]))
+            gold = run.get("gold_logprob_curve") or [(0, math.nan)]
+            lines.append(
+                f"| {r['seed']} | {k} | {run['final_accuracy']:.3f} | {best:.3f} ({best_step}) | "
+                f"{gold[-1][1] - gold[0][1]:+.3f} | {run['kl'][-1]:.3f} |"
+            )
+    lines += [
+        "",
         f"Mean speed-up of Q-RM over ORM: **{fmt(s['mean_speedup_qrm_vs_orm'])}**; of the oracle: "
         f"**{fmt(s['oracle_dense']['mean_speedup_vs_orm'])}**. Lowest final Q-RM accuracy: "
         f"{fmt(s['min_final_accuracy_qrm'])} (SFT: {sft_accs}).",
@@ -490,7 +511,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a Config field (repeatable)")  # fmt: skip
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--report", type=Path, metavar="JSON",
+                    help="only rewrite the markdown and plot of an existing JSON")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.report is not None:
+        report = json.loads(args.report.read_text())
+        write_markdown(report, args.md or args.report.with_suffix(".md"))
+        write_plot(report, args.png or args.report.with_suffix(".png"))
+        return report
     cfg = QUICK if args.quick else Config()
     overrides = {}
     for item in args.set:

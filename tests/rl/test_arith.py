@@ -58,7 +58,7 @@ def test_quick_benchmark_writes_the_documented_json(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, str(BENCH / "qrm_vs_orm.py"), "--quick", "--no-progress",
          "--json", str(target)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        capture_output=True, text=True, cwd=tmp_path, timeout=900,
     )  # fmt: skip
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     report = json.loads(target.read_text())
@@ -85,3 +85,12 @@ def test_quick_benchmark_writes_the_documented_json(tmp_path: Path) -> None:
     )
     md = target.with_suffix(".md").read_text()
     assert "| seed |" in md and target.with_suffix(".png").stat().st_size > 0
+    # --report rebuilds the markdown from the JSON alone (no training).
+    again = tmp_path / "again.md"
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "qrm_vs_orm.py"), "--report", str(target), "--md", str(again),
+         "--png", str(tmp_path / "again.png")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert again.read_text() == md
