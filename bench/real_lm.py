@@ -212,7 +212,9 @@ def kv_reuse(model: Any, tok: Any, sizes: Sizes, seed: int, quick: bool) -> dict
     return out
 
 
-def textworld_throughput(games: int, iterations: int, seed: int) -> dict[str, Any]:
+def textworld_throughput(
+    games: int, iterations: int, seed: int, game_settings: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Search throughput on tw-cooking games with the scripted actor and 2 env workers: before
     (each worker reloads a game whenever it changes game, every restore resets and replays)
     and after (games kept loaded per worker, restores ahead step without a reset)."""
@@ -220,11 +222,13 @@ def textworld_throughput(games: int, iterations: int, seed: int) -> dict[str, An
     from qengine.policies import ScriptedPolicy
     from qengine.search import CollectSettings, collect
 
-    out: dict[str, Any] = {"games": games, "iterations": iterations, "workers": 2}
+    out: dict[str, Any] = {"games": games, "iterations": iterations, "workers": 2,
+                           "settings": game_settings or "the challenge's defaults"}  # fmt: skip
     for label, keep, ahead in (("before", 1, False), ("after", 64, True)):
         env = TextWorldEnv(
-            challenge="tw-cooking", seed=seed, num_train=games, num_test=0, max_loaded_games=keep
-        )
+            challenge="tw-cooking", settings=game_settings, seed=seed, num_train=games, num_test=0,
+            max_loaded_games=keep,
+        )  # fmt: skip
         for task in env.task_ids("train"):
             env.game_file(task)  # generation is not what is measured
         TextWorldEnv.restore_ahead = ahead
@@ -495,8 +499,9 @@ def main() -> None:
             for key in ("textworld_throughput", "kv_reuse"):
                 results[key] = {**earlier[key], "from_earlier_run": earlier.get("started")}
         else:
-            games, iters = (2, 2) if args.quick else (6, 6)
-            results["textworld_throughput"] = textworld_throughput(games, iters, args.seed)
+            # quick: the small cooking games of this bench; full: the challenge's own defaults
+            games, iters, tw = (2, 2, TEXTWORLD["tw-cooking"][1]) if args.quick else (6, 6, None)
+            results["textworld_throughput"] = textworld_throughput(games, iters, args.seed, tw)
             write()
             log("KV reuse measurement")
             results["kv_reuse"] = kv_reuse(model, tok, sizes, args.seed, args.quick)
