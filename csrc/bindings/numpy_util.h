@@ -59,23 +59,24 @@ struct Input {
 // or ValueError (wrong shape / layout) naming `op` and `name`.
 template <class T>
 Input<T> input(const py::handle& obj, const char* op, const char* name) {
-  const std::string what = std::string(op) + ": " + name;
+  // "op: name", built only for an error (the loop calls this ~10 times per iteration).
+  auto what = [&] { return std::string(op) + ": " + name; };
   if (!py::isinstance<py::array>(obj)) {
-    throw qengine::TypeError(what + " must be a numpy array of dtype " + dtype_name<T>() +
+    throw qengine::TypeError(what() + " must be a numpy array of dtype " + dtype_name<T>() +
                              ", got " + std::string(py::str(py::type::of(obj).attr("__name__"))));
   }
   Input<T> in;
   in.array = py::reinterpret_borrow<py::array>(obj);
   if (!in.array.dtype().equal(py::dtype::of<T>())) {
-    throw qengine::TypeError(what + " must have dtype " + dtype_name<T>() + ", got " +
+    throw qengine::TypeError(what() + " must have dtype " + dtype_name<T>() + ", got " +
                              std::string(py::str(in.array.dtype())) + " (convert with .astype)");
   }
   if (in.array.ndim() != 1) {
-    throw qengine::ValueError(what + " must be 1-D, got " + std::to_string(in.array.ndim()) +
+    throw qengine::ValueError(what() + " must be 1-D, got " + std::to_string(in.array.ndim()) +
                               " dimensions");
   }
   if (!(in.array.flags() & py::array::c_style)) {
-    throw qengine::ValueError(what + " must be C-contiguous (use numpy.ascontiguousarray)");
+    throw qengine::ValueError(what() + " must be C-contiguous (use numpy.ascontiguousarray)");
   }
   in.size = static_cast<int64_t>(in.array.shape(0));
   in.data = static_cast<const T*>(in.array.data());

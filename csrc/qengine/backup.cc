@@ -17,59 +17,65 @@ bool all_children_exhausted(const Tree& t, int32_t s) {
   return true;
 }
 
-void backup_leaf(Tree& t, const SearchConfig& cfg, int32_t x, double value, bool tell) {
-  const double ds = cfg.discount * cfg.sign();
-  const bool mean = cfg.backup == BackupMode::kMean;
-  const bool mark = cfg.mark_exhausted;
-  const uint16_t in_flight_step = tell ? 1 : 0;
-  double g = value;
-  int32_t node = x;
-  bool came_from_exhausted = true;  // the leaf itself is always checked
-  for (;;) {
-    t.status[node] = static_cast<uint16_t>(t.status[node] - in_flight_step);
-    // Saturates at 2**31 - 1 instead of wrapping: later backups keep averaging with that weight.
-    const int32_t visits = t.visits[node] < kMaxVisits ? ++t.visits[node] : kMaxVisits;
-    const float g32 = saturate_float32(g);
-    if (visits == 1) {
-      t.q[node] = g32;
-    } else if (mean) {
-      const float q = t.q[node];
-      const float diff = g32 - q;
-      const float step = diff / static_cast<float>(visits);
-      float next = q + step;
-      if (!std::isfinite(next)) {
-        // g32 - q overflowed float32 (returns near +-FLT_MAX of opposite signs): the same step in
-        // double, which cannot overflow, rounded once; the mean lies between q and g32.
-        next = static_cast<float>(static_cast<double>(q) +
-                                  (static_cast<double>(g32) - static_cast<double>(q)) /
-                                      static_cast<double>(visits));
-      }
-      t.q[node] = next;
+BackupWalk::BackupWalk(const SearchConfig& cfg, int32_t x, double value, bool tell)
+    : ds(cfg.discount * cfg.sign()),
+      g(value),
+      node(x),
+      in_flight_step(tell ? 1 : 0),
+      mean(cfg.backup == BackupMode::kMean),
+      mark(cfg.mark_exhausted) {}
+
+bool BackupWalk::step(Tree& t) {
+  t.status[node] = static_cast<uint16_t>(t.status[node] - in_flight_step);
+  // Saturates at 2**31 - 1 instead of wrapping: later backups keep averaging with that weight.
+  const int32_t visits = t.visits[node] < kMaxVisits ? ++t.visits[node] : kMaxVisits;
+  const float g32 = saturate_float32(g);
+  if (visits == 1) {
+    t.q[node] = g32;
+  } else if (mean) {
+    const float q = t.q[node];
+    const float diff = g32 - q;
+    const float step = diff / static_cast<float>(visits);
+    float next = q + step;
+    if (!std::isfinite(next)) {
+      // g32 - q overflowed float32 (returns near +-FLT_MAX of opposite signs): the same step in
+      // double, which cannot overflow, rounded once; the mean lies between q and g32.
+      next = static_cast<float>(static_cast<double>(q) +
+                                (static_cast<double>(g32) - static_cast<double>(q)) /
+                                    static_cast<double>(visits));
+    }
+    t.q[node] = next;
+  } else {
+    t.q[node] = std::max(t.q[node], g32);
+  }
+  if (node != kRoot) {
+    const double qraw = edge_value(t, ds, node);
+    t.minmax_lo = std::min(t.minmax_lo, qraw);
+    t.minmax_hi = std::max(t.minmax_hi, qraw);
+  }
+  if (mark) {
+    uint16_t& status = t.status[node];
+    if (status & kExhaustedBit) {
+      came_from_exhausted = true;
+    } else if (status & kTerminalBit) {
+      status |= kExhaustedBit;  // visits > 0 now
+      came_from_exhausted = true;
+    } else if (came_from_exhausted && all_children_exhausted(t, node)) {
+      status |= kExhaustedBit;
+      came_from_exhausted = true;
     } else {
-      t.q[node] = std::max(t.q[node], g32);
+      came_from_exhausted = false;
     }
-    if (node != kRoot) {
-      const double qraw = edge_value(t, ds, node);
-      t.minmax_lo = std::min(t.minmax_lo, qraw);
-      t.minmax_hi = std::max(t.minmax_hi, qraw);
-    }
-    if (mark) {
-      uint16_t& status = t.status[node];
-      if (status & kExhaustedBit) {
-        came_from_exhausted = true;
-      } else if (status & kTerminalBit) {
-        status |= kExhaustedBit;  // visits > 0 now
-        came_from_exhausted = true;
-      } else if (came_from_exhausted && all_children_exhausted(t, node)) {
-        status |= kExhaustedBit;
-        came_from_exhausted = true;
-      } else {
-        came_from_exhausted = false;
-      }
-    }
-    if (node == kRoot) return;
-    g = static_cast<double>(t.reward[node]) + ds * g;
-    node = t.parent[node];
+  }
+  if (node == kRoot) return false;
+  g = static_cast<double>(t.reward[node]) + ds * g;
+  node = t.parent[node];
+  return true;
+}
+
+void backup_leaf(Tree& t, const SearchConfig& cfg, int32_t x, double value, bool tell) {
+  BackupWalk walk(cfg, x, value, tell);
+  while (walk.step(t)) {
   }
 }
 

@@ -31,6 +31,23 @@ inline float saturate_float32(double v) {
 // stays finite (saturated returns, a double mean step where the float32 one would overflow).
 void backup_leaf(Tree& tree, const SearchConfig& config, int32_t x, double value, bool tell);
 
+// backup_leaf one node at a time: step() updates `node` and moves to its parent (false once the
+// root is done). Lets a batch interleave the walks of different trees (Forest::backup), so
+// their parent-chasing cache misses overlap; each walk does exactly what backup_leaf does.
+struct BackupWalk {
+  BackupWalk() = default;
+  BackupWalk(const SearchConfig& config, int32_t x, double value, bool tell);
+  bool step(Tree& tree);
+
+  double ds = 0.0;                  // discount * sign
+  double g = 0.0;                   // the return at `node`
+  int32_t node = kNoNode;           // the next node to update
+  uint16_t in_flight_step = 0;      // 1 for a tell, 0 for a terminal hit
+  bool mean = true;                 // BackupMode::kMean (else max)
+  bool mark = true;                 // SearchConfig::mark_exhausted
+  bool came_from_exhausted = true;  // the leaf itself is always checked
+};
+
 // Removes one in-flight count on every node of the path root..x (5.4). No validation.
 void cancel_leaf(Tree& tree, int32_t x);
 

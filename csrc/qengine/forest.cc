@@ -443,20 +443,55 @@ void Forest::expand(const ExpandArgs& a) {
 void Forest::backup(int64_t n, const int32_t* trees, const int32_t* nodes, const double* values) {
   std::lock_guard<std::mutex> lock(mutex_);
   validate_leaves(n, trees, nodes, values, "backup");
+  // The walks leaf -> root chase parents (a cache miss per level: each call visits every tree,
+  // cold). kWalkSlots trees are walked together, one level each in turn, with the next node
+  // prefetched, so the misses of different trees overlap (as ask_trees does for descents).
+  // Within a tree the leaves are backed up one after the other in call order: same results.
   pool_->parallel_for(
       num_trees(),
       [&](int64_t begin, int64_t end, int) {
-        const int64_t g_end = group_begin_[static_cast<size_t>(end)];
-        for (int64_t tb = begin; tb < end; ++tb) {
-          Tree& t = trees_[static_cast<size_t>(tb)];
-          for (int64_t g = group_begin_[static_cast<size_t>(tb)];
-               g < group_begin_[static_cast<size_t>(tb) + 1]; ++g) {
-            if (g + kPrefetchAhead < g_end) {  // the leaf of a later item (walks start there)
-              const int64_t ahead = group_items_[static_cast<size_t>(g + kPrefetchAhead)];
-              prefetch_node(trees_[static_cast<size_t>(trees[ahead])], nodes[ahead]);
+        constexpr int kWalkSlots = 8;
+        struct Slot {
+          int64_t g = 0;      // the group entry being backed up
+          int64_t g_end = 0;  // the end of its tree's group
+          Tree* t = nullptr;  // its tree; null when the slot is idle
+          BackupWalk walk;
+        };
+        int64_t next_tree = begin;
+        auto start_item = [&](Slot& s) {
+          const int64_t i = group_items_[static_cast<size_t>(s.g)];
+          s.walk = BackupWalk(config_, nodes[i], values[i], /*tell=*/true);
+          prefetch_node(*s.t, nodes[i]);
+        };
+        auto start_tree = [&](Slot& s) {
+          for (; next_tree < end; ++next_tree) {
+            const int64_t g0 = group_begin_[static_cast<size_t>(next_tree)];
+            const int64_t g1 = group_begin_[static_cast<size_t>(next_tree) + 1];
+            if (g0 == g1) continue;
+            s.t = &trees_[static_cast<size_t>(next_tree++)];
+            s.g = g0;
+            s.g_end = g1;
+            start_item(s);
+            return true;
+          }
+          s.t = nullptr;
+          return false;
+        };
+        Slot slots[kWalkSlots];
+        int active = 0;
+        for (Slot& s : slots) active += start_tree(s) ? 1 : 0;
+        while (active > 0) {
+          for (Slot& s : slots) {
+            if (s.t == nullptr) continue;
+            if (s.walk.step(*s.t)) {
+              __builtin_prefetch(s.t->hot + s.walk.node);
+              continue;
             }
-            const int64_t i = group_items_[static_cast<size_t>(g)];
-            backup_leaf(t, config_, nodes[i], values[i], /*tell=*/true);
+            if (++s.g < s.g_end) {
+              start_item(s);
+            } else if (!start_tree(s)) {
+              --active;
+            }
           }
         }
       },
@@ -623,11 +658,25 @@ void Forest::reserve(int64_t nodes) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (nodes < 0) throw ValueError("reserve: nodes must be >= 0, got " + str(nodes));
   const int64_t want = std::min(nodes, config_.max_nodes);
+  // The trees that grow move into one slab of huge pages (tree.h, SlabBlocks: why), each to the
+  // capacity grow would give it.
+  std::vector<int64_t> growing;
+  std::vector<int64_t> capacities;
+  std::vector<size_t> bytes;
+  for (int64_t b = 0; b < num_trees(); ++b) {
+    const Tree& t = trees_[static_cast<size_t>(b)];
+    if (want <= t.capacity) continue;
+    growing.push_back(b);
+    capacities.push_back(t.grown_capacity(want, config_.max_nodes));
+    bytes.push_back(Tree::block_bytes(capacities.back()));
+  }
+  const SlabBlocks slab(bytes);
   pool_->parallel_for(
-      num_trees(),
+      static_cast<int64_t>(growing.size()),
       [&](int64_t begin, int64_t end, int) {
-        for (int64_t b = begin; b < end; ++b) {
-          trees_[static_cast<size_t>(b)].ensure(want, config_.max_nodes);
+        for (int64_t i = begin; i < end; ++i) {
+          const size_t k = static_cast<size_t>(i);
+          trees_[static_cast<size_t>(growing[k])].move_to(capacities[k], slab.block(k));
         }
       },
       kMinTreesPerThread);

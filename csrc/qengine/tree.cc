@@ -1,6 +1,9 @@
 #include "qengine/tree.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <new>
@@ -27,6 +30,11 @@ std::shared_ptr<uint8_t> allocate(size_t bytes) {
   return std::shared_ptr<uint8_t>(raw, [](uint8_t* p) { ::operator delete(p); });
 }
 
+constexpr size_t kHugePage = size_t{2} << 20;  // x86-64 / aarch64 transparent huge page
+constexpr size_t kBlockAlign = 64;             // each tree's block starts on a cache line
+
+size_t round_up(size_t bytes, size_t to) { return (bytes + to - 1) / to * to; }
+
 void bind_columns(Tree* t) {
   const Layout l(t->capacity);
   uint8_t* base = t->block.get();
@@ -50,10 +58,17 @@ void copy_column(T* dst, const T* src, int32_t n) {
 
 }  // namespace
 
-Tree Tree::make_uninitialised(int32_t size, int64_t capacity) {
+size_t Tree::block_bytes(int64_t capacity) { return Layout(std::max<int64_t>(capacity, 1)).total; }
+
+int64_t Tree::grown_capacity(int64_t needed, int64_t limit) const {
+  const int64_t cap = std::max<int64_t>(needed, 2 * capacity);
+  return std::max<int64_t>(std::min<int64_t>(cap, limit), needed);
+}
+
+Tree Tree::make_uninitialised(int32_t size, int64_t capacity, std::shared_ptr<uint8_t> block) {
   Tree t;
   t.capacity = std::max<int64_t>({capacity, size, 1});
-  t.block = allocate(Layout(t.capacity).total);
+  t.block = block ? std::move(block) : allocate(Layout(t.capacity).total);
   bind_columns(&t);
   t.size = size;
   t.minmax_lo = std::numeric_limits<double>::infinity();
@@ -68,10 +83,10 @@ Tree Tree::make(int64_t root_payload, int64_t capacity) {
   return t;
 }
 
-void Tree::grow(int64_t needed, int64_t limit) {
-  int64_t cap = std::max<int64_t>(needed, 2 * capacity);
-  cap = std::max<int64_t>(std::min<int64_t>(cap, limit), needed);
-  Tree bigger = make_uninitialised(size, cap);
+void Tree::grow(int64_t needed, int64_t limit) { move_to(grown_capacity(needed, limit), nullptr); }
+
+void Tree::move_to(int64_t cap, std::shared_ptr<uint8_t> block) {
+  Tree bigger = make_uninitialised(size, cap, std::move(block));
   copy_column(bigger.payload, payload, size);
   copy_column(bigger.hot, hot, size);
   copy_column(bigger.action, action, size);
@@ -104,6 +119,30 @@ void Tree::copy_node(const Tree& s, int32_t from, int32_t to) {
   hot[to] = s.hot[from];
   action[to] = s.action[from];
   depth[to] = s.depth[from];
+}
+
+SlabBlocks::SlabBlocks(const std::vector<size_t>& bytes) {
+  std::vector<size_t> offsets(bytes.size());
+  size_t total = 0;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    offsets[i] = total;
+    total += round_up(std::max<size_t>(bytes[i], 1), kBlockAlign);
+  }
+  blocks_.reserve(bytes.size());
+  if (total < kHugePage) {  // less than one huge page: ordinary blocks
+    for (size_t b : bytes) blocks_.push_back(allocate(b));
+    return;
+  }
+  // Whole huge pages, aligned, so the kernel can back the slab with 2 MiB pages (madvise: a hint;
+  // without transparent huge pages it is ordinary memory).
+  const size_t size = round_up(total, kHugePage);
+  void* raw = std::aligned_alloc(kHugePage, size);
+  if (raw == nullptr) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+  madvise(raw, size, MADV_HUGEPAGE);
+#endif
+  std::shared_ptr<uint8_t> slab(static_cast<uint8_t*>(raw), [](uint8_t* p) { std::free(p); });
+  for (size_t off : offsets) blocks_.emplace_back(slab, slab.get() + off);  // aliasing: shares it
 }
 
 namespace {
