@@ -23,7 +23,7 @@ MISTAKES = {
     ),
     "missing Q-model": (
         ["evaluate", "--q-model", "{tmp}/missing", "--tasks", "1", "--no-progress"],
-        ["missing is not a qengine Q-value model"],
+        ["missing' is not a qengine Q-value model", "qengine train-q --out"],
     ),
     "not a tree directory": (
         ["pairs", "{tmp}", "--out", "{tmp}/pairs.jsonl"],
