@@ -3,7 +3,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <cstdlib>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <new>
@@ -133,15 +133,21 @@ SlabBlocks::SlabBlocks(const std::vector<size_t>& bytes) {
     for (size_t b : bytes) blocks_.push_back(allocate(b));
     return;
   }
-  // Whole huge pages, aligned, so the kernel can back the slab with 2 MiB pages (madvise: a hint;
-  // without transparent huge pages it is ordinary memory).
+  // A fresh anonymous mapping of whole huge pages, aligned, advised MADV_HUGEPAGE: its pages are
+  // not yet faulted in, so the kernel can back it with 2 MiB pages (heap memory reused from
+  // earlier frees keeps its 4 KiB pages: measured 1.1x -> 2.2x loop / native after a large forest
+  // was freed). Without transparent huge pages it is ordinary memory.
   const size_t size = round_up(total, kHugePage);
-  void* raw = std::aligned_alloc(kHugePage, size);
-  if (raw == nullptr) throw std::bad_alloc();
+  const size_t mapped = size + kHugePage;  // room to align the start
+  void* raw = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  uint8_t* base = static_cast<uint8_t*>(raw);
+  uint8_t* start =
+      reinterpret_cast<uint8_t*>(round_up(reinterpret_cast<uintptr_t>(base), kHugePage));
 #ifdef MADV_HUGEPAGE
-  madvise(raw, size, MADV_HUGEPAGE);
+  madvise(start, size, MADV_HUGEPAGE);
 #endif
-  std::shared_ptr<uint8_t> slab(static_cast<uint8_t*>(raw), [](uint8_t* p) { std::free(p); });
+  std::shared_ptr<uint8_t> slab(start, [raw, mapped](uint8_t*) { munmap(raw, mapped); });
   for (size_t off : offsets) blocks_.emplace_back(slab, slab.get() + off);  // aliasing: shares it
 }
 
