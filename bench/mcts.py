@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -34,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine_info import machine
 
-import qengine
 from qengine import Forest, SearchConfig
 
 # Values lie in [-1, 1]: a pending leaf counts as a loss (-1), which keeps the K leaves of
@@ -351,26 +349,6 @@ def timed_ms(run: Callable[[], Any], repeats: int = 5) -> float:
 
 
 # ---------------------------------------------------------------------------- driver
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "qengine": qengine.__version__,
-        # Other work on the machine skews every rate (the loop cost ratio least: thread CPU time).
-        "load_average_1min": os.getloadavg()[0],
-    }
-
-
 def ratio(a: float | None, b: float | None) -> float | None:
     return None if not a or not b else a / b
 

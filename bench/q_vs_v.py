@@ -112,7 +112,7 @@ def machine() -> dict[str, Any]:
     """``bench/mcts.py``'s machine record + library versions and torch threads."""
     import torch
     import transformers
-    from mcts import machine as base_machine
+    from machine_info import machine as base_machine
 
     info = base_machine()
     info.update(torch=torch.__version__, transformers=transformers.__version__)

@@ -35,7 +35,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import platform
 import random
 import sys
@@ -50,6 +49,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import arith_task as task
+from machine_info import machine
 
 from qengine.qrm import QRewardModel, QRMTrainConfig, normalize_token_rewards, train_qrm
 from qengine.rl import (
@@ -101,29 +101,16 @@ QUICK = Config(
 )  # fmt: skip
 
 
-def machine() -> dict[str, Any]:
-    """CPU model, cores, library versions and torch threads of this run."""
+def run_machine() -> dict[str, Any]:
+    """The machine record plus library versions and torch threads of this run."""
     import transformers
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "name": platform.node(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "loadavg_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-    }
+    return machine(
+        name=platform.node(),
+        torch=torch.__version__,
+        transformers=transformers.__version__,
+        torch_threads=torch.get_num_threads(),
+    )
 
 
 # ------------------------------------------------------------------------------------ stages
@@ -543,7 +530,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"[qrm_vs_orm {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
-    info = machine()
+    info = run_machine()
     runs: list[dict[str, Any]] = []
     for p in (args.json, args.md, args.png):
         p.parent.mkdir(parents=True, exist_ok=True)

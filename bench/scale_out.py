@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import sys
 import tempfile
 import threading
@@ -35,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine_info import machine
 
-import qengine
 from qengine.envs import make_env
 from qengine.policies import ScriptedPolicy
 from qengine.search import CollectSettings, RayExecutor, Recipe, TreeStore, collect
@@ -58,25 +56,10 @@ def latency_policy(env: Any, seed: int, latency: float, max_batch: int) -> Laten
     return LatencyPolicy(ScriptedPolicy(env, p=0.5, seed=seed), latency, max_batch)
 
 
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+def ray_version() -> str:
     import ray
 
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "qengine": qengine.__version__,
-        "ray": ray.__version__,
-    }
+    return ray.__version__
 
 
 def same_trees(a: Path, b: Path) -> bool:
@@ -208,7 +191,7 @@ def main() -> None:
     print(json.dumps(summary, indent=2))
     if args.json:
         doc = {
-            "machine": machine(),
+            "machine": machine(ray=ray_version()),
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
             "workload": {
                 "env": args.env,

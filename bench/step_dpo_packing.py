@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mcts import machine
+from machine_info import machine
 
 from qengine.envs import make_env
 from qengine.models import build_word_tokenizer, tiny_causal_lm
