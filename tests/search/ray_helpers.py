@@ -117,13 +117,20 @@ def in_process_cluster(num_cpus: int = 2) -> Iterator[str]:
     import ray
 
     temp = short_temp_dir()
+    # Ray's workers import from the driver's working directory: started in a source checkout,
+    # they would import its uncompiled qengine/ instead of the installed package
+    cwd = os.getcwd()
     with machine_lock():
-        ray.init(
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-            _temp_dir=temp,
-        )
+        os.chdir(temp)
+        try:
+            ray.init(
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                _temp_dir=temp,
+            )
+        finally:
+            os.chdir(cwd)
         try:
             yield temp
         finally:
