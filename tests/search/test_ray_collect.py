@@ -83,8 +83,14 @@ def test_worker_killed_with_ray_kill_loses_and_duplicates_nothing(tmp_path) -> N
         time.sleep(0.05)
     assert driver.is_alive(), "the run ended before a worker could be killed"
     written_before_kill = len(TreeStore(tmp_path).done())
-    ray.kill(ray.get_actor("kill-test-0"))
-    ray.kill(ray.get_actor("kill-test-1"))  # both: one of them is surely mid-chunk
+    killed = 0
+    for name in ("kill-test-0", "kill-test-1"):  # both: the one still mid-chunk is among them
+        try:
+            ray.kill(ray.get_actor(name))
+            killed += 1
+        except ValueError:  # that actor already finished its chunk and left
+            pass
+    assert killed >= 1, "no actor was alive to kill"
     driver.join(timeout=300)
     assert not driver.is_alive() and "stats" in result
     assert 1 <= written_before_kill < 5
