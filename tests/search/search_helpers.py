@@ -133,7 +133,10 @@ class SlowPolicy:
     """A scripted policy that sleeps ``delay`` seconds per batched call (a run long enough to
     kill a worker in the middle of it), and can crash once: after ``crash_after`` calls, if the
     file ``marker`` does not exist yet, it creates it and then either kills its own process
-    (``crash="kill"``: SIGKILL, as a lost machine) or raises (``crash="raise"``: a bug)."""
+    (``crash="kill"``: SIGKILL, as a lost machine), raises (``crash="raise"``: a bug) or hangs
+    until something kills it (``crash="hang"``: a stuck worker, so that a test can ``ray.kill``
+    it mid-tree; with ``hang_after``, only once that file is non-empty, e.g. the store's log of
+    written trees)."""
 
     def __init__(
         self,
@@ -143,9 +146,11 @@ class SlowPolicy:
         crash_after: int | None = None,
         marker: str | None = None,
         crash: str = "kill",
+        hang_after: str | None = None,
     ) -> None:
         self.inner, self.delay, self.calls = inner, delay, 0
         self.crash_after, self.marker, self.crash = crash_after, marker, crash
+        self.hang_after = hang_after
 
     def propose(self, states, n):
         import os
@@ -153,7 +158,7 @@ class SlowPolicy:
         import time
 
         self.calls += 1
-        if self.crash_after is not None and self.calls > self.crash_after:
+        if self.crash_after is not None and self.calls > self.crash_after and self._armed():
             try:
                 fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:  # crashed once already: behave
@@ -162,9 +167,19 @@ class SlowPolicy:
                 os.close(fd)
                 if self.crash == "kill":
                     os.kill(os.getpid(), signal.SIGKILL)
+                if self.crash == "hang":
+                    time.sleep(300)  # the test kills this actor long before
+                    raise RuntimeError("the hung worker was never killed")
                 raise RuntimeError("simulated bug in the policy")
         time.sleep(self.delay)
         return self.inner.propose(states, n)
+
+    def _armed(self) -> bool:
+        import os
+
+        return self.hang_after is None or (
+            os.path.exists(self.hang_after) and os.path.getsize(self.hang_after) > 0
+        )
 
 
 def slow_case_policy(name: str, env, delay: float, **crash) -> SlowPolicy:

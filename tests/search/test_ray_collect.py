@@ -70,33 +70,32 @@ def test_sharded_collect_grows_the_single_process_trees(case, chunk_size, tmp_pa
 
 
 def test_worker_killed_with_ray_kill_loses_and_duplicates_nothing(tmp_path) -> None:
+    """One worker hangs in the middle of a tree once a first tree is written (so the run cannot
+    end under the test); then both actors are ``ray.kill``ed: the hung one mid-chunk, the other
+    busy or idle. Their replacements finish the run."""
     case = "shop_rollouts"
-    executor = RayExecutor(workers=2, chunk_size=3, name="kill-test")
+    executor = RayExecutor(workers=2, chunk_size=1, name="kill-test")
+    out, marker = tmp_path / "out", tmp_path / "hung"
+    hang = {"crash_after": 0, "marker": str(marker), "crash": "hang"}
+    hang["hang_after"] = str(out / "trees" / "writes.log")
     result: dict = {}
     driver = threading.Thread(
-        target=lambda: result.setdefault("stats", collect_case(case, tmp_path, executor, 0.05))
+        target=lambda: result.setdefault("stats", collect_case(case, out, executor, 0.02, **hang))
     )
     driver.start()
-    log = tmp_path / "trees" / "writes.log"
-    deadline = time.monotonic() + 120
-    while not (log.exists() and log.read_text().strip()) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 180
+    while not marker.exists() and driver.is_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert driver.is_alive(), "the run ended before a worker could be killed"
-    written_before_kill = len(TreeStore(tmp_path).done())
-    killed = 0
-    for name in ("kill-test-0", "kill-test-1"):  # both: the one still mid-chunk is among them
-        try:
-            ray.kill(ray.get_actor(name))
-            killed += 1
-        except ValueError:  # that actor already finished its chunk and left
-            pass
-    assert killed >= 1, "no actor was alive to kill"
+    assert marker.exists(), "no worker hung"
+    written_before_kill = len(TreeStore(out).done())
+    for name in ("kill-test-0", "kill-test-1"):  # both alive: the run cannot end while one hangs
+        ray.kill(ray.get_actor(name))
     driver.join(timeout=300)
     assert not driver.is_alive() and "stats" in result
     assert 1 <= written_before_kill < 5
     assert executor.actors_started >= 3, "no replacement actor was started"
-    assert_same_trees(GOLDEN / case, tmp_path)
-    assert_written_once(tmp_path)
+    assert_same_trees(GOLDEN / case, out)
+    assert_written_once(out)
 
 
 def test_worker_process_killed_mid_run_is_replaced(tmp_path) -> None:
