@@ -64,6 +64,24 @@ def policy_token_logprobs(
     return out
 
 
+def _special_ids(tokenizer: Any, eos_token_id: int | None) -> tuple[int, int, int]:
+    """(eos, pad, start) ids for sampling, each chosen explicitly (id 0 is a valid id).
+
+    eos: ``eos_token_id`` or the tokenizer's (a ValueError when neither has one: the response
+    mask ends at the first eos, so sampling without one is not guessed); pad: the tokenizer's pad,
+    else eos; start: the token an empty prompt is replaced by (bos, else eos).
+    """
+    eos = eos_token_id if eos_token_id is not None else getattr(tokenizer, "eos_token_id", None)
+    if eos is None:
+        raise ValueError(
+            "the tokenizer has no eos_token_id: pass sample_completions(..., eos_token_id=ID) "
+            "with the id that ends a completion"
+        )
+    pad = getattr(tokenizer, "pad_token_id", None)
+    bos = getattr(tokenizer, "bos_token_id", None)
+    return int(eos), int(eos if pad is None else pad), int(eos if bos is None else bos)
+
+
 @torch.no_grad()
 def sample_completions(
     model: Any,
@@ -74,21 +92,26 @@ def sample_completions(
     do_sample: bool = True,
     temperature: float = 1.0,
     top_k: int = 0,
+    eos_token_id: int | None = None,
 ) -> Rollout:
     """Sample one completion per prompt with ``model.generate`` (left-padded prompts), then
     re-pack ``prompt + completion`` right-padded with a response mask that stops at the first eos.
+
+    ``eos_token_id`` overrides the tokenizer's (one of them must exist: ValueError otherwise). A
+    prompt that encodes to no tokens (``""`` with a tokenizer that adds no bos) is replaced by one
+    start token, the tokenizer's bos or else its eos, so every response token has a prefix to be
+    scored from (:func:`qengine.qrm.check_token_masks`).
     """
     if not prompts:
         raise ValueError("no prompts")
     device = next(model.parameters()).device
-    eos = tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos or 0)
-    encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+    eos, pad, start = _special_ids(tokenizer, eos_token_id)
+    encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] or [start] for p in prompts]
     width = max(len(ids) for ids in encoded)
     ids = torch.full((len(encoded), width), pad, dtype=torch.long)
     att = torch.zeros((len(encoded), width), dtype=torch.long)
     for i, row in enumerate(encoded):
-        ids[i, width - len(row) :] = torch.tensor(row)
+        ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
         att[i, width - len(row) :] = 1
     was_training = model.training
     model.eval()
@@ -104,7 +127,7 @@ def sample_completions(
     rows, finished = [], []
     for i, row in enumerate(encoded):
         gen = new[i].tolist()
-        if eos is not None and eos in gen:
+        if eos in gen:
             gen = gen[: gen.index(eos) + 1]
             finished.append(True)
         else:
