@@ -40,7 +40,10 @@ class PipelineSettings:
     discount: float = 0.9
     # The demo measures success (reward 1), so the search backs up success: with WebShop's
     # partial scores a near-miss purchase otherwise outvalues going back to find the right item.
-    success_reward: float | None = 1.0
+    # "auto": that (1.0) for an environment whose reward is a final grade, and the raw rewards
+    # (None) for one that scores progress (TextWorld's game score, TextEnv.scores_progress): on
+    # harder games no rollout wins, and success alone would leave every Q at 0 and no pair.
+    success_reward: float | Literal["auto"] | None = "auto"
     # Trees run all their iterations: an early stop right after the winning expansion would
     # leave the winning action's siblings unvisited, and its state without a preference pair.
     early_stop: bool = False
@@ -62,9 +65,18 @@ class PipelineSettings:
     seed: int = 0
 
 
-def collect_settings(s: PipelineSettings) -> Any:
+def search_success_reward(s: PipelineSettings, env: Any = None) -> float | None:
+    """``s.success_reward`` with ``"auto"`` resolved for ``env``: ``None`` (raw rewards) when
+    the environment scores progress (``env.scores_progress``), else ``1.0`` (also when ``env``
+    is not given)."""
+    if s.success_reward != "auto":
+        return s.success_reward
+    return None if getattr(env, "scores_progress", False) else 1.0
+
+
+def collect_settings(s: PipelineSettings, env: Any = None) -> Any:
     """Step 1's search settings: ``CollectSettings`` of ``s`` (iterations, n, discount,
-    success reward, early stop)."""
+    success reward resolved for ``env`` (see :func:`search_success_reward`), early stop)."""
     from dataclasses import replace
 
     from .search import CollectSettings
@@ -73,7 +85,7 @@ def collect_settings(s: PipelineSettings) -> Any:
     return CollectSettings(
         iterations=s.iterations,
         candidates=s.candidates,
-        success_reward=s.success_reward,
+        success_reward=search_success_reward(s, env),
         early_stop_reward=1.0 if s.early_stop else None,
         config=replace(DEFAULT_SEARCH_CONFIG, discount=s.discount),
     )
@@ -161,7 +173,7 @@ def run_pipeline(
         env,
         ScriptedPolicy(env, p=s.expert_p, seed=s.seed),
         env.task_ids("train")[: s.train_tasks],
-        settings=collect_settings(s),
+        settings=collect_settings(s, env),
         out_dir=out,
         progress=progress,
     )

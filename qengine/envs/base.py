@@ -168,6 +168,11 @@ class TextEnv(ABC):
 
     name: ClassVar[str] = "base"
     rendering: ClassVar[Rendering] = Rendering()  # hooks of the prompt styles (see Rendering)
+    # Whether step rewards measure progress towards success (a game score's gains, summing to
+    # 1 on a win): a search should then back up the raw rewards, which rank states before any
+    # rollout wins (qengine.pipeline's success_reward="auto" does). False: the reward is a final
+    # grade (shop's purchase score), where searching success is the safer default.
+    scores_progress: ClassVar[bool] = False
 
     def __init__(self, *, max_steps: int, config: Mapping[str, Any]) -> None:
         if max_steps < 1:

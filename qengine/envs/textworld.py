@@ -90,6 +90,7 @@ class TextWorldEnv(TextEnv):
     """
 
     name = "textworld"
+    scores_progress = True  # step reward: the game score's gain / max score
     # Restore a state ahead of the current one by stepping the missing actions only (False:
     # always reset and replay, the behaviour before; bench/real_lm.py measures both).
     restore_ahead = True
