@@ -51,20 +51,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import arith_task as task
 from machine_info import machine
 
-from qengine.qrm import QRewardModel, QRMTrainConfig, normalize_token_rewards, train_qrm
+from qengine.qrm import (
+    QRewardModel,
+    QRMTrainConfig,
+    evaluate_qrm,
+    normalize_token_rewards,
+    train_qrm,
+)
 from qengine.rl import (
+    ValueCritic,
     kl_penalty,
     last_token_rewards,
     masked_mean,
     policy_token_logprobs,
+    ppo_clip_loss,
     prefix_match_rewards,
+    q_advantages,
     reinforce_loss,
     sample_completions,
+    value_loss,
 )
 from qengine.train.tokenize import encode_completions
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METHODS = ("orm", "qrm", "oracle")
+METHODS = ("orm", "qrm", "qrm_ppo", "qrm_lm", "oracle")
+# The Q-RM head each method's rewards come from (value head: the authors' default).
+QRM_HEAD = {"qrm": "value", "qrm_ppo": "value", "qrm_lm": "lm"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,7 +92,6 @@ class Config:
     qrm_corruptions: int = 2  # corrupted solutions per such problem
     qrm_sample_prompts: int = 64  # problems with (right, wrong) pairs of SFT samples
     qrm_samples: int = 4
-    qrm_head: Literal["lm", "value"] = "value"
     qrm_epochs: int = 2
     qrm_lr: float = 1e-3
     normalize: Literal["std", "mean_std", "none"] = "std"  # mean_std: see docs/qrm.md
@@ -88,16 +99,21 @@ class Config:
     rl_batch: int = 32
     rl_lr: float = 3e-4
     kl_coef: float = 0.05
+    ppo_epochs: int = 2  # PPO passes over each batch of rollouts (qrm_ppo)
+    ppo_clip: float = 0.2
+    ppo_value_coef: float = 0.01  # A = r - c·V, the paper's c
+    critic_lr: float = 1e-3
     eval_every: int = 4
     eval_problems: int = 96
     target_gain: float = 0.10
     max_new_tokens: int = 20
+    probe_pairs: int = 128  # fresh gold-vs-corrupted pairs of unseen problems (Q-RM probe)
 
 
 QUICK = Config(
     hidden_size=32, num_layers=1, sft_steps=20, sft_batch=16, qrm_gold_prompts=16,
     qrm_corruptions=1, qrm_sample_prompts=4, qrm_samples=2, qrm_epochs=1, rl_steps=2, rl_batch=8,
-    eval_every=2, eval_problems=8, max_new_tokens=12,
+    eval_every=2, eval_problems=8, max_new_tokens=12, probe_pairs=8,
 )  # fmt: skip
 
 
@@ -194,30 +210,63 @@ def qrm_records(model: Any, tokenizer: Any, cfg: Config, seed: int) -> tuple[lis
 def method_rewards(
     method: str,
     roll: Any,
-    chunk: list[task.ArithProblem],
+    gold: list[list[int]],
     correct: torch.Tensor,
     qrm: QRewardModel | None,
-    tokenizer: Any,
     cfg: Config,
-) -> tuple[torch.Tensor, dict[str, Any]]:
-    """[B, T] token rewards of one method and the matching ``reinforce_loss`` options."""
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """[B, T] token rewards of one method and the raw (unnormalised) ones of a Q-RM.
+
+    - ``orm``: the outcome on the last response token;
+    - ``qrm`` / ``qrm_lm`` (REINFORCE): β·Z, eos re-scored with the row mean, then Z / std over the
+      batch (``cfg.normalize``); ``qrm_ppo``: β·Z / std (no eos re-scoring: that is the authors'
+      REINFORCE variant);
+    - ``oracle``: ``prefix_match_rewards`` against the gold solution, through the REINFORCE Q-RM
+      path (same eos re-scoring and normalisation).
+    """
     ids, att, mask = roll.input_ids, roll.attention_mask, roll.response_mask
     if method == "orm":
-        return last_token_rewards(mask, correct), {"returns": "reward_to_go", "baseline": "mean"}
-    if method == "qrm":
+        return last_token_rewards(mask, correct), None
+    if method in QRM_HEAD:
         if qrm is None:
-            raise ValueError("method 'qrm' needs a trained Q-RM")
-        rewards = qrm.token_rewards(ids, att, mask, normalize=cfg.normalize, eos_mean=True)
-    elif method == "oracle":
-        gold = [
-            tokenizer(p.solution, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-            for p in chunk
-        ]
+            raise ValueError(f"method {method!r} needs a trained Q-RM")
+        raw = qrm.token_rewards(ids, att, mask, normalize="none")
+        eos_mean = method != "qrm_ppo"
+        return normalize_token_rewards(raw, mask, normalize=cfg.normalize, eos_mean=eos_mean), raw
+    if method == "oracle":
         raw = prefix_match_rewards(ids, mask, gold)
-        rewards = normalize_token_rewards(raw, mask, normalize=cfg.normalize, eos_mean=True)
-    else:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    return rewards, {"returns": "immediate", "baseline": None}
+        return normalize_token_rewards(raw, mask, normalize=cfg.normalize, eos_mean=True), None
+    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+
+def reward_stats(
+    raw: torch.Tensor, rewards: torch.Tensor, oracle: torch.Tensor, mask: torch.Tensor,
+    correct: torch.Tensor,
+) -> dict[str, float]:  # fmt: skip
+    """Per-token statistics of a Q-RM's rewards on one RL batch: raw β·Z and normalised mean / std,
+    the raw mean on tokens the oracle credits (+1: on a gold prefix), blames (-1: the first wrong
+    token) or ignores (after an error), the AUC of credited vs blamed tokens (0.5: blind), and the
+    raw row mean of right vs wrong completions."""
+    m = mask.bool()
+
+    def mean(x: torch.Tensor) -> float | None:
+        return float(x.mean()) if x.numel() else None
+
+    pos, neg = raw[m & (oracle > 0)], raw[m & (oracle < 0)]
+    auc = None
+    if pos.numel() and neg.numel():
+        diff = pos[:, None] - neg[None, :]
+        auc = float(((diff > 0).float() + 0.5 * (diff == 0).float()).mean())
+    rows = raw.sum(1) / m.sum(1).clamp_min(1)
+    right = correct.bool()
+    return {
+        "raw_mean": float(raw[m].mean()), "raw_std": float(raw[m].std(unbiased=False)),
+        "norm_mean": float(rewards[m].mean()), "norm_std": float(rewards[m].std(unbiased=False)),
+        "raw_on_gold_prefix": mean(pos), "raw_on_first_error": mean(neg),
+        "raw_after_error": mean(raw[m & (oracle == 0)]), "token_auc": auc,
+        "row_mean_right": mean(rows[right]), "row_mean_wrong": mean(rows[~right]),
+        "response_tokens": float(m.sum(1).float().mean()),
+    }  # fmt: skip
 
 
 def rl(
@@ -230,16 +279,23 @@ def rl(
     target: float,
     log: Any,
 ) -> dict[str, Any]:
-    """REINFORCE + KL from the SFT policy (trained in place); the accuracy curve and steps to
-    target. Runs all ``rl_steps`` (the curve is the result; steps to target is read from it)."""
+    """RL from the SFT policy (trained in place) with one method, the same prompt stream and
+    optimiser; a KL penalty (k3) to the frozen SFT policy in every loss. REINFORCE for all but
+    ``qrm_ppo``: PPO (clipped, ``ppo_epochs`` passes per batch) with ``A = r - c·V`` from a critic
+    (a copy of the SFT trunk with a value head, fitted to r). Runs all ``rl_steps`` (the curve is
+    the result; steps to target is read from it)."""
     torch.manual_seed(seed + 3)
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.rl_lr, weight_decay=0.0)
+    critic = critic_opt = None
+    if method == "qrm_ppo":
+        critic = ValueCritic(copy.deepcopy(policy))
+        critic_opt = torch.optim.AdamW(critic.parameters(), lr=cfg.critic_lr, weight_decay=0.0)
     stream = task.generate_problems(cfg.rl_steps * cfg.rl_batch, seed + 4)
     held_out = task.generate_problems(cfg.eval_problems, seed + 5)
     curve = [(0, accuracy(policy, tokenizer, held_out, cfg.max_new_tokens))]
     gold_curve = [(0, gold_logprob(policy, tokenizer, held_out))]
-    sample_acc, losses, kls = [], [], []
+    sample_acc, losses, kls, stats, value_losses = [], [], [], [], []
     start = time.perf_counter()
     for step in range(1, cfg.rl_steps + 1):
         chunk = stream[(step - 1) * cfg.rl_batch : step * cfg.rl_batch]
@@ -250,18 +306,50 @@ def rl(
             [task.answer_of(c) == p.answer for c, p in zip(roll.completions, chunk, strict=True)],
             dtype=torch.float32,
         )
-        rewards, options = method_rewards(method, roll, chunk, correct, qrm, tokenizer, cfg)
+        gold = [
+            tokenizer(p.solution, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            for p in chunk
+        ]
+        rewards, raw = method_rewards(method, roll, gold, correct, qrm, cfg)
         ids, att, mask = roll.input_ids, roll.attention_mask, roll.response_mask
+        if raw is not None:
+            stats.append(
+                reward_stats(raw, rewards, prefix_match_rewards(ids, mask, gold), mask, correct)
+            )
         policy.train()
-        lp = policy_token_logprobs(policy, ids, att, mask)
-        loss = reinforce_loss(lp, rewards, mask, **options).loss
         with torch.no_grad():
             ref_lp = policy_token_logprobs(reference, ids, att, mask)
-        kl = masked_mean(kl_penalty(lp, ref_lp, mask, estimator="k3"), mask)
-        opt.zero_grad(set_to_none=True)
-        (loss + cfg.kl_coef * kl).backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
-        opt.step()
+        if critic is None:
+            options = (
+                {"returns": "reward_to_go", "baseline": "mean"} if method == "orm"
+                else {"returns": "immediate", "baseline": None}
+            )  # fmt: skip
+            lp = policy_token_logprobs(policy, ids, att, mask)
+            loss = reinforce_loss(lp, rewards, mask, **options).loss
+            kl = masked_mean(kl_penalty(lp, ref_lp, mask, estimator="k3"), mask)
+            opt.zero_grad(set_to_none=True)
+            (loss + cfg.kl_coef * kl).backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+            opt.step()
+        else:
+            with torch.no_grad():
+                old_lp = policy_token_logprobs(policy, ids, att, mask)
+                values = critic(ids, att, mask)
+            adv, targets = q_advantages(rewards, values, mask, value_coef=cfg.ppo_value_coef)
+            for _ in range(cfg.ppo_epochs):
+                lp = policy_token_logprobs(policy, ids, att, mask)
+                loss = ppo_clip_loss(lp, old_lp, adv, mask, clip_range=cfg.ppo_clip).loss
+                kl = masked_mean(kl_penalty(lp, ref_lp, mask, estimator="k3"), mask)
+                opt.zero_grad(set_to_none=True)
+                (loss + cfg.kl_coef * kl).backward()
+                torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+                opt.step()
+                v_loss = value_loss(critic(ids, att, mask), targets, mask)
+                critic_opt.zero_grad(set_to_none=True)
+                v_loss.backward()
+                torch.nn.utils.clip_grad_norm_(critic.parameters(), 1.0)
+                critic_opt.step()
+            value_losses.append(v_loss.item())
         sample_acc.append(float(correct.mean()))
         losses.append(loss.item())
         kls.append(kl.item())
@@ -269,9 +357,18 @@ def rl(
             acc = accuracy(policy, tokenizer, held_out, cfg.max_new_tokens)
             curve.append((step, acc))
             gold_curve.append((step, gold_logprob(policy, tokenizer, held_out)))
+            extra = ""
+            if stats:
+                st = stats[-1]
+                extra = (f", raw β·Z {st['raw_mean']:+.2f}±{st['raw_std']:.2f}, "
+                         f"token AUC {fmt_opt(st['token_auc'])}")  # fmt: skip
             log(f"{method} step {step}: held-out {acc:.3f}, gold log-prob {gold_curve[-1][1]:.3f}, "
-                f"samples {correct.mean():.2f}, kl {kl.item():.3f}")  # fmt: skip
-    return {
+                f"samples {correct.mean():.2f}, kl {kl.item():.3f}{extra}")  # fmt: skip
+    final = sample_completions(
+        policy, tokenizer, [p.prompt for p in held_out[:4]], max_new_tokens=cfg.max_new_tokens,
+        do_sample=False,
+    )  # fmt: skip
+    out = {
         "steps_to_target": steps_to(curve, target),
         "final_accuracy": curve[-1][1],
         "best_accuracy": max(a for _, a in curve),
@@ -280,8 +377,18 @@ def rl(
         "train_sample_accuracy": sample_acc,
         "losses": losses,
         "kl": kls,
+        "final_greedy_examples": final.completions,
         "seconds": time.perf_counter() - start,
     }
+    if stats:
+        out["reward_stats"] = stats
+    if value_losses:
+        out["value_losses"] = value_losses
+    return out
+
+
+def fmt_opt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}"
 
 
 def steps_to(curve: list[tuple[int, float]], target: float) -> int | None:
@@ -289,8 +396,80 @@ def steps_to(curve: list[tuple[int, float]], target: float) -> int | None:
     return next((s for s, a in curve if a >= target), None)
 
 
+DEGENERATE = {  # completions a reward hacker might find; {a} = the right answer
+    "gold": None,
+    "eos only": "",
+    "answer only": "answer {a}",
+    "repeated word": "answer answer answer answer answer answer",
+    "repeated =": "= = = = = = = =",
+    "gold twice": "{gold} . {gold}",
+}
+
+
+@torch.no_grad()
+def qrm_probe(qrm: QRewardModel, tokenizer: Any, policy: Any, cfg: Config, seed: int) -> dict:
+    """What the trained Q-RM rewards: pair accuracy on fresh gold-vs-corrupted pairs of unseen
+    problems, token statistics on SFT samples (against the oracle's labels), and the mean raw
+    β·Z per token of degenerate completions vs the gold one."""
+    rng = random.Random(seed + 7)
+    fresh = task.generate_problems(cfg.probe_pairs, seed + 8)
+    records = [{"prompt": p.prompt, "chosen": p.solution, "rejected": task.corrupt(p, rng)}
+               for p in fresh]  # fmt: skip
+    pair = evaluate_qrm(qrm, tokenizer, records, batch_size=32, max_length=64)
+    probs = task.generate_problems(cfg.rl_batch * 2, seed + 9)
+    roll = sample_completions(
+        policy, tokenizer, [p.prompt for p in probs], max_new_tokens=cfg.max_new_tokens
+    )
+    ids, att, mask = roll.input_ids, roll.attention_mask, roll.response_mask
+    raw = qrm.token_rewards(ids, att, mask, normalize="none")
+    gold = [tokenizer(p.solution, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            for p in probs]  # fmt: skip
+    correct = torch.tensor(
+        [task.answer_of(c) == p.answer for c, p in zip(roll.completions, probs, strict=True)]
+    )
+    sample = reward_stats(raw, raw, prefix_match_rewards(ids, mask, gold), mask, correct)
+    degenerate = {}
+    for p in fresh[:8]:
+        texts = [p.solution if t is None else t.format(a=p.answer, gold=p.solution)
+                 for t in DEGENERATE.values()]  # fmt: skip
+        b = encode_completions(tokenizer, [p.prompt] * len(texts), texts, max_length=64)
+        r = qrm.token_rewards(b.input_ids, b.attention_mask, b.completion_mask, normalize="none")
+        per_row = r.sum(1) / b.completion_mask.sum(1)
+        for name, v in zip(DEGENERATE, per_row.tolist(), strict=True):
+            degenerate.setdefault(name, []).append(v)
+    return {
+        "fresh_pair_accuracy": pair["accuracy"],
+        "fresh_pair_margin": pair["margin"],
+        "fresh_pairs": pair["pairs"],
+        "sft_samples": sample,
+        "degenerate_mean_reward": {k: sum(v) / len(v) for k, v in degenerate.items()},
+    }
+
+
+def train_reward_model(
+    head: str, policy: Any, tokenizer: Any, records: list[dict], cfg: Config, seed: int
+) -> tuple[QRewardModel, dict[str, Any]]:
+    """A Q-RM on a copy of the SFT policy (``head`` "value" or "lm"), the pairwise mean-Z loss."""
+    qrm = QRewardModel(copy.deepcopy(policy), head=head)
+    history = train_qrm(
+        qrm, tokenizer, records, progress=False,
+        config=QRMTrainConfig(
+            learning_rate=cfg.qrm_lr, num_train_epochs=cfg.qrm_epochs,
+            per_device_train_batch_size=16, eval_fraction=0.15, seed=seed, max_length=64,
+        ),
+    )  # fmt: skip
+    qrm.requires_grad_(False)
+    info = {
+        "eval_before": history["eval_before"],
+        "eval_after": history["eval_after"],
+        "epochs": history["epochs"],
+        **qrm_probe(qrm, tokenizer, policy, cfg, seed),
+    }
+    return qrm, info
+
+
 def run_seed(cfg: Config, seed: int, methods: tuple[str, ...], log: Any) -> dict[str, Any]:
-    """SFT → Q-RM → RL with each method, from one seed."""
+    """SFT → Q-RM(s) → RL with each method, from one seed."""
     from qengine.models.tiny import build_word_tokenizer, tiny_causal_lm
 
     t0 = time.perf_counter()
@@ -311,25 +490,24 @@ def run_seed(cfg: Config, seed: int, methods: tuple[str, ...], log: Any) -> dict
         "target_accuracy": target,
         "methods": {},
     }
-    qrm = None
-    if "qrm" in methods:
+    reward_models: dict[str, QRewardModel] = {}
+    heads = sorted({QRM_HEAD[m] for m in methods if m in QRM_HEAD}, reverse=True)
+    if heads:
         records, stats = qrm_records(policy, tokenizer, cfg, seed)
-        qrm = QRewardModel(copy.deepcopy(policy), head=cfg.qrm_head)
-        history = train_qrm(
-            qrm, tokenizer, records, progress=False,
-            config=QRMTrainConfig(
-                learning_rate=cfg.qrm_lr, num_train_epochs=cfg.qrm_epochs,
-                per_device_train_batch_size=16,
-                eval_fraction=0.15, seed=seed, max_length=64,
-            ),
-        )  # fmt: skip
-        qrm.requires_grad_(False)
-        out["qrm"] = {
-            **stats, "eval_before": history["eval_before"], "eval_after": history["eval_after"]
-        }  # fmt: skip
-        log(f"seed {seed}: Q-RM {stats}, held-out {history['eval_after']}")
+        out["qrm_data"] = stats
+        out["qrm"] = {}
+        for head in heads:
+            reward_models[head], info = train_reward_model(
+                head, policy, tokenizer, records, cfg, seed
+            )
+            out["qrm"][head] = info
+            log(f"seed {seed}: Q-RM ({head} head) held-out pair accuracy "
+                f"{info['eval_after']['accuracy']:.3f}, fresh pairs "
+                f"{info['fresh_pair_accuracy']:.3f}, token AUC on SFT samples "
+                f"{fmt_opt(info['sft_samples']['token_auc'])}")  # fmt: skip
     t_qrm = time.perf_counter()
     for method in methods:
+        qrm = reward_models.get(QRM_HEAD[method]) if method in QRM_HEAD else None
         out["methods"][method] = rl(
             method, copy.deepcopy(policy), qrm, tokenizer, cfg, seed, target, log
         )
@@ -352,8 +530,13 @@ def speedup(steps_slow: int | None, steps_fast: int | None, budget: int) -> floa
     return (budget if steps_slow is None else steps_slow) / steps_fast
 
 
+QRM_METHODS = tuple(QRM_HEAD)
+TARGET_SPEEDUP = 2.0  # the issue's target: Q-RM reaches the target accuracy 2x sooner than ORM
+
+
 def summarize(runs: list[dict[str, Any]], cfg: Config) -> dict[str, Any]:
-    """The headline numbers over seeds."""
+    """The headline numbers over seeds (``qrm``: REINFORCE with the value-head Q-RM, the authors'
+    default; the other Q-RM variants under ``qrm_variants``)."""
 
     def ratios(fast: str) -> list[float | None]:
         return [
@@ -370,86 +553,180 @@ def summarize(runs: list[dict[str, Any]], cfg: Config) -> dict[str, Any]:
     def finals(m: str) -> list[float]:
         return [r["methods"][m]["final_accuracy"] for r in runs if m in r["methods"]]
 
+    def steps(m: str) -> list[int | None]:
+        return [r["methods"].get(m, {}).get("steps_to_target") for r in runs]
+
+    def collapsed(m: str) -> list[bool]:  # final accuracy below the SFT policy's by > 0.05
+        return [r["methods"][m]["final_accuracy"] < r["sft"]["greedy_accuracy"] - 0.05
+                for r in runs if m in r["methods"]]  # fmt: skip
+
+    variants = {
+        m: {
+            "speedup_vs_orm": ratios(m), "mean_speedup_vs_orm": mean(ratios(m)),
+            "steps_to_target": steps(m), "final_accuracy": finals(m),
+            "min_final_accuracy": min(finals(m), default=None), "collapsed": collapsed(m),
+        }
+        for m in QRM_METHODS if any(m in r["methods"] for r in runs)
+    }  # fmt: skip
     q, o = ratios("qrm"), ratios("oracle")
+    mean_q = mean(q)
     return {
         "sft_accuracy": [r["sft"]["greedy_accuracy"] for r in runs],
         "speedup_qrm_vs_orm": q,
-        "mean_speedup_qrm_vs_orm": mean(q),
+        "mean_speedup_qrm_vs_orm": mean_q,
         "min_final_accuracy_qrm": min(finals("qrm"), default=None),
+        "target_met": bool(
+            mean_q is not None and mean_q >= TARGET_SPEEDUP and not any(collapsed("qrm"))
+        ),
+        "qrm_variants": variants,
         "oracle_dense": {
             "speedup_vs_orm": o,
             "mean_speedup_vs_orm": mean(o),
-            "steps_to_target": [
-                r["methods"].get("oracle", {}).get("steps_to_target") for r in runs
-            ],
+            "steps_to_target": steps("oracle"),
             "final_accuracy": finals("oracle"),
             "min_final_accuracy": min(finals("oracle"), default=None),
         },
-        "steps_to_target": {
-            m: [r["methods"].get(m, {}).get("steps_to_target") for r in runs] for m in METHODS
-        },
+        "steps_to_target": {m: steps(m) for m in METHODS},
         "final_accuracy": {m: finals(m) for m in METHODS},
     }
 
 
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    return f"{x:.2f}" if isinstance(x, float) else str(x)
+
+
 def write_markdown(report: dict[str, Any], path: Path) -> None:
-    cfg, s = report["config"], report
-    fmt = lambda x: "—" if x is None else (f"{x:.2f}" if isinstance(x, float) else str(x))  # noqa: E731
+    cfg, s, fmt = report["config"], report, _fmt
+    methods = [m for m in METHODS if m in report["methods"]]
+    qms = [m for m in methods if m in QRM_HEAD]
     lines = [
-        "# REINFORCE: Q-RM vs outcome reward (ORM) vs oracle dense reward, arithmetic",
+        "# RL with Q-RM token rewards vs outcome reward (ORM) vs oracle dense reward, arithmetic",
         "",
         f"Produced by `python bench/qrm_vs_orm.py{' --quick' if report['quick'] else ''}` on "
         f"{report['machine']['cpu']} ({report['machine']['cores']} cores, "
-        f"{report['machine']['torch_threads']} torch threads) in {report['wall_s']:.0f} s. "
-        "Steps = RL updates (batch of prompts, one sample each) until greedy held-out accuracy "
-        f"reaches the target (SFT accuracy + {cfg['target_gain']}), evaluated every "
+        f"{report['machine']['torch_threads']} torch threads, load average "
+        f"{fmt(report['machine'].get('loadavg_at_start'))} at the start: a shared machine, the "
+        f"wall times are loaded ones) in {report['wall_s']:.0f} s. Steps = RL updates (a batch "
+        f"of {cfg['rl_batch']} prompts, one sample each) until greedy held-out accuracy reaches "
+        f"the target (SFT accuracy + {cfg['target_gain']}), evaluated every "
         f"{cfg['eval_every']} steps; `—` = not reached in {cfg['rl_steps']} steps. Speed-up = "
         "ORM steps / method steps, a method that misses counting as the whole budget.",
         "",
-        "| seed | SFT acc | Q-RM pair acc | target | ORM steps | Q-RM steps | oracle steps | "
-        "Q-RM speed-up | oracle speed-up | final ORM / Q-RM / oracle |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "Methods: `orm` REINFORCE, outcome 1/0 on the last token, reward-to-go, batch-mean "
+        "baseline; `qrm` REINFORCE with the value-head Q-RM's β·Z, eos re-scored with the row "
+        "mean, Z / std over the batch; `qrm_ppo` PPO (clipped, "
+        f"{cfg['ppo_epochs']} passes per batch) with A = r - {cfg['ppo_value_coef']}·V from a "
+        "critic (a copy of the SFT trunk with a value head fitted to r), r = β·Z / std; `qrm_lm` "
+        "as `qrm` with the LM-head Q-RM (Z = the logit of the token); `oracle` the control: "
+        "+1 / -1 / 0 prefix-match rewards against the gold solution through the `qrm` path. "
+        f"Every method: KL penalty (k3, coefficient {cfg['kl_coef']}) to the frozen SFT policy.",
+        "",
+        "## Steps to target",
+        "",
+        "| seed | SFT acc | target | "
+        + " | ".join(f"{m} steps" for m in methods)
+        + " | "
+        + " | ".join(f"{m} speed-up" for m in methods if m != "orm")
+        + " |",
+        "|---" * (3 + 2 * len(methods) - 1) + "|",
     ]
-    sft_accs = ", ".join(f"{a:.3f}" for a in s["sft_accuracy"])
+    variants = {**s.get("qrm_variants", {}), "oracle": s["oracle_dense"]}
     for i, r in enumerate(report["seeds"]):
         m = r["methods"]
-
-        def st(k: str, m: dict = m) -> str:
-            return fmt(m[k]["steps_to_target"]) if k in m else "n/a"
-
-        fin = " / ".join(f"{m[k]['final_accuracy']:.3f}" if k in m else "n/a" for k in METHODS)
-        qacc = r.get("qrm", {}).get("eval_after", {}).get("accuracy")
+        st = [fmt(m[k]["steps_to_target"]) if k in m else "n/a" for k in methods]
+        sp = [fmt(variants[k]["speedup_vs_orm"][i]) if k in variants else "n/a"
+              for k in methods if k != "orm"]  # fmt: skip
         lines.append(
-            f"| {r['seed']} | {r['sft']['greedy_accuracy']:.3f} | {fmt(qacc)} | "
-            f"{r['target_accuracy']:.3f} | {st('orm')} | {st('qrm')} | {st('oracle')} | "
-            f"{fmt(s['speedup_qrm_vs_orm'][i])} | {fmt(s['oracle_dense']['speedup_vs_orm'][i])} | "
-            f"{fin} |"
+            f"| {r['seed']} | {r['sft']['greedy_accuracy']:.3f} | {r['target_accuracy']:.3f} | "
+            + " | ".join(st)
+            + " | "
+            + " | ".join(sp)
+            + " |"
         )
     lines += [
         "",
-        "Per method and seed: greedy held-out accuracy at the end / best over the run (at step), "
-        "and the change of the gold solutions' mean log-prob per token from the SFT policy (a "
-        "smooth measure: > 0 means the policy moved towards the right solutions).",
+        "Mean speed-up over ORM (3 seeds): "
+        + ", ".join(f"`{k}` **{fmt(v['mean_speedup_vs_orm'])}**" for k, v in variants.items())
+        + f". Lowest final accuracy of `qrm`: {fmt(s['min_final_accuracy_qrm'])}. "
+        f"Target (`qrm` ≥ {TARGET_SPEEDUP}x sooner than ORM on the mean, no collapse): "
+        f"**{'met' if s.get('target_met') else 'not met'}**.",
         "",
-        "| seed | method | final acc | best acc (step) | Δ gold log-prob / token | final KL |",
-        "|---|---|---|---|---|---|",
+        "## Accuracy and drift per run",
+        "",
+        "Greedy held-out accuracy at the end / best over the run (at step); the change of the gold "
+        "solutions' mean log-prob per token from the SFT policy (> 0: the policy moved towards the "
+        "right solutions); the final KL to the SFT policy; collapsed = final accuracy more than "
+        "0.05 below the SFT policy's.",
+        "",
+        "| seed | method | final acc | best acc (step) | Δ gold log-prob / token | final KL | "
+        "collapsed |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in report["seeds"]:
-        for k in METHODS:
-            if k not in r["methods"]:
-                continue
+        for k in methods:
             run = r["methods"][k]
             best_step, best = max(run["curve"], key=lambda c: (c[1], -c[0]))
             gold = run.get("gold_logprob_curve") or [(0, math.nan)]
+            dead = run["final_accuracy"] < r["sft"]["greedy_accuracy"] - 0.05
             lines.append(
                 f"| {r['seed']} | {k} | {run['final_accuracy']:.3f} | {best:.3f} ({best_step}) | "
-                f"{gold[-1][1] - gold[0][1]:+.3f} | {run['kl'][-1]:.3f} |"
+                f"{gold[-1][1] - gold[0][1]:+.3f} | {run['kl'][-1]:.3f} | {fmt(dead)} |"
             )
+    if any("qrm" in r for r in report["seeds"]):
+        lines += [
+            "",
+            "## What the Q-RMs learned",
+            "",
+            "Pair accuracy (mean Z of the chosen response > the rejected one's) on the held-out "
+            "split of the training pairs (by problem) and on fresh gold-vs-corrupted pairs of "
+            "unseen problems; on samples of the SFT policy, the AUC of the raw token reward of "
+            "tokens the oracle credits (on a gold prefix) against those it blames (the first wrong "
+            "token; 0.5 = blind); the mean raw β·Z per token of degenerate completions of the "
+            "same prompts next to the gold one's.",
+            "",
+            "| seed | head | held-out pair acc | fresh pair acc | token AUC | β·Z on gold prefix / "
+            "first error | " + " | ".join(f"{k}" for k in DEGENERATE) + " |",
+            "|---" * (6 + len(DEGENERATE)) + "|",
+        ]
+        for r in report["seeds"]:
+            for head, q in r.get("qrm", {}).items():
+                sm, dg = q["sft_samples"], q["degenerate_mean_reward"]
+                lines.append(
+                    f"| {r['seed']} | {head} | {q['eval_after']['accuracy']:.3f} | "
+                    f"{q['fresh_pair_accuracy']:.3f} | {fmt(sm['token_auc'])} | "
+                    f"{fmt(sm['raw_on_gold_prefix'])} / {fmt(sm['raw_on_first_error'])} | "
+                    + " | ".join(f"{dg[k]:+.2f}" for k in DEGENERATE)
+                    + " |"
+                )
+        lines += [
+            "",
+            "Per-token rewards during RL (raw β·Z mean ± std over the batch's response tokens, "
+            "token AUC against the oracle's labels, response length), first → last step:",
+            "",
+            "| seed | method | raw β·Z | token AUC | row mean right / wrong | tokens | final "
+            "greedy output (held-out problem 0) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in report["seeds"]:
+            for k in qms:
+                st = r["methods"][k].get("reward_stats") or []
+                if not st:
+                    continue
+                a, z = st[0], st[-1]
+                ex = r["methods"][k]["final_greedy_examples"][0].replace("|", "/")
+                lines.append(
+                    f"| {r['seed']} | {k} | {a['raw_mean']:+.2f}±{a['raw_std']:.2f} → "
+                    f"{z['raw_mean']:+.2f}±{z['raw_std']:.2f} | {fmt(a['token_auc'])} → "
+                    f"{fmt(z['token_auc'])} | {fmt(a['row_mean_right'])} / "
+                    f"{fmt(a['row_mean_wrong'])} → {fmt(z['row_mean_right'])} / "
+                    f"{fmt(z['row_mean_wrong'])} | {a['response_tokens']:.1f} → "
+                    f"{z['response_tokens']:.1f} | `{ex}` |"
+                )
     lines += [
-        "",
-        f"Mean speed-up of Q-RM over ORM: **{fmt(s['mean_speedup_qrm_vs_orm'])}**; of the oracle: "
-        f"**{fmt(s['oracle_dense']['mean_speedup_vs_orm'])}**. Lowest final Q-RM accuracy: "
-        f"{fmt(s['min_final_accuracy_qrm'])} (SFT: {sft_accs}).",
         "",
         "Settings: " + ", ".join(f"`{k}={v}`" for k, v in cfg.items()) + ".",
         "",
@@ -466,7 +743,13 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
 
     runs = report["seeds"]
     fig, axes = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 3.6), squeeze=False)
-    colors = {"orm": "tab:blue", "qrm": "tab:red", "oracle": "tab:green"}
+    colors = {
+        "orm": "tab:blue",
+        "qrm": "tab:red",
+        "qrm_ppo": "tab:orange",
+        "qrm_lm": "tab:purple",
+        "oracle": "tab:green",
+    }
     for ax, r in zip(axes[0], runs, strict=True):
         for m, run in r["methods"].items():
             xs, ys = zip(*run["curve"], strict=True)

@@ -13,7 +13,7 @@ import torch
 
 from .advantages import check_rl_inputs, masked_mean, returns_to_go
 
-__all__ = ["PGOutput", "kl_penalty", "ppo_clip_loss", "reinforce_loss"]
+__all__ = ["PGOutput", "kl_penalty", "ppo_clip_loss", "reinforce_loss", "value_loss"]
 
 KLEstimator = Literal["k1", "k2", "k3"]
 
@@ -134,3 +134,34 @@ def kl_penalty(
     else:
         raise ValueError(f"estimator must be 'k1', 'k2' or 'k3', got {estimator!r}")
     return kl * mask.to(kl.dtype)
+
+
+def value_loss(
+    values: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    old_values: torch.Tensor | None = None,
+    clip_range: float | None = None,
+) -> torch.Tensor:
+    """The critic's loss ``½ · mean_t (V_t - R_t)²`` over the masked tokens.
+
+    With ``old_values`` and ``clip_range`` (PPO's value clipping) the per-token loss is
+    ``½ · max((V - R)², (V_old + clip(V - V_old, ±ε) - R)²)``.
+
+    Args:
+        values: float [B, T] (differentiable); returns: float [B, T] targets (detached here), e.g.
+            the Q-RM rewards (:func:`qengine.rl.q_advantages`) or GAE returns; mask: [B, T].
+    Returns:
+        scalar.
+    """
+    mask = check_rl_inputs(mask, values=values, returns=returns, old_values=old_values)
+    target = returns.detach()
+    err = (values - target) ** 2
+    if clip_range is not None:
+        if old_values is None:
+            raise ValueError("clip_range needs old_values")
+        old = old_values.detach()
+        clipped = old + (values - old).clamp(-clip_range, clip_range)
+        err = torch.maximum(err, (clipped - target) ** 2)
+    return 0.5 * masked_mean(err, mask)

@@ -64,12 +64,20 @@ def test_quick_benchmark_writes_the_documented_json(tmp_path: Path) -> None:
     report = json.loads(target.read_text())
     assert report["quick"] and report["machine"]["cpu"] and report["wall_s"] > 0
     assert len(report["seeds"]) == len(report["sft_accuracy"]) >= 1
-    for key in ("mean_speedup_qrm_vs_orm", "min_final_accuracy_qrm", "oracle_dense"):
+    for key in ("mean_speedup_qrm_vs_orm", "min_final_accuracy_qrm", "oracle_dense", "target_met"):
         assert key in report
+    assert set(report["qrm_variants"]) == {"qrm", "qrm_ppo", "qrm_lm"}
     cfg = report["config"]
     for run in report["seeds"]:
-        assert set(run["methods"]) == {"orm", "qrm", "oracle"}
-        assert run["qrm"]["gold_corrupted_pairs"] > 0
+        assert set(run["methods"]) == {"orm", "qrm", "qrm_ppo", "qrm_lm", "oracle"}
+        assert run["qrm_data"]["gold_corrupted_pairs"] > 0
+        for head in ("value", "lm"):  # both Q-RMs were trained and probed
+            probe = run["qrm"][head]
+            assert 0.0 <= probe["fresh_pair_accuracy"] <= 1.0
+            assert set(probe["degenerate_mean_reward"]) >= {"gold", "eos only"}
+        for name in ("qrm", "qrm_ppo", "qrm_lm"):
+            assert len(run["methods"][name]["reward_stats"]) == cfg["rl_steps"]
+        assert len(run["methods"]["qrm_ppo"]["value_losses"]) == cfg["rl_steps"]
         for name, m in run["methods"].items():
             steps = [s for s, _ in m["curve"]]
             assert steps[0] == 0 and steps[-1] == cfg["rl_steps"], name
