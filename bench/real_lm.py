@@ -14,9 +14,10 @@ Per environment (``tw-coin_collector``, ``tw-cooking``, ``shop``):
    by the actor's log-prob, Q-guided (n = 5, argmax Q) and V-guided (n = 5, one-step lookahead),
    success with 95% bootstrap intervals.
 
-It also measures KV reuse on a TextWorld search: prompt tokens computed per expansion with the
-actor's prefix-KV LRU and without it (``kv_cache_bytes=0``), and the largest difference between
-the priors the two compute for the same states.
+It also measures KV reuse on the first TextWorld search it runs (``real_lm_kv.py``): prompt
+tokens computed per expansion with the actor's prefix-KV LRU and without it (``kv_cache_bytes=0``),
+the cache's hit rate, and the largest difference between the priors the two compute for the same
+states.
 
     python bench/real_lm.py            # full: at most ~90 min on 2 CPU cores
     python bench/real_lm.py --quick    # CI smoke run (one tiny game, < 2 min)
@@ -40,6 +41,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from real_lm_kv import kv_report, kv_reuse, record_priors
+
 
 @dataclass(frozen=True)
 class Sizes:
@@ -55,8 +58,7 @@ class Sizes:
     epochs: int
     top_layers: int  # trainable top decoder layers of the Q- and V-models
     learning_rate: float
-    kv_trees: int  # trees of the KV-reuse measurement
-    kv_iterations: int
+    kv_replay_states: int  # distinct searched states replayed without KV reuse (prior check)
     measure_training: bool
     max_records: int  # training pairs / value records per model (a random subset beyond)
     max_length: int  # tokens the Q- and V-models read per sequence (oldest history dropped)
@@ -66,12 +68,12 @@ class Sizes:
 # 96 records, 384 tokens took ~50 s per V-model step and found no pair on coin_collector level 3).
 FULL = Sizes(
     train_tasks=5, test_tasks=5, iterations=16, candidates=5, max_depth=8, rollout_depth=2,
-    max_steps=8, epochs=1, top_layers=2, learning_rate=5e-5, kv_trees=2, kv_iterations=8,
+    max_steps=8, epochs=1, top_layers=2, learning_rate=5e-5, kv_replay_states=40,
     measure_training=True, max_records=24, max_length=256,
 )  # fmt: skip
 QUICK = Sizes(
     train_tasks=1, test_tasks=1, iterations=8, candidates=3, max_depth=3, rollout_depth=1,
-    max_steps=3, epochs=1, top_layers=1, learning_rate=5e-5, kv_trees=1, kv_iterations=3,
+    max_steps=3, epochs=1, top_layers=1, learning_rate=5e-5, kv_replay_states=4,
     measure_training=False, max_records=16, max_length=256,
 )  # fmt: skip
 
@@ -84,6 +86,7 @@ TEXTWORLD = {
     ),
 }
 QUICK_TEXTWORLD = {"tw-coin_collector": ("tw-coin_collector", {"level": 2})}
+SHOP_MAX_STEPS = 10
 
 
 def log(msg: str) -> None:
@@ -93,8 +96,8 @@ def log(msg: str) -> None:
 def make_env(name: str, sizes: Sizes, seed: int, quick: bool) -> Any:
     from qengine.envs import make_env as registry_env
 
-    if name == "shop":
-        return registry_env("shop")
+    if name == "shop":  # a purchase takes 4-6 steps; 15 (its default) makes episodes long
+        return registry_env("shop", max_steps=SHOP_MAX_STEPS)
     challenge, settings = (QUICK_TEXTWORLD if quick else TEXTWORLD)[name]
     return registry_env(
         "textworld",
@@ -158,60 +161,6 @@ def measure_training(base: Any, tok: Any, records: list[dict], sizes: Sizes) -> 
     return out
 
 
-def kv_reuse(model: Any, tok: Any, sizes: Sizes, seed: int, quick: bool) -> dict[str, Any]:
-    """Prompt tokens computed per expansion on a TextWorld search, with and without the prefix
-    KV LRU, and the largest prior difference over the states both searches proposed for."""
-    import torch
-
-    from qengine.policies import HFPolicy
-    from qengine.search import CollectSettings, collect
-
-    name = "tw-coin_collector" if quick else "tw-cooking"
-    env = make_env(name, sizes, seed, quick)
-    tasks = env.task_ids("train")[: sizes.kv_trees]
-    out: dict[str, Any] = {"env": name, "trees": len(tasks), "iterations": sizes.kv_iterations}
-    priors: dict[str, dict[Any, list[float]]] = {}
-    for label, cache_bytes in (("reuse", 1 << 30), ("no_reuse", 0)):
-        policy = HFPolicy(model, tok, kv_cache_bytes=cache_bytes)
-        seen: dict[Any, list[float]] = {}
-        inner = policy.admissible_logprobs
-
-        def record(state: Any, inner: Any = inner, seen: dict = seen) -> list[float]:
-            lp = inner(state)
-            seen[(state.task_id, state.actions)] = lp
-            return lp
-
-        policy.admissible_logprobs = record  # type: ignore[method-assign]
-        torch.manual_seed(seed)
-        settings = CollectSettings(
-            iterations=sizes.kv_iterations, candidates=sizes.candidates, max_depth=sizes.max_depth,
-            early_stop_reward=None, success_reward=None, workers=1,
-        )  # fmt: skip
-        t0 = time.perf_counter()
-        collect(env, policy, tasks, settings=settings, value_fn=lambda s: [0.0] * len(s),
-                progress=False)  # fmt: skip
-        out[label] = {**policy.kv_stats(), "seconds": time.perf_counter() - t0}
-        priors[label] = seen
-    common = set(priors["reuse"]) & set(priors["no_reuse"])
-    diff = max(
-        (max(abs(a - b) for a, b in zip(priors["reuse"][k], priors["no_reuse"][k], strict=True))
-         for k in common),
-        default=float("nan"),
-    )  # fmt: skip
-    out["states_compared"] = len(common)
-    out["max_abs_prior_difference"] = diff
-
-    def top(v: list[float]) -> int:
-        return max(range(len(v)), key=v.__getitem__)
-
-    out["same_top_action"] = all(
-        top(priors["reuse"][k]) == top(priors["no_reuse"][k]) for k in common
-    )
-    per = out["no_reuse"]["computed_tokens_per_state"]
-    out["tokens_saved_ratio"] = per / max(out["reuse"]["computed_tokens_per_state"], 1e-9)
-    return out
-
-
 def textworld_throughput(
     games: int, iterations: int, seed: int, game_settings: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -248,7 +197,9 @@ def textworld_throughput(
 
 
 def run_env(name: str, model: Any, tok: Any, sizes: Sizes, seed: int, quick: bool, work: Path,
-            measured: list[str]) -> dict[str, Any]:  # fmt: skip
+            measured: list[str], results: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """One environment's row: search, pairs, Q- and V-models, the four agents. The first
+    TextWorld search also gives ``results["kv_reuse"]``."""
     import torch
 
     from qengine.agents import BaseAgent, BestOfNLogprobAgent, QGuidedAgent, QValueModel
@@ -268,6 +219,8 @@ def run_env(name: str, model: Any, tok: Any, sizes: Sizes, seed: int, quick: boo
     test_ids = env.task_ids("test")[: sizes.test_tasks]
     res["train_tasks"], res["test_tasks"] = len(train_ids), len(test_ids)
     actor = HFPolicy(model, tok, temperature=1.0, max_new_tokens=32)
+    measure_kv = name.startswith("tw-") and "kv_reuse" not in results
+    calls = record_priors(actor) if measure_kv else []
 
     # 1. search
     t0 = time.perf_counter()
@@ -287,6 +240,12 @@ def run_env(name: str, model: Any, tok: Any, sizes: Sizes, seed: int, quick: boo
     }
     search = res["search"]
     log(f"{name}: search {search['seconds']:.0f}s, best {search['mean_best_reward']:.2f}")
+    if measure_kv:
+        actor.admissible_logprobs = type(actor).admissible_logprobs.__get__(actor)  # unwrap
+        results["kv_reuse"] = kv_reuse(model, tok, name, search["kv"], calls,
+                                       sizes.kv_replay_states)  # fmt: skip
+        del calls
+        log(f"KV reuse: {json.dumps(results['kv_reuse'], default=str)}")
 
     # 2. pairs
     records = build_pairs(trees, mode="max_all", min_q_gap=0.0)
@@ -411,18 +370,7 @@ def report(results: dict[str, Any], threads: int) -> str:
         )
     kv = results.get("kv_reuse")
     if kv:
-        lines += [
-            "",
-            f"KV reuse on {kv['env']} ({kv['trees']} trees x {kv['iterations']} iterations): "
-            f"prompt tokens computed per expansion {kv['reuse']['computed_tokens_per_state']:.1f} "
-            f"with the prefix-KV LRU vs {kv['no_reuse']['computed_tokens_per_state']:.1f} without "
-            f"({kv['tokens_saved_ratio']:.1f}x fewer; search {kv['reuse']['seconds']:.0f} s vs "
-            f"{kv['no_reuse']['seconds']:.0f} s); priors of the {kv['states_compared']} states "
-            f"both searches expanded differ by at most {kv['max_abs_prior_difference']:.2g} "
-            f"(float rounding), same most likely action: {kv['same_top_action']}."
-            + (f" (Measured by an earlier run: {kv['from_earlier_run']}.)"
-               if "from_earlier_run" in kv else ""),
-        ]  # fmt: skip
+        lines += ["", kv_report(kv)]
     tw = results.get("textworld_throughput")
     if tw:
         lines += [
@@ -450,9 +398,9 @@ def main() -> None:
                         help="torch threads (1: the machine is shared; 2 threads under load "
                         "ran ~3-4x slower than 1 in our measurement)")  # fmt: skip
     parser.add_argument("--measurements-from", type=Path, default=None, metavar="JSON",
-                        help="take the KV-reuse and TextWorld-throughput measurements from "
-                        "an earlier run's JSON instead of measuring again (the report says "
-                        "so)")  # fmt: skip
+                        help="take the TextWorld-throughput measurement (scripted actor, no "
+                        "LM) from an earlier run's JSON instead of measuring again (the report "
+                        "says so)")  # fmt: skip
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a size, e.g. --set test_tasks=4")  # fmt: skip
     args = parser.parse_args()
@@ -469,7 +417,7 @@ def main() -> None:
         kind = type(getattr(sizes, key))
         sizes = replace(sizes, **{key: kind(value) if kind is not bool else value == "1"})
     envs = args.envs.split(",") if args.envs else (
-        ["tw-coin_collector"] if args.quick else ["tw-coin_collector", "tw-cooking", "shop"]
+        ["tw-coin_collector"] if args.quick else ["tw-coin_collector", "shop", "tw-cooking"]
     )  # fmt: skip
     start = time.perf_counter()
     t0 = time.perf_counter()
@@ -496,21 +444,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="qengine-real-lm-") as tmp:
         if args.measurements_from is not None:
             earlier = json.loads(args.measurements_from.read_text())
-            for key in ("textworld_throughput", "kv_reuse"):
-                results[key] = {**earlier[key], "from_earlier_run": earlier.get("started")}
+            key = "textworld_throughput"
+            results[key] = {**earlier[key], "from_earlier_run": earlier.get("started")}
         else:
             # quick: the small cooking games of this bench; full: the challenge's own defaults
             games, iters, tw = (2, 2, TEXTWORLD["tw-cooking"][1]) if args.quick else (6, 6, None)
             results["textworld_throughput"] = textworld_throughput(games, iters, args.seed, tw)
-            write()
-            log("KV reuse measurement")
-            results["kv_reuse"] = kv_reuse(model, tok, sizes, args.seed, args.quick)
-            log(f"KV reuse: {results['kv_reuse']}")
         write()
         measured: list[str] = []
         for name in envs:
             results["envs"][name] = run_env(name, model, tok, sizes, args.seed, args.quick,
-                                            Path(tmp), measured)  # fmt: skip
+                                            Path(tmp), measured, results)  # fmt: skip
             write()
     print(table(results))
     print(f"wrote {json_path} and {md_path} ({results['seconds'] / 60:.1f} min)")

@@ -5,15 +5,19 @@ instruction and the first observation), then one assistant message (the action) 
 message (its observation) per step, ending with the assistant's generation prompt. Its token ids
 are a concatenation of *segments*::
 
-    seg0 = render([system, user0], generation prompt)
+    sys = render([system])                       (no generation prompt)
+    seg0 = render([system, user0], generation prompt) - sys
     segk = render([system, user0, assistant(a_k), user(o_k)], gen.) - render([system, user0], gen.)
 
 each tokenised on its own (they start after a special token, so this is how the model reads the
-whole text). The prompt of a child is then exactly its parent's ids plus one segment, which is what
-lets :class:`~qengine.policies.kv_cache.PrefixKVCache` reuse the parent's keys and values. The
-admissible commands are not listed in the chat (past states' lists are not in a ``TextState``,
-and listing them would break the prefix property): the actor scores each admissible command
-instead of choosing from a list.
+whole text; ``sys`` and ``seg0`` are the head's ids split where ``sys`` ends, and stay one
+segment when the template does not render ``sys`` as a prefix or the split falls inside a token).
+``sys`` is the same for every state of every task of an environment, so its KV is computed once
+per search, not once per tree. The prompt of a child is then exactly its parent's ids plus one
+segment, which is what lets :class:`~qengine.policies.kv_cache.PrefixKVCache` reuse the parent's
+keys and values. The admissible commands are not listed in the chat (past states' lists are not
+in a ``TextState``, and listing them would break the prefix property): the actor scores each
+admissible command instead of choosing from a list.
 
 Tokenizers without a chat template get :data:`CHATML`, the ChatML layout SmolLM2 also uses.
 """
@@ -70,6 +74,23 @@ class ChatPrompter:
         user = f"Instruction: {state.instruction}\n\n{state.first_observation}"
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
+    def _cached_head(
+        self, key: tuple[str, str], head: list[dict[str, str]], text: str
+    ) -> list[list[int]]:
+        """The system segment and the first user message's, or both as one segment."""
+        ids = self._cached(("head", *key), lambda: self.encode(text))
+        system = str(
+            self.tokenizer.apply_chat_template(
+                head[:1], chat_template=self.template, tokenize=False, add_generation_prompt=False
+            )
+        )
+        if not system or not text.startswith(system) or len(system) == len(text):
+            return [ids]
+        sys_ids = self._cached(("system", key[0]), lambda: self.encode(system))
+        if ids[: len(sys_ids)] != sys_ids:  # the split would tokenise differently
+            return [ids]
+        return [sys_ids, ids[len(sys_ids) :]]
+
     def _cached(self, key: tuple[str, ...], make: Any) -> list[int]:
         ids = self._segments.get(key)
         if ids is None:
@@ -82,11 +103,13 @@ class ChatPrompter:
         return ids
 
     def segments(self, state: TextState, grammar: ActionGrammar) -> list[list[int]]:
-        """``1 + depth`` token-id segments whose concatenation is the state's prompt."""
+        """``2 + depth`` token-id segments whose concatenation is the state's prompt: the
+        system message, the first user message, one per step (``1 + depth`` when the template
+        cannot split the first two, see the module docstring)."""
         head = self.head_messages(state, grammar)
         base_key = (head[0]["content"], head[1]["content"])
         base_text = self._render(head)
-        out = [self._cached(base_key, lambda: self.encode(base_text))]
+        out = list(self._cached_head(base_key, head, base_text))
         for action, observation in state.history:
 
             def make(a: str = action, o: str = observation) -> list[int]:

@@ -268,23 +268,27 @@ class HFPolicy:
 
     # ------------------------------------------------------------------ chat mode
     def kv_stats(self) -> dict[str, float]:
-        """Chat mode: prompt tokens asked for and computed (after KV reuse), per proposed state."""
+        """Chat mode: prompt tokens asked for and computed (after KV reuse), per proposed state,
+        with the cache's counters (:meth:`PrefixKVCache.stats`: hit rate, misses, scored
+        continuation tokens)."""
         states = max(self.states_run, 1)
         return {
+            **self.kv.stats(),
             "states": self.states_run,
-            "prompt_tokens": self.kv.prompt_tokens,
-            "computed_tokens": self.kv.computed_tokens,
             "prompt_tokens_per_state": self.kv.prompt_tokens / states,
             "computed_tokens_per_state": self.kv.computed_tokens / states,
+            "scored_tokens_per_state": self.kv.scored_tokens / states,
         }
 
     def chat_segments(self, state: TextState) -> list[list[int]]:
         """The chat prompt of ``state`` as token segments, its oldest steps dropped (one by one,
-        the first segment kept) while it is longer than ``max_prompt_tokens``."""
+        the head segments (system, first message) kept) while it is longer than
+        ``max_prompt_tokens``."""
         segs = self.prompter.segments(state, grammar_for(state.env_name, self.grammars))
+        keep = len(segs) - len(state.history)
         limit = self.max_prompt_tokens
-        while limit is not None and len(segs) > 1 and sum(map(len, segs)) > limit:
-            del segs[1]
+        while limit is not None and len(segs) > keep and sum(map(len, segs)) > limit:
+            del segs[keep]
         if limit is not None and sum(map(len, segs)) > limit:
             raise ValueError(
                 f"state of task {state.task_id!r}: its chat prompt without history is "
@@ -350,15 +354,17 @@ class HFPolicy:
         actions: list[str] = []
         for h, count in sorted(Counter(picks).items()):
             ids = torch.tensor([list(run.ids) + self.prompter.encode(heads[h])], device=self.device)
+            ids = ids.repeat(count, 1)  # [count, P + head]
             width = ids.shape[1]
             done = (lambda r, t: "]" in t) if heads[h] else (lambda r, t: "\n" in t.strip())
             gen_kwargs: dict[str, Any] = {
                 "max_new_tokens": self.max_new_tokens,
-                "num_return_sequences": count,
                 "pad_token_id": self._pad_id,
                 "attention_mask": torch.ones_like(ids),
                 "stopping_criteria": [stop_rows_when(self.tokenizer, width, done)],
             }
+            if self.kv.max_bytes:  # the prompt's cached KV: generate runs only the head + reply
+                gen_kwargs["cache"] = self.kv.generation_cache(run, count)
             end = self.prompter.end_id()
             if end is not None:
                 gen_kwargs["eos_token_id"] = end

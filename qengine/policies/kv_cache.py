@@ -7,6 +7,8 @@ cached prefix, and score many continuations of it in one batched call.
 In a tree search a child's prompt is its parent's plus one step (see
 :mod:`qengine.policies.chat`); :class:`PrefixKVCache` keeps the KV of recently run prompts in an
 LRU bounded by their total size in bytes, so expanding a child computes only the new step's tokens.
+The first segment of a prompt (the chat's system message, the same for every state of every task)
+is also kept on its own, pinned, so a new tree's root computes only its task's first message.
 Each entry also keeps the final hidden state of the prompt's last token (it predicts the first
 token of any continuation). Memory: ``2 · layers · H · d`` floats per cached token (46 KB for
 SmolLM2-135M in float32).
@@ -80,23 +82,65 @@ class PrefixKVCache:
     prompt tokens asked for, over the cache's life.
     """
 
-    def __init__(self, model: Any, *, max_bytes: int = 1 << 30) -> None:
+    def __init__(self, model: Any, *, max_bytes: int = 1 << 30, max_pinned: int = 8) -> None:
         if max_bytes < 0:
             raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
         self.model = model
         self.max_bytes = int(max_bytes)
+        self.max_pinned = int(max_pinned)
         self._lru: OrderedDict[tuple[int, ...], _Entry] = OrderedDict()
+        # First segments (system prompts): few, small (~40 tokens, 2 MB), shared by every tree;
+        # outside the LRU so that a long tree's states never evict them.
+        self._pinned: OrderedDict[tuple[int, ...], _Entry] = OrderedDict()
         self._bytes = 0
         self.computed_tokens = 0
         self.prompt_tokens = 0
-        self.hits = 0
+        self.runs = 0  # prompts run
+        self.hits = 0  # prompts that found a cached prefix (or their whole self)
+        self.full_hits = 0  # prompts cached whole: nothing computed
+        self.pinned_hits = 0  # prompts whose longest cached prefix was a pinned first segment
+        self.pinned_tokens = 0  # prompt tokens those pinned prefixes saved
+        self.scored_tokens = 0  # continuation tokens scored on top of prompts (not prompt tokens)
 
     def __len__(self) -> int:
         return len(self._lru)
 
     def clear(self) -> None:
         self._lru.clear()
+        self._pinned.clear()
         self._bytes = 0
+
+    def stats(self) -> dict[str, float]:
+        """Counters over the cache's life; ``hit_rate``: prompts that reused a cached prefix."""
+        return {
+            "runs": self.runs,
+            "prompt_tokens": self.prompt_tokens,
+            "computed_tokens": self.computed_tokens,
+            "hits": self.hits,
+            "full_hits": self.full_hits,
+            "pinned_hits": self.pinned_hits,
+            "pinned_tokens": self.pinned_tokens,
+            "misses": self.runs - self.hits,
+            "hit_rate": self.hits / max(self.runs, 1),
+            "scored_tokens": self.scored_tokens,
+            "cached_entries": len(self._lru),
+            "cached_bytes": self._bytes,
+        }
+
+    def _lookup(self, key: tuple[int, ...]) -> tuple[_Entry | None, bool]:
+        """The entry of prompt ``key`` (LRU first, then pinned) and whether it was pinned."""
+        hit = self._lru.get(key)
+        if hit is not None:
+            self._lru.move_to_end(key)
+            return hit, False
+        return self._pinned.get(key), True
+
+    def _pin(self, key: tuple[int, ...], entry: _Entry) -> None:
+        if self.max_pinned < 1 or key in self._pinned:
+            return
+        self._pinned[key] = entry
+        if len(self._pinned) > self.max_pinned:
+            self._pinned.popitem(last=False)
 
     def _put(self, key: tuple[int, ...], entry: _Entry) -> None:
         if entry.nbytes > self.max_bytes:
@@ -113,7 +157,9 @@ class PrefixKVCache:
     @torch.inference_mode()
     def run(self, segments: Sequence[Sequence[int]]) -> PrefixRun:
         """Run the prompt ``concat(segments)``, reusing the longest cached prefix that ends at a
-        segment boundary, and cache the result. ``segments`` must be non-empty."""
+        segment boundary, and cache the result. ``segments`` must be non-empty. When the prompt
+        is run from its first token and has more than one segment, its first segment's KV is
+        pinned too (a slice of the same forward: no extra compute)."""
         ids: list[int] = [i for seg in segments for i in seg]
         if not ids:
             raise ValueError("an empty prompt has no next-token distribution")
@@ -121,16 +167,20 @@ class PrefixKVCache:
         for seg in segments:
             bounds.append(bounds[-1] + len(seg))
         self.prompt_tokens += len(ids)
+        self.runs += 1
         start, past = 0, None
-        for b in reversed(bounds[1:]):
-            hit = self._lru.get(tuple(ids[:b])) if self.max_bytes else None
-            if hit is not None:
-                self._lru.move_to_end(tuple(ids[:b]))
-                self.hits += 1
-                start, past = b, hit
-                break
+        if self.max_bytes:
+            for b in reversed(bounds[1:]):
+                hit, pinned = self._lookup(tuple(ids[:b]))
+                if hit is not None:
+                    self.hits += 1
+                    self.pinned_hits += int(pinned)
+                    self.pinned_tokens += b if pinned else 0
+                    start, past = b, hit
+                    break
         key = tuple(ids)
         if past is not None and start == len(ids):
+            self.full_hits += 1
             return PrefixRun(key, past, 0)
         new = torch.tensor([ids[start:]], dtype=torch.long, device=self._device())
         positions = torch.arange(start, len(ids), device=new.device)[None, :]
@@ -139,10 +189,21 @@ class PrefixKVCache:
         out = body(
             input_ids=new, position_ids=positions, use_cache=True, **_with_cache(body, cache)
         )
-        entry = _Entry(_kv_of(out), out.last_hidden_state[0, -1])
+        kv = _kv_of(out)
+        entry = _Entry(kv, out.last_hidden_state[0, -1])
         self.computed_tokens += len(ids) - start
+        first = next(b for b in bounds[1:] if b > 0)
+        if self.max_bytes and start == 0 and first < len(ids):
+            head = [(k[:, :, :first].clone(), v[:, :, :first].clone()) for k, v in kv]
+            self._pin(tuple(ids[:first]), _Entry(head, out.last_hidden_state[0, first - 1].clone()))
         self._put(key, entry)
         return PrefixRun(key, entry, len(ids) - start)
+
+    def generation_cache(self, prefix: PrefixRun, rows: int = 1) -> Any:
+        """A ``DynamicCache`` holding ``prefix``'s KV for ``rows`` sequences, to hand to
+        ``generate`` with input ids that start with ``prefix.ids`` (only the rest is run). The
+        cached tensors are not modified: the cache grows by concatenation into new ones."""
+        return _dynamic_cache(prefix.entry.kv, rows)
 
     def _device(self) -> torch.device:
         return next(self.model.parameters()).device
@@ -192,6 +253,7 @@ class PrefixKVCache:
         width = max(len(c) for c in continuations)
         lengths = torch.tensor([len(c) for c in continuations], device=device)
         out = torch.zeros(k, dtype=torch.float32)
+        self.scored_tokens += sum(len(c) for c in continuations)
         first = torch.tensor([c[0] for c in continuations], device=device)
         rows = prefix.entry.last_hidden[None, :].expand(k, -1)  # [K, D] predict token 0
         logp0 = head_logprobs(self.model, rows, first).float().cpu()

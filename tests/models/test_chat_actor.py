@@ -4,6 +4,7 @@ along a search path (same priors, fewer tokens), the bounded LRU, free-form repl
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -45,7 +46,26 @@ def test_kv_reuse_gives_the_same_priors_for_fewer_tokens(smollm2) -> None:
     r, f = reuse.kv_stats(), fresh.kv_stats()
     assert r["prompt_tokens"] == f["prompt_tokens"] == f["computed_tokens"]
     segs = [reuse.chat_segments(s) for s in _path(3)]
-    assert r["computed_tokens"] == sum(len(s[-1]) for s in segs)  # only each new step
+    assert len(segs[0]) == 2  # the system message, then the first user message
+    # the root in full, then only each new step
+    assert r["computed_tokens"] == len(segs[0][0]) + sum(len(s[-1]) for s in segs)
+    assert r["hit_rate"] == 3 / 4 and r["misses"] == 1
+
+
+def test_a_second_task_reuses_the_system_segment(smollm2) -> None:
+    """Another task's root computes only its first user message: the system message's KV (the
+    same for every state of the environment) stays pinned, with the same priors."""
+    model, tok = smollm2
+    reuse = HFPolicy(model, tok)
+    fresh = HFPolicy(model, tok, kv_cache_bytes=0)
+    first, other = _path(0)[0], replace(_path(0)[0], task_id="train/00001", instruction="Go.")
+    reuse.admissible_logprobs(first)
+    a, b = reuse.admissible_logprobs(other), fresh.admissible_logprobs(other)
+    torch.testing.assert_close(torch.tensor(a), torch.tensor(b), rtol=0, atol=1e-4)
+    (system, user), (_, user0) = reuse.chat_segments(other), reuse.chat_segments(first)
+    stats = reuse.kv_stats()
+    assert stats["pinned_hits"] == 1 and stats["pinned_tokens"] == len(system)
+    assert stats["computed_tokens"] == len(system) + len(user0) + len(user)
 
 
 def test_propose_samples_distinct_admissible_candidates(smollm2) -> None:
