@@ -30,6 +30,9 @@ def test_quick_run_writes_the_table_and_json(tmp_path, smollm2) -> None:
     assert env["q_guided_success"] is None or 0.0 <= env["q_guided_success"] <= 1.0
     assert {"base", "best-of-n (log-prob)"} <= set(env["agents"])
     kv = result["kv_reuse"]
-    assert kv["reuse"]["computed_tokens"] < kv["no_reuse"]["computed_tokens"]
+    reuse, no_reuse = kv["reuse"], kv["no_reuse"]
+    assert reuse["computed_tokens_per_state"] < no_reuse["computed_tokens_per_state"]
+    assert no_reuse["replay"]["computed_tokens"] == no_reuse["replay"]["prompt_tokens"] > 0
+    assert 0.0 < reuse["hit_rate"] <= 1.0
     assert kv["max_abs_prior_difference"] < 1e-3
     assert "| tw-coin_collector | base |" in (tmp_path / "real_lm_quick.md").read_text()
