@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import sys
 import tempfile
 import time
@@ -408,6 +409,10 @@ def report(results: dict[str, Any], threads: int) -> str:
     for res in results["envs"].values():
         if "training_cost" in res:
             lines += ["", f"Training cost per step-DPO step: `{json.dumps(res['training_cost'])}`"]
+    if results.get("loadavg_at_last_write"):
+        lines += ["", f"Load average (1, 5, 15 min) when this report was last written by the run: "
+                  f"{[round(x, 2) for x in results['loadavg_at_last_write']]}."]  # fmt: skip
+    lines += [f"\nNote: {note}" for note in results.get("notes", [])]
     return "\n".join(lines) + "\n"
 
 
@@ -426,7 +431,20 @@ def main() -> None:
                         "says so)")  # fmt: skip
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a size, e.g. --set test_tasks=4")  # fmt: skip
+    parser.add_argument("--report", type=Path, default=None, metavar="JSON",
+                        help="only rebuild the Markdown report beside JSON from it (with any "
+                        "--note added to the JSON's notes)")  # fmt: skip
+    parser.add_argument("--note", action="append", default=[],
+                        help="a line for the report's notes (e.g. which rows come from which "
+                        "run); kept in the JSON")  # fmt: skip
     args = parser.parse_args()
+    if args.report is not None:
+        results = json.loads(args.report.read_text())
+        results["notes"] = [*results.get("notes", []), *args.note]
+        args.report.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        args.report.with_suffix(".md").write_text(report(results, args.threads))
+        print(f"rebuilt {args.report.with_suffix('.md')}")
+        return
 
     import torch
     from q_vs_v import machine
@@ -459,8 +477,11 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = args.out / f"real_lm{suffix}.json", args.out / f"real_lm{suffix}.md"
 
+    results["notes"] = list(args.note)
+
     def write() -> None:
         results["seconds"] = time.perf_counter() - start
+        results["loadavg_at_last_write"] = list(os.getloadavg())  # 1, 5, 15 min
         json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
         md_path.write_text(report(results, args.threads))
 

@@ -101,6 +101,10 @@ class PrefixKVCache:
         self.pinned_hits = 0  # prompts whose longest cached prefix was a pinned first segment
         self.pinned_tokens = 0  # prompt tokens those pinned prefixes saved
         self.scored_tokens = 0  # continuation tokens scored on top of prompts (not prompt tokens)
+        # prompts of 2+ segments whose all-but-last prefix (a search node's parent) was not
+        # cached: they ran more than their own step (evicted, or never run)
+        self.parent_misses = 0
+        self.evictions = 0  # entries the byte bound pushed out of the LRU
 
     def __len__(self) -> int:
         return len(self._lru)
@@ -123,6 +127,8 @@ class PrefixKVCache:
             "misses": self.runs - self.hits,
             "hit_rate": self.hits / max(self.runs, 1),
             "scored_tokens": self.scored_tokens,
+            "parent_misses": self.parent_misses,
+            "evictions": self.evictions,
             "cached_entries": len(self._lru),
             "cached_bytes": self._bytes,
         }
@@ -152,6 +158,7 @@ class PrefixKVCache:
         self._bytes += entry.nbytes
         while self._bytes > self.max_bytes:
             _, old = self._lru.popitem(last=False)
+            self.evictions += 1
             self._bytes -= old.nbytes
 
     @torch.inference_mode()
@@ -179,6 +186,7 @@ class PrefixKVCache:
                     start, past = b, hit
                     break
         key = tuple(ids)
+        self.parent_misses += int(len(segments) > 1 and start < bounds[-2])
         if past is not None and start == len(ids):
             self.full_hits += 1
             return PrefixRun(key, past, 0)

@@ -62,9 +62,26 @@ def test_pinned_segments_survive_lru_eviction_and_are_bounded(tiny) -> None:
     cache.run([[40, 41], [10]])
     cache.run([[50, 51], [10]])  # a third first segment: the oldest pinned one goes
     assert cache.run([SYSTEM, [12]]).computed == 5
+    stats = cache.stats()
+    # nothing ever fitted the LRU (no eviction); the 4 prompts run from their first token
+    # missed their parent (first) segment
+    assert stats["evictions"] == 0 and stats["parent_misses"] == 4
     off = PrefixKVCache(tiny, max_bytes=0)  # no reuse at all, pinned included
     off.run([SYSTEM, [10]])
     assert off.run([SYSTEM, [11]]).computed == 5 and off.stats()["hits"] == 0
+
+
+def test_an_evicted_parent_costs_its_own_segment_not_the_whole_prompt(tiny) -> None:
+    one = PrefixKVCache(tiny).run([SYSTEM, [10, 11], [12]]).entry
+    per_entry = one.nbytes
+    cache = PrefixKVCache(tiny, max_bytes=per_entry + 1)  # room for one 7-token prompt
+    cache.run([SYSTEM, [10, 11], [12]])
+    cache.run([SYSTEM, [20, 21], [22]])  # evicts the first (its system segment stays pinned)
+    stats = cache.stats()
+    assert stats["evictions"] >= 1 and len(cache) == 1
+    child = cache.run([SYSTEM, [10, 11], [12], [13]])  # its parent was evicted
+    assert child.computed == 4  # back to the pinned system segment, not from the first token
+    assert cache.stats()["parent_misses"] == 3
 
 
 def test_scored_tokens_are_counted_apart_from_prompt_tokens(tiny) -> None:
