@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -176,7 +177,11 @@ def idiomatic_rate(trees: int, sims: int, actions: int) -> float:
 # ---------------------------------------------------------------------------- loop cost
 def loop_cost(trees: int, sims: int, actions: int, repeats: int) -> dict[str, float]:
     """Thread CPU time per simulation of ask + expand + backup called from Python (one thread,
-    the numpy evaluator excluded) and of the same search in the core (run_synthetic)."""
+    the numpy evaluator excluded) and of the same search in the core (run_synthetic).
+
+    The two runs alternate, pair by pair, and the ratio is the median of the pairs' ratios: on a
+    shared machine another process's load (its cache and memory traffic slow a thread even in
+    thread CPU time) then hits both sides of a pair alike instead of one side's whole series."""
 
     def native() -> float:
         forest = Forest(trees, CONFIG, num_threads=1)
@@ -205,15 +210,16 @@ def loop_cost(trees: int, sims: int, actions: int, repeats: int) -> dict[str, fl
             evaluated += len(leaves)
         return spent / evaluated
 
-    native_s = statistics.median(native() for _ in range(repeats))
-    python_s = statistics.median(python() for _ in range(repeats))
+    pairs = [(native(), python()) for _ in range(repeats)]
     return {
         "trees": trees,
         "simulations": sims,
         "actions": actions,
-        "native_us_per_sim": native_s * 1e6,
-        "python_loop_us_per_sim": python_s * 1e6,
-        "python_loop_cost_ratio": python_s / native_s,
+        "repeats": repeats,
+        "native_us_per_sim": statistics.median(n for n, _ in pairs) * 1e6,
+        "python_loop_us_per_sim": statistics.median(p for _, p in pairs) * 1e6,
+        "python_loop_cost_ratio": statistics.median(p / n for n, p in pairs),
+        "pair_ratios": [p / n for n, p in pairs],
     }
 
 
@@ -368,6 +374,8 @@ def main() -> None:
     repeats = 1 if q else 3
     nodes_target = 50_000 if q else 1_000_000
 
+    # First, in a process that has not yet run jax or grown large heaps.
+    cost = loop_cost(*((64, 32, 8) if q else (256, 256, 8)), repeats=5 if q else 9)
     w: dict[str, dict[str, Any]] = {}
     t1_1 = synthetic_rate("native", trees, sims, 8, 1, 1, repeats)
     t1_2 = synthetic_rate("native", trees, sims, 8, 2, 1, repeats)
@@ -389,7 +397,6 @@ def main() -> None:
         "mctx_sims_per_s": w["T1"]["mctx_sims_per_s"],
     }
     w["T2"]["speedup_vs_idiomatic_python"] = ratio(t2, w["T2"]["idiomatic_python_sims_per_s"])
-    cost = loop_cost(*((64, 32, 8) if q else (256, 256, 8)), repeats=3 if q else 5)
     t3 = synthetic_rate("native", 1, deep_sims, 8, 1, 64, repeats)
     _, distinct = loop_rate("native", 1, deep_sims, 8, 1, 64, 1)
     ref_t3 = synthetic_rate("reference", 1, 8192 if not q else 256, 8, 1, 64, 1)
@@ -426,6 +433,7 @@ def main() -> None:
         "workloads": w,
         "bytes_per_node": with_payload,
         "bytes_per_node_without_payload": without_payload,
+        "load_average_after": os.getloadavg()[0],
         "export_nodes": total_nodes,
         "export_1m_nodes_ms": export_ms * 1e6 / total_nodes,
         "pairs_1m_nodes_ms": pairs_ms * 1e6 / total_nodes,

@@ -61,14 +61,15 @@ void register_loop(ForestClass& cls) {
         auto n = input<int32_t>(nodes, op, "nodes");
         auto c = input<int32_t>(counts, op, "counts");
         auto p = input<float>(priors, op, "priors");
-        auto r = input<float>(rewards, op, "rewards");
-        auto term = input<uint8_t>(terminal, op, "terminal");
-        auto pay = input<int64_t>(payloads, op, "payloads");
+        // None: no rewards, none terminal, payload 0 (the core reads no array for them)
+        auto r = optional_input<float>(rewards, op, "rewards");
+        auto term = optional_input<uint8_t>(terminal, op, "terminal");
+        auto pay = optional_input<int64_t>(payloads, op, "payloads");
         same_length(op, "trees", t.size, "nodes", n.size);
         same_length(op, "trees", t.size, "counts", c.size);
-        same_length(op, "priors", p.size, "rewards", r.size);
-        same_length(op, "priors", p.size, "terminal", term.size);
-        same_length(op, "priors", p.size, "payloads", pay.size);
+        if (r.size >= 0) same_length(op, "priors", p.size, "rewards", r.size);
+        if (term.size >= 0) same_length(op, "priors", p.size, "terminal", term.size);
+        if (pay.size >= 0) same_length(op, "priors", p.size, "payloads", pay.size);
         qengine::ExpandArgs a;
         a.num_items = t.size;
         a.trees = t.data;

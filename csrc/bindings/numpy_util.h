@@ -83,9 +83,25 @@ Input<T> input(const py::handle& obj, const char* op, const char* name) {
   return in;
 }
 
+// As input, or an absent array (data nullptr, size -1) for None: the core's "all zeros".
+template <class T>
+Input<T> optional_input(const py::handle& obj, const char* op, const char* name) {
+  if (obj.is_none()) return Input<T>{py::array(), nullptr, -1};
+  return input<T>(obj, op, name);
+}
+
+// One shared empty array of dtype T (an empty result costs an incref instead of an allocation
+// and a capsule; nothing can be written into a 0-length array). Never freed: it outlives any use.
+template <class T>
+py::array empty_numpy() {
+  static const auto* empty = new py::array_t<T>(0);
+  return *empty;
+}
+
 // Moves a vector into a numpy array without copying (a capsule owns the vector).
 template <class T, class A>
 py::array to_numpy(std::vector<T, A>&& values) {
+  if (values.empty()) return empty_numpy<T>();
   auto* heap = new std::vector<T, A>(std::move(values));
   py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<T, A>*>(p); });
   return py::array_t<T>({static_cast<py::ssize_t>(heap->size())}, {sizeof(T)}, heap->data(), owner);

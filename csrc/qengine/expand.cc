@@ -17,8 +17,12 @@ std::string str(int64_t v) { return std::to_string(v); }
 // built only for a failure (a string per entry was most of pass 1's cost on a 256-leaf batch).
 std::string check_children(const ExpandArgs& a, int64_t i, int64_t begin, int64_t end) {
   bool ok = true;
-  for (int64_t j = begin; j < end; ++j) {
-    ok &= std::isfinite(a.priors[j]) & (a.priors[j] >= 0) & std::isfinite(a.rewards[j]);
+  if (a.rewards != nullptr) {
+    for (int64_t j = begin; j < end; ++j) {
+      ok &= std::isfinite(a.priors[j]) & (a.priors[j] >= 0) & std::isfinite(a.rewards[j]);
+    }
+  } else {
+    for (int64_t j = begin; j < end; ++j) ok &= std::isfinite(a.priors[j]) & (a.priors[j] >= 0);
   }
   if (ok) return "";
   for (int64_t j = begin; j < end; ++j) {
@@ -26,7 +30,7 @@ std::string check_children(const ExpandArgs& a, int64_t i, int64_t begin, int64_
       return entry_where("expand", i) + "priors[" + str(j) + "] = " + std::to_string(a.priors[j]) +
              " must be finite and >= 0";
     }
-    if (!std::isfinite(a.rewards[j])) {
+    if (a.rewards != nullptr && !std::isfinite(a.rewards[j])) {
       return entry_where("expand", i) + "rewards[" + str(j) +
              "] = " + std::to_string(a.rewards[j]) + " must be finite";
     }
@@ -155,9 +159,14 @@ void expand_node(Tree& t, int32_t node, const ChildBlock& ch, int64_t limit) {
   HotNode* hot = t.hot + base;
   for (int32_t j = 0; j < count; ++j) {
     const uint16_t status = ch.terminal != nullptr && ch.terminal[j] != 0 ? kTerminalBit : 0;
-    hot[j] = HotNode{node, kNoNode, 0, 0.0f, ch.rewards[j], ch.priors[j], 0, status};
+    const float reward = ch.rewards != nullptr ? ch.rewards[j] : 0.0f;
+    hot[j] = HotNode{node, kNoNode, 0, 0.0f, reward, ch.priors[j], 0, status};
   }
-  std::memcpy(t.payload + base, ch.payloads, n * sizeof(int64_t));
+  if (ch.payloads != nullptr) {
+    std::memcpy(t.payload + base, ch.payloads, n * sizeof(int64_t));
+  } else {
+    std::fill_n(t.payload + base, n, int64_t{0});
+  }
   std::fill_n(t.depth + base, n, depth);
   uint16_t* action = t.action + base;
   for (int32_t j = 0; j < count; ++j) action[j] = static_cast<uint16_t>(old + j);

@@ -20,9 +20,9 @@ struct ExpandArgs {
   const int32_t* counts = nullptr;    // [M] children per node
   int64_t num_children = 0;           // C, the length of the four arrays below
   const float* priors = nullptr;      // [C]
-  const float* rewards = nullptr;     // [C]
-  const uint8_t* terminal = nullptr;  // [C] nonzero = terminal
-  const int64_t* payloads = nullptr;  // [C]
+  const float* rewards = nullptr;     // [C] (nullptr: all 0)
+  const uint8_t* terminal = nullptr;  // [C] nonzero = terminal (nullptr: none)
+  const int64_t* payloads = nullptr;  // [C] (nullptr: all 0)
 };
 
 // A children block [first, end) that an earlier entry of the same call moved by widening.
@@ -52,9 +52,9 @@ std::exception_ptr capacity_error(int64_t tree, int64_t size, int64_t max_nodes)
 struct ChildBlock {
   int32_t count = 0;                  // number of new children
   const float* priors = nullptr;      // [count] priors
-  const float* rewards = nullptr;     // [count] edge rewards
+  const float* rewards = nullptr;     // [count] edge rewards (nullptr: all 0)
   const uint8_t* terminal = nullptr;  // [count] nonzero = terminal child (nullptr: none)
-  const int64_t* payloads = nullptr;  // [count] user handles
+  const int64_t* payloads = nullptr;  // [count] user handles (nullptr: all 0)
 };
 
 // Slots a tree of `size` slots will use after expanding `node` with `count` children

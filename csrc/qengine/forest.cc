@@ -429,9 +429,9 @@ void Forest::expand(const ExpandArgs& a) {
             block.count = a.counts[i];
             if (block.count > 0) {
               block.priors = a.priors + off;
-              block.rewards = a.rewards + off;
+              block.rewards = a.rewards != nullptr ? a.rewards + off : nullptr;
               block.terminal = a.terminal != nullptr ? a.terminal + off : nullptr;
-              block.payloads = a.payloads + off;
+              block.payloads = a.payloads != nullptr ? a.payloads + off : nullptr;
             }
             expand_node(t, a.nodes[i], block, config_.max_nodes);
           }

@@ -55,6 +55,11 @@ def _array(name: str, value: Any, dtype: type) -> np.ndarray:
     return value
 
 
+def _zeros(length: int, dtype: type) -> np.ndarray:
+    """The array an absent (None) argument stands for."""
+    return np.zeros(length, dtype=dtype)
+
+
 def _config(config: Any) -> SearchConfig:
     if not isinstance(config, dict):
         raise TypeError(f"config must be a dict (SearchConfig.to_dict()), got {type(config)}")
@@ -228,17 +233,25 @@ class ReferenceEngine:
         nodes: np.ndarray,
         counts: np.ndarray,
         priors: np.ndarray,
-        rewards: np.ndarray,
-        terminal: np.ndarray,
-        payloads: np.ndarray,
+        rewards: np.ndarray | None,
+        terminal: np.ndarray | None,
+        payloads: np.ndarray | None,
     ) -> None:
+        """As the native ``expand``; None for rewards / terminal / payloads means all zero."""
         trees = _array("trees", trees, np.int32)
         nodes = _array("nodes", nodes, np.int32)
         counts = _array("counts", counts, np.int32)
         priors = _array("priors", priors, np.float32)
-        rewards = _array("rewards", rewards, np.float32)
-        terminal = _array("terminal", terminal, np.uint8)
-        payloads = _array("payloads", payloads, np.int64)
+        total = priors.shape[0]
+        rewards = (
+            _zeros(total, np.float32) if rewards is None else _array("rewards", rewards, np.float32)
+        )
+        terminal = (
+            _zeros(total, np.uint8) if terminal is None else _array("terminal", terminal, np.uint8)
+        )
+        payloads = (
+            _zeros(total, np.int64) if payloads is None else _array("payloads", payloads, np.int64)
+        )
         _same_length("expand", "trees", trees.shape[0], "nodes", nodes.shape[0])
         _same_length("expand", "trees", trees.shape[0], "counts", counts.shape[0])
         _same_length("expand", "priors", priors.shape[0], "rewards", rewards.shape[0])

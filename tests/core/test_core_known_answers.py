@@ -334,3 +334,23 @@ def test_best_child_ignores_unvisited_terminal_children(engine):
     assert forest.best_action(0) == 0
     run_constant(forest, 1, 0.5)  # now the terminal child is hit
     assert forest.best_action(0) == 1 and forest.best_path(0).tolist() == [0, 2]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_engine_expand_none_is_all_zero(engine):
+    """The engine's None for rewards / terminal / payloads (what Forest.expand passes for its
+    defaults) gives the children the same fields as explicit zero arrays."""
+    trees, nodes = np.array([0, 1], np.int32), np.array([0, 0], np.int32)
+    counts, priors = np.array([2, 3], np.int32), np.full(5, 0.2, np.float32)
+    fields = []
+    for explicit in (True, False):
+        forest = Forest(2, engine=engine)
+        forest.ask(1)
+        zeros = (np.zeros(5, np.float32), np.zeros(5, np.uint8), np.zeros(5, np.int64))
+        extra = zeros if explicit else (None, None, None)
+        forest._engine.expand(trees, nodes, counts, priors, *extra)
+        fields.append(forest.export_arrays())
+    assert sorted(fields[0]) == sorted(fields[1])
+    for key, values in fields[0].items():
+        np.testing.assert_array_equal(values, fields[1][key], err_msg=key)
+    assert fields[1]["payload"][fields[1]["payload"] != 0].size == 0
