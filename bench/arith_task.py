@@ -116,6 +116,37 @@ def corrupt(problem: ArithProblem, rng: random.Random) -> str:
             return text  # (a redraw keeps every number in the tokenizer's vocabulary)
 
 
+FORMAT_ERRORS = ("drop", "repeat", "swap", "junk", "stop", "ramble")
+
+
+def corrupt_format(problem: ArithProblem, rng: random.Random) -> str:
+    """A malformed solution: the gold one up to a token k, then one format error there - a token
+    dropped, repeated, swapped with the next, replaced by another word of the task, an early stop,
+    or words rambling on after the answer. Unlike :func:`corrupt` (a wrong number or operator in a
+    well-formed solution) these teach a reward model about the tokens a policy may emit that no
+    well-formed solution has at that place."""
+    gold = problem.solution.split()
+    words = vocabulary()[0].split()
+    while True:
+        kind = rng.choice(FORMAT_ERRORS)
+        k = rng.randrange(len(gold))
+        if kind == "drop":
+            out = gold[:k] + gold[k + 1 :]
+        elif kind == "repeat":
+            out = gold[: k + 1] + gold[k:]
+        elif kind == "swap":
+            k = min(k, len(gold) - 2)
+            out = [*gold[:k], gold[k + 1], gold[k], *gold[k + 2 :]]
+        elif kind == "junk":
+            out = [*gold[:k], rng.choice([w for w in words if w != gold[k]]), *gold[k + 1 :]]
+        elif kind == "stop":
+            out = gold[: max(1, k)]
+        else:
+            out = gold + [rng.choice(words) for _ in range(rng.randint(1, 4))]
+        if out != gold:
+            return " ".join(out)
+
+
 def vocabulary() -> list[str]:
     """One text holding every word of the task (to train the word tokenizer on)."""
     words = [*NAMES, *ITEMS, "has", "buys", "more", "gives", "away", "how", "many", "now"]

@@ -35,6 +35,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import platform
 import random
 import sys
@@ -60,6 +61,7 @@ from qengine.qrm import (
 )
 from qengine.rl import (
     ValueCritic,
+    expected_q_advantages,
     kl_penalty,
     last_token_rewards,
     masked_mean,
@@ -74,9 +76,9 @@ from qengine.rl import (
 from qengine.train.tokenize import encode_completions
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METHODS = ("orm", "qrm", "qrm_ppo", "qrm_lm", "oracle")
+METHODS = ("orm", "qrm", "qrm_ppo", "qrm_lm", "qrm_lm_centred", "oracle")
 # The Q-RM head each method's rewards come from (value head: the authors' default).
-QRM_HEAD = {"qrm": "value", "qrm_ppo": "value", "qrm_lm": "lm"}
+QRM_HEAD = {"qrm": "value", "qrm_ppo": "value", "qrm_lm": "lm", "qrm_lm_centred": "lm"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,7 +91,8 @@ class Config:
     sft_batch: int = 32
     sft_lr: float = 3e-3
     qrm_gold_prompts: int = 192  # problems with gold-vs-corrupted pairs
-    qrm_corruptions: int = 2  # corrupted solutions per such problem
+    qrm_corruptions: int = 2  # corrupted solutions per such problem (a wrong number / operator)
+    qrm_format_corruptions: int = 0  # malformed solutions per such problem (task.corrupt_format)
     qrm_sample_prompts: int = 64  # problems with (right, wrong) pairs of SFT samples
     qrm_samples: int = 4
     qrm_epochs: int = 2
@@ -178,7 +181,7 @@ def sft(model: Any, tokenizer: Any, cfg: Config, seed: int) -> list[float]:
 def qrm_records(model: Any, tokenizer: Any, cfg: Config, seed: int) -> tuple[list[dict], dict]:
     """Gold-vs-corrupted pairs + (right, wrong) pairs of SFT samples; returns (records, stats)."""
     rng = random.Random(seed)
-    records = []
+    records, format_pairs = [], 0
     gold = task.generate_problems(cfg.qrm_gold_prompts, seed + 2)
     for i, p in enumerate(gold):
         for _ in range(cfg.qrm_corruptions):
@@ -186,6 +189,12 @@ def qrm_records(model: Any, tokenizer: Any, cfg: Config, seed: int) -> tuple[lis
                 {"prompt": p.prompt, "chosen": p.solution, "rejected": task.corrupt(p, rng),
                  "task": f"g{i}"}
             )  # fmt: skip
+        for _ in range(cfg.qrm_format_corruptions):
+            records.append(
+                {"prompt": p.prompt, "chosen": p.solution,
+                 "rejected": task.corrupt_format(p, rng), "task": f"g{i}"}
+            )  # fmt: skip
+            format_pairs += 1
     sampled = task.generate_problems(cfg.qrm_sample_prompts, seed + 6)
     prompts = [p.prompt for p in sampled for _ in range(cfg.qrm_samples)]
     out = sample_completions(model, tokenizer, prompts, max_new_tokens=cfg.max_new_tokens)
@@ -200,7 +209,8 @@ def qrm_records(model: Any, tokenizer: Any, cfg: Config, seed: int) -> tuple[lis
             records.append({"prompt": p.prompt, "chosen": chosen, "rejected": w, "task": f"s{i}"})
             sample_pairs += 1
     stats = {
-        "gold_corrupted_pairs": len(records) - sample_pairs,
+        "gold_corrupted_pairs": len(records) - sample_pairs - format_pairs,
+        "gold_format_pairs": format_pairs,
         "sample_pairs": sample_pairs,
         "sft_sample_accuracy": right_total / max(1, len(prompts)),
     }
@@ -214,6 +224,7 @@ def method_rewards(
     correct: torch.Tensor,
     qrm: QRewardModel | None,
     cfg: Config,
+    policy: Any = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """[B, T] token rewards of one method and the raw (unnormalised) ones of a Q-RM.
 
@@ -221,6 +232,8 @@ def method_rewards(
     - ``qrm`` / ``qrm_lm`` (REINFORCE): β·Z, eos re-scored with the row mean, then Z / std over the
       batch (``cfg.normalize``); ``qrm_ppo``: β·Z / std (no eos re-scoring: that is the authors'
       REINFORCE variant);
+    - ``qrm_lm_centred``: as ``qrm_lm`` with each token's β·Z minus its expectation under the
+      policy in that state (``expected_q_advantages``: the LM head scores every candidate token);
     - ``oracle``: ``prefix_match_rewards`` against the gold solution, through the REINFORCE Q-RM
       path (same eos re-scoring and normalisation).
     """
@@ -230,13 +243,29 @@ def method_rewards(
     if method in QRM_HEAD:
         if qrm is None:
             raise ValueError(f"method {method!r} needs a trained Q-RM")
-        raw = qrm.token_rewards(ids, att, mask, normalize="none")
+        if method == "qrm_lm_centred":
+            raw = centred_q(qrm, policy, ids, att, mask)
+        else:
+            raw = qrm.token_rewards(ids, att, mask, normalize="none")
         eos_mean = method != "qrm_ppo"
         return normalize_token_rewards(raw, mask, normalize=cfg.normalize, eos_mean=eos_mean), raw
     if method == "oracle":
         raw = prefix_match_rewards(ids, mask, gold)
         return normalize_token_rewards(raw, mask, normalize=cfg.normalize, eos_mean=True), None
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+
+@torch.no_grad()
+def centred_q(
+    qrm: QRewardModel, policy: Any, ids: torch.Tensor, att: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """β·Z(s_t, a_t) - Σ_a π(a | s_t) β·Z(s_t, a) of an LM-head Q-RM → [B, T] (the logits at t - 1
+    score the candidates of position t)."""
+    z = qrm.model(input_ids=ids, attention_mask=att).logits.float()
+    logits = policy(input_ids=ids, attention_mask=att).logits.float()
+    q_all, pi_all = torch.zeros_like(z), torch.zeros_like(logits)
+    q_all[:, 1:], pi_all[:, 1:] = qrm.beta * z[:, :-1], logits[:, :-1]
+    return expected_q_advantages(q_all, pi_all, ids, mask)
 
 
 def reward_stats(
@@ -310,7 +339,7 @@ def rl(
             tokenizer(p.solution, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
             for p in chunk
         ]
-        rewards, raw = method_rewards(method, roll, gold, correct, qrm, cfg)
+        rewards, raw = method_rewards(method, roll, gold, correct, qrm, cfg, policy)
         ids, att, mask = roll.input_ids, roll.attention_mask, roll.response_mask
         if raw is not None:
             stats.append(
@@ -608,9 +637,15 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "",
         f"Produced by `python bench/qrm_vs_orm.py{' --quick' if report['quick'] else ''}` on "
         f"{report['machine']['cpu']} ({report['machine']['cores']} cores, "
-        f"{report['machine']['torch_threads']} torch threads, load average "
-        f"{fmt(report['machine'].get('loadavg_at_start'))} at the start: a shared machine, the "
-        f"wall times are loaded ones) in {report['wall_s']:.0f} s. Steps = RL updates (a batch "
+        + (
+            f"{report['jobs']} seeds in parallel processes of 1 torch thread, "
+            if report.get("jobs", 1) > 1
+            else f"{report['machine']['torch_threads']} torch threads, "
+        )
+        + "1-minute load average "
+        f"{fmt(report['machine'].get('load_average_1min'))} at the start, "
+        f"{fmt(report.get('load_average_end'))} at the end: a shared machine, the wall times are "
+        f"loaded ones) in {report['wall_s']:.0f} s. Steps = RL updates (a batch "
         f"of {cfg['rl_batch']} prompts, one sample each) until greedy held-out accuracy reaches "
         f"the target (SFT accuracy + {cfg['target_gain']}), evaluated every "
         f"{cfg['eval_every']} steps; `—` = not reached in {cfg['rl_steps']} steps. Speed-up = "
@@ -765,6 +800,22 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+class _Log:
+    """A picklable progress logger for the seed workers."""
+
+    def __init__(self, on: bool, seed: int) -> None:
+        self.on, self.seed = on, seed
+
+    def __call__(self, msg: str) -> None:
+        if self.on:
+            print(f"[qrm_vs_orm {time.strftime('%H:%M:%S')} s{self.seed}] {msg}", file=sys.stderr,
+                  flush=True)  # fmt: skip
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (< 60 s)")
@@ -781,6 +832,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a Config field (repeatable)")  # fmt: skip
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="seeds run in parallel processes, one torch thread each")  # fmt: skip
     ap.add_argument("--report", type=Path, metavar="JSON",
                     help="only rewrite the markdown and plot of an existing JSON")  # fmt: skip
     args = ap.parse_args(argv)
@@ -817,22 +870,46 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     for p in (args.json, args.md, args.png):
         p.parent.mkdir(parents=True, exist_ok=True)
-    for seed in seeds:  # the files are rewritten after every seed: a cut-short run keeps its data
-        runs.append(run_seed(cfg, seed, methods, log))
+
+    def write(runs: list[dict[str, Any]]) -> dict[str, Any]:
+        runs = sorted(runs, key=lambda r: r["seed"])
         report = {
             "machine": info,
             "quick": args.quick,
             "config": asdict(cfg),
             "methods": list(methods),
+            "jobs": jobs,
             "complete": len(runs) == len(seeds),
             "seeds": runs,
             **summarize(runs, cfg),
             "wall_s": time.perf_counter() - t0,
+            "load_average_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
             "png": str(args.png),
         }
         args.json.write_text(json.dumps(report, indent=1))
         write_markdown(report, args.md)
         write_plot(report, args.png)
+        return report
+
+    # The files are rewritten after every seed: a cut-short run keeps its data.
+    jobs = max(1, min(args.jobs, len(seeds)))
+    if jobs == 1:
+        for seed in seeds:
+            runs.append(run_seed(cfg, seed, methods, log))
+            report = write(runs)
+    else:  # one process per seed, one torch thread each (a shared machine: more CPU share)
+        import concurrent.futures as cf
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init) as pool:
+            futures = [
+                pool.submit(run_seed, cfg, seed, methods, _Log(not args.no_progress, seed))
+                for seed in seeds
+            ]
+            for future in cf.as_completed(futures):
+                runs.append(future.result())
+                report = write(runs)
     headline = {k: report[k] for k in ("mean_speedup_qrm_vs_orm", "min_final_accuracy_qrm")}
     headline["oracle_mean_speedup"] = report["oracle_dense"]["mean_speedup_vs_orm"]
     print(json.dumps(headline | {"wall_s": round(report["wall_s"], 1)}))

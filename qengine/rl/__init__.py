@@ -2,7 +2,8 @@
 
 Legend: ``B`` sequences, ``T`` positions; every per-token tensor is [B, T] with a response mask.
 
-- :mod:`.advantages`: returns-to-go, GAE, Q-RM advantages ``A = r - c·V``, masked statistics;
+- :mod:`.advantages`: returns-to-go, GAE, Q-RM advantages ``A = r - c·V`` and ``Q - E_π[Q]``,
+  masked statistics;
 - :mod:`.losses`: REINFORCE, PPO's clipped surrogate, the critic's value loss, KL penalty
   (k1 / k2 / k3);
 - :mod:`.critic`: a value head on a causal LM (``V`` before each response token, for PPO);
@@ -15,6 +16,7 @@ Legend: ``B`` sequences, ``T`` positions; every per-token tensor is [B, T] with 
 
 from .advantages import (
     check_rl_inputs,
+    expected_q_advantages,
     gae_advantages,
     masked_mean,
     masked_whiten,
@@ -33,6 +35,7 @@ __all__ = [
     "Rollout",
     "ValueCritic",
     "check_rl_inputs",
+    "expected_q_advantages",
     "gae_advantages",
     "kl_penalty",
     "last_token_positions",

@@ -12,6 +12,7 @@ import torch
 
 __all__ = [
     "check_rl_inputs",
+    "expected_q_advantages",
     "gae_advantages",
     "masked_mean",
     "masked_whiten",
@@ -136,3 +137,42 @@ def q_advantages(
     mask = check_rl_inputs(mask, rewards=rewards, values=values)
     m = mask.to(rewards.dtype)
     return (rewards - value_coef * values) * m, rewards * m
+
+
+def expected_q_advantages(
+    q_all: torch.Tensor,
+    policy_logits: torch.Tensor,
+    input_ids: torch.Tensor,
+    mask: torch.Tensor,
+) -> torch.Tensor:
+    """Token advantages from Q-values of *every* candidate token: ``A_t = Q(s_t, a_t) - V(s_t)``
+    with the exact baseline ``V(s_t) = Σ_a π(a | s_t) Q(s_t, a)`` under the policy.
+
+    For a reward model that scores every candidate of a state at once (the LM-head Q-RM: ``β·Z``
+    is the logit row), this removes the per-state offset of Q that the pairwise loss leaves free
+    (only differences of mean Z are trained), which otherwise enters REINFORCE as a state-dependent
+    baseline: no bias, but a variance as large as the offsets' spread over states. ``E_π[A_t] = 0``
+    in every state.
+
+    Legend: ``V`` vocabulary. Args:
+        q_all: float [B, T, V]; ``q_all[b, t, a]`` = Q of token ``a`` in the state before position
+            t (the layout of the token rewards: entry ``t`` scores token ``input_ids[b, t]``).
+        policy_logits: float [B, T, V] the policy's logits for the same states (softmax → π;
+            divide by the sampling temperature first); no gradient flows through either.
+        input_ids: int [B, T] the sampled tokens; mask: [B, T] response tokens.
+    Returns:
+        float [B, T] (the dtype of ``q_all``), 0 outside the mask.
+    """
+    mask = check_rl_inputs(mask)
+    if q_all.dim() != 3 or q_all.shape[:2] != mask.shape or policy_logits.shape != q_all.shape:
+        raise ValueError(
+            f"q_all and policy_logits must both be [B, T, V] with [B, T] = {tuple(mask.shape)}, "
+            f"got {tuple(q_all.shape)} and {tuple(policy_logits.shape)}"
+        )
+    if input_ids.shape != mask.shape:
+        raise ValueError(f"input_ids {tuple(input_ids.shape)} and mask {tuple(mask.shape)} differ")
+    q = q_all.detach()
+    pi = torch.softmax(policy_logits.detach().to(q.dtype), dim=-1)
+    taken = q.gather(-1, input_ids.long().unsqueeze(-1)).squeeze(-1)
+    baseline = (pi * q).sum(-1)
+    return (taken - baseline) * mask.to(q.dtype)

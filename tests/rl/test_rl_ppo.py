@@ -9,7 +9,13 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from qengine.rl import ValueCritic, ppo_clip_loss, q_advantages, value_loss
+from qengine.rl import (
+    ValueCritic,
+    expected_q_advantages,
+    ppo_clip_loss,
+    q_advantages,
+    value_loss,
+)
 
 B = torch.bool
 F64 = torch.float64
@@ -100,3 +106,45 @@ def test_ppo_step_with_q_advantages_by_hand() -> None:
     torch.testing.assert_close(
         logp.grad, torch.tensor([[0.0, 0.0, 1.5 * 1.5 / 3, -0.5 / 3]], dtype=F64)
     )
+
+
+def test_expected_q_advantages_by_hand() -> None:
+    # Vocabulary of 2; one row, response at positions 1 and 2 (position 0 is the prompt).
+    q_all = torch.tensor([[[9.0, 9.0], [1.0, 3.0], [2.0, -2.0]]], dtype=F64)
+    # π at position 1: (1/4, 3/4) → V = 1/4 + 9/4 = 5/2; at position 2: (1/2, 1/2) → V = 0.
+    logits = torch.log(torch.tensor([[[0.5, 0.5], [0.25, 0.75], [0.5, 0.5]]], dtype=F64))
+    ids = torch.tensor([[0, 1, 0]])
+    mask = torch.tensor([[0, 1, 1]], dtype=B)
+    adv = expected_q_advantages(q_all, logits, ids, mask)
+    # Token 1 at position 1: 3 - 5/2 = 1/2; token 0 at position 2: 2 - 0 = 2; 0 off the mask.
+    torch.testing.assert_close(adv, torch.tensor([[0.0, 0.5, 2.0]], dtype=F64))
+    # A per-state offset of Q changes nothing; E_π[A] = 0 in every state.
+    shifted = q_all + torch.tensor([100.0, -7.0, 3.0], dtype=F64)[None, :, None]
+    torch.testing.assert_close(expected_q_advantages(shifted, logits, ids, mask), adv)
+    for t in (1, 2):
+        expected = sum(
+            torch.softmax(logits[0, t], -1)[a]
+            * expected_q_advantages(q_all, logits, torch.tensor([[a, a, a]]), mask)[0, t]
+            for a in (0, 1)
+        )
+        torch.testing.assert_close(expected, torch.tensor(0.0, dtype=F64))
+
+
+def test_lm_head_q_rows_match_the_token_rewards() -> None:
+    """The candidate rows an LM-head Q-RM gives (logits at t - 1, times β) hold, at the sampled
+    token, exactly the raw reward ``token_rewards`` gives that token."""
+    from qengine.models import build_word_tokenizer, tiny_causal_lm
+    from qengine.qrm import QRewardModel
+    from qengine.train import encode_completions
+
+    tok = build_word_tokenizer(["one two three plus is answer ?"], vocab_size=32)
+    qrm = QRewardModel(tiny_causal_lm(tok, hidden_size=16, num_layers=1, seed=3), head="lm")
+    batch = encode_completions(tok, ["one plus two is ?", "two ?"], ["three", "answer one two"])
+    ids, att, mask = batch.input_ids, batch.attention_mask, batch.completion_mask
+    raw = qrm.token_rewards(ids, att, mask, normalize="none")
+    with torch.no_grad():
+        z = qrm.model(input_ids=ids, attention_mask=att).logits.float()
+    q_all = torch.zeros_like(z)
+    q_all[:, 1:] = qrm.beta * z[:, :-1]
+    taken = q_all.gather(-1, ids.unsqueeze(-1)).squeeze(-1) * mask
+    torch.testing.assert_close(taken, raw, rtol=1e-5, atol=1e-5)
