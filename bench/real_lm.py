@@ -89,6 +89,11 @@ TEXTWORLD = {
 }
 QUICK_TEXTWORLD = {"tw-coin_collector": ("tw-coin_collector", {"level": 2})}
 SHOP_MAX_STEPS = 10
+# Per-environment sizes over FULL. shop: a reward needs search -> item -> buy now (depth 3), and
+# the search is breadth-first until every child is tried (fpu = inf): at 16 iterations the first
+# full run (2026-12-02 02:50) found purchases (reward 0.4-0.5) in 3 of 5 trees only in the last
+# expansions, never backed up, so no pair. The scripted shop demo uses 50.
+ENV_SIZES: dict[str, dict[str, Any]] = {"shop": {"iterations": 40}}
 
 
 def shop_grammar() -> Any:
@@ -237,6 +242,9 @@ def run_env(name: str, model: Any, tok: Any, sizes: Sizes, seed: int, quick: boo
     from qengine.train import StepDPOConfig, train_step_dpo
 
     res: dict[str, Any] = {}
+    if not quick and ENV_SIZES.get(name):
+        sizes = replace(sizes, **ENV_SIZES[name])
+        res["sizes_override"] = ENV_SIZES[name]
     env = make_env(name, sizes, seed, quick)
     train_ids = env.task_ids("train")[: sizes.train_tasks]
     test_ids = env.task_ids("test")[: sizes.test_tasks]
