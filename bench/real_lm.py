@@ -311,8 +311,9 @@ def run_env(name: str, model: Any, tok: Any, sizes: Sizes, seed: int, quick: boo
         log(f"{name}: Q-model trained in {res['q_training']['seconds']:.0f}s")
     else:
         res["q_training"] = (
-            "no preference pair: every searched state's actions had equal Q (no rollout changed "
-            "the game score); the Q-guided agent is not evaluated"
+            "no preference pair: in every searched state the visited actions had equal Q (no "
+            "reward was backed up to one sibling and not another); the Q-guided agent is not "
+            "evaluated"
         )
     v_model = None
     v_records = subset(value_records(trees), sizes.max_records, seed)
@@ -394,6 +395,9 @@ def report(results: dict[str, Any], threads: int) -> str:
     for name, res in results["envs"].items():
         q, b = res.get("q_guided_success"), res.get("base_success")
         ratio = "n/a" if q is None or not b else f"{q / b:.2f}x"
+        if "sizes_override" in res:
+            override = json.dumps(res["sizes_override"])
+            lines.append(f"- **{name}** sizes over the above: `{override}`")
         lines.append(
             f"- **{name}**: {res.get('pairs')} preference pairs from {res.get('train_tasks')} "
             f"searched tasks (search {res['search']['seconds']:.0f} s, mean best reward "
@@ -442,12 +446,26 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=None, metavar="JSON",
                         help="only rebuild the Markdown report beside JSON from it (with any "
                         "--note added to the JSON's notes)")  # fmt: skip
+    parser.add_argument("--env-from", action="append", default=[], metavar="NAME=JSON",
+                        help="with --report: take environment NAME's row from another run's "
+                        "JSON (the row records that run; a note says so)")  # fmt: skip
     parser.add_argument("--note", action="append", default=[],
                         help="a line for the report's notes (e.g. which rows come from which "
                         "run); kept in the JSON")  # fmt: skip
     args = parser.parse_args()
     if args.report is not None:
         results = json.loads(args.report.read_text())
+        for item in args.env_from:
+            name, path = item.split("=", 1)
+            other = json.loads(Path(path).read_text())
+            run = {k: other.get(k) for k in ("started", "seconds", "sizes", "machine",
+                                             "loadavg_at_last_write")}  # fmt: skip
+            results["envs"][name] = {**other["envs"][name], "from_run": run}
+            results["notes"] = [*results.get("notes", []), (
+                f"the {name} rows come from a separate run started {run['started']} "
+                f"({run['seconds'] / 60:.1f} min, {name} only, load average at start "
+                f"{run['machine'].get('loadavg_at_start')}), not from this run"
+            )]  # fmt: skip
         results["notes"] = [*results.get("notes", []), *args.note]
         args.report.write_text(json.dumps(results, indent=2, default=str) + "\n")
         args.report.with_suffix(".md").write_text(report(results, args.threads))
