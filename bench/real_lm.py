@@ -460,6 +460,8 @@ def main() -> None:
             other = json.loads(Path(path).read_text())
             run = {k: other.get(k) for k in ("started", "seconds", "sizes", "machine",
                                              "loadavg_at_last_write")}  # fmt: skip
+            if name in results["envs"]:  # this run's own row stays in the JSON
+                results.setdefault("replaced_rows", {})[name] = results["envs"][name]
             results["envs"][name] = {**other["envs"][name], "from_run": run}
             results["notes"] = [*results.get("notes", []), (
                 f"the {name} rows come from a separate run started {run['started']} "
