@@ -20,11 +20,13 @@ Per seed:
      authors' REINFORCE);
    - ``qrm_ppo``: PPO with ``A = r - 0.01·V`` (``q_advantages``), a critic fitted to r;
    - ``qrm_lm``: ``qrm`` with the LM-head Q-RM; ``qrm_lm_centred``: its β·Z minus the expectation
-     under the policy in the same state (``expected_q_advantages``);
+     under the policy in the same state (``expected_q_advantages``); ``qrm_lm_strong``: that with
+     an LM-head Q-RM on a trunk trained ``qrm_trunk_sft_steps`` more (a stronger verifier);
    - ``oracle``: the control for the glue: +1 on tokens extending a prefix of the gold solution,
      -1 on the first wrong token, 0 after it (``qengine.rl.prefix_match_rewards``), through exactly
      the ``qrm`` path (same eos re-scoring, normalisation and loss). If it does not beat ``orm``,
-     the loop is broken, whatever the reward model;
+     the loop is broken, whatever the reward model; ``oracle_blame``: -1 on every token from the
+     first error on (the credit a Q-RM trained on corrupted continuations gives after an error);
    greedy accuracy on held-out problems every ``eval_every`` steps; score = RL steps until it
    reaches the target (SFT accuracy + ``target_gain``).
 
@@ -85,9 +87,15 @@ from qengine.rl import (
 from qengine.train.tokenize import encode_completions
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METHODS = ("orm", "qrm", "qrm_ppo", "qrm_lm", "qrm_lm_centred", "oracle")
+METHODS = (
+    "orm", "qrm", "qrm_ppo", "qrm_lm", "qrm_lm_centred", "qrm_lm_strong", "oracle", "oracle_blame",
+)  # fmt: skip
 # The Q-RM head each method's rewards come from (value head: the authors' default).
-QRM_HEAD = {"qrm": "value", "qrm_ppo": "value", "qrm_lm": "lm", "qrm_lm_centred": "lm"}
+# ("_strong": on a trunk trained ``qrm_trunk_sft_steps`` more SFT steps than the policy).
+QRM_HEAD = {
+    "qrm": "value", "qrm_ppo": "value", "qrm_lm": "lm", "qrm_lm_centred": "lm",
+    "qrm_lm_strong": "lm_strong",
+}  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +113,7 @@ class Config:
     qrm_sample_prompts: int = 64  # problems with (right, wrong) pairs of SFT samples
     qrm_samples: int = 4
     qrm_epochs: int = 2
+    qrm_trunk_sft_steps: int = 320  # the "_strong" Q-RM: the SFT policy trained this much more
     qrm_lr: float = 1e-3
     normalize: Literal["std", "mean_std", "none"] = "std"  # mean_std: see docs/qrm.md
     rl_steps: int = 40
@@ -125,7 +134,7 @@ class Config:
 QUICK = Config(
     hidden_size=32, num_layers=1, sft_steps=20, sft_batch=16, qrm_gold_prompts=16,
     qrm_corruptions=1, qrm_sample_prompts=4, qrm_samples=2, qrm_epochs=1, rl_steps=2, rl_batch=8,
-    eval_every=2, eval_problems=8, max_new_tokens=12, probe_pairs=8,
+    eval_every=2, eval_problems=8, max_new_tokens=12, probe_pairs=8, qrm_trunk_sft_steps=4,
 )  # fmt: skip
 
 
@@ -165,13 +174,20 @@ def gold_logprob(model: Any, tokenizer: Any, problems: list[task.ArithProblem]) 
     return float(lp.sum() / batch.completion_mask.sum())
 
 
-def sft(model: Any, tokenizer: Any, cfg: Config, seed: int) -> list[float]:
-    """Teacher forcing on gold solutions; returns the per-step losses."""
+def sft(
+    model: Any, tokenizer: Any, cfg: Config, seed: int, *, steps: int | None = None,
+    stream_seed: int | None = None,
+) -> list[float]:  # fmt: skip
+    """Teacher forcing on gold solutions (``cfg.sft_steps`` steps on the problems of ``seed + 1``
+    unless given); returns the per-step losses."""
+    steps = cfg.sft_steps if steps is None else steps
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr)
-    stream = task.generate_problems(cfg.sft_steps * cfg.sft_batch, seed + 1)
+    stream = task.generate_problems(
+        steps * cfg.sft_batch, seed + 1 if stream_seed is None else stream_seed
+    )
     losses = []
     model.train()
-    for step in range(cfg.sft_steps):
+    for step in range(steps):
         chunk = stream[step * cfg.sft_batch : (step + 1) * cfg.sft_batch]
         batch = encode_completions(
             tokenizer, [p.prompt for p in chunk], [p.solution for p in chunk], max_length=64
@@ -241,10 +257,11 @@ def method_rewards(
     - ``qrm`` / ``qrm_lm`` (REINFORCE): β·Z, eos re-scored with the row mean, then Z / std over the
       batch (``cfg.normalize``); ``qrm_ppo``: β·Z / std (no eos re-scoring: that is the authors'
       REINFORCE variant);
-    - ``qrm_lm_centred``: as ``qrm_lm`` with each token's β·Z minus its expectation under the
-      policy in that state (``expected_q_advantages``: the LM head scores every candidate token);
+    - ``qrm_lm_centred`` / ``qrm_lm_strong``: as ``qrm_lm`` with each token's β·Z minus its
+      expectation under the policy in that state (``expected_q_advantages``: the LM head scores
+      every candidate token);
     - ``oracle``: ``prefix_match_rewards`` against the gold solution, through the REINFORCE Q-RM
-      path (same eos re-scoring and normalisation).
+      path (same eos re-scoring and normalisation); ``oracle_blame``: -1 from the first error on.
     """
     ids, att, mask = roll.input_ids, roll.attention_mask, roll.response_mask
     if method == "orm":
@@ -252,14 +269,16 @@ def method_rewards(
     if method in QRM_HEAD:
         if qrm is None:
             raise ValueError(f"method {method!r} needs a trained Q-RM")
-        if method == "qrm_lm_centred":
+        if method in ("qrm_lm_centred", "qrm_lm_strong"):
             raw = centred_q(qrm, policy, ids, att, mask)
         else:
             raw = qrm.token_rewards(ids, att, mask, normalize="none")
         eos_mean = method != "qrm_ppo"
         return normalize_token_rewards(raw, mask, normalize=cfg.normalize, eos_mean=eos_mean), raw
-    if method == "oracle":
+    if method in ("oracle", "oracle_blame"):
         raw = prefix_match_rewards(ids, mask, gold)
+        if method == "oracle_blame":  # -1 on every token from the first error on
+            raw = torch.where(mask.bool() & ((raw < 0).cumsum(1) > 0), -1.0, raw)
         return normalize_token_rewards(raw, mask, normalize=cfg.normalize, eos_mean=True), None
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
@@ -521,10 +540,11 @@ def first_error_preference(
 
 
 def train_reward_model(
-    head: str, policy: Any, tokenizer: Any, records: list[dict], cfg: Config, seed: int
+    head: str, trunk: Any, policy: Any, tokenizer: Any, records: list[dict], cfg: Config, seed: int
 ) -> tuple[QRewardModel, dict[str, Any]]:
-    """A Q-RM on a copy of the SFT policy (``head`` "value" or "lm"), the pairwise mean-Z loss."""
-    qrm = QRewardModel(copy.deepcopy(policy), head=head)
+    """A Q-RM on a copy of ``trunk`` (the SFT policy, or a longer-trained one) with ``head``
+    "value" or "lm", the pairwise mean-Z loss; probed against ``policy``."""
+    qrm = QRewardModel(copy.deepcopy(trunk), head=head)
     history = train_qrm(
         qrm, tokenizer, records, progress=False,
         config=QRMTrainConfig(
@@ -565,15 +585,24 @@ def run_seed(cfg: Config, seed: int, methods: tuple[str, ...], log: Any) -> dict
         "methods": {},
     }
     reward_models: dict[str, QRewardModel] = {}
-    heads = sorted({QRM_HEAD[m] for m in methods if m in QRM_HEAD}, reverse=True)
+    heads = list(dict.fromkeys(QRM_HEAD[m] for m in methods if m in QRM_HEAD))
     if heads:
         records, stats = qrm_records(policy, tokenizer, cfg, seed)
         out["qrm_data"] = stats
         out["qrm"] = {}
+        trunk = None
+        if any(h.endswith("_strong") for h in heads):  # a Q-RM on a stronger model than the policy
+            trunk = copy.deepcopy(policy)
+            sft(trunk, tokenizer, cfg, seed, steps=cfg.qrm_trunk_sft_steps, stream_seed=seed + 11)
+            trunk.eval()
+            out["qrm_trunk_accuracy"] = accuracy(trunk, tokenizer, held_out, cfg.max_new_tokens)
+            log(f"seed {seed}: Q-RM trunk after {cfg.qrm_trunk_sft_steps} more SFT steps: "
+                f"greedy accuracy {out['qrm_trunk_accuracy']:.3f}")  # fmt: skip
         for head in heads:
             reward_models[head], info = train_reward_model(
-                head, policy, tokenizer, records, cfg, seed
-            )
+                head.removesuffix("_strong"), trunk if head.endswith("_strong") else policy,
+                policy, tokenizer, records, cfg, seed,
+            )  # fmt: skip
             out["qrm"][head] = info
             log(f"seed {seed}: Q-RM ({head} head) held-out pair accuracy "
                 f"{info['eval_after']['accuracy']:.3f}, fresh pairs "
@@ -660,6 +689,12 @@ def summarize(runs: list[dict[str, Any]], cfg: Config) -> dict[str, Any]:
             "final_accuracy": finals("oracle"),
             "min_final_accuracy": min(finals("oracle"), default=None),
         },
+        "oracle_blame": {
+            "speedup_vs_orm": ratios("oracle_blame"),
+            "steps_to_target": steps("oracle_blame"),
+            "final_accuracy": finals("oracle_blame"),
+            "collapsed": collapsed("oracle_blame"),
+        },
         "steps_to_target": {m: steps(m) for m in METHODS},
         "final_accuracy": {m: finals(m) for m in METHODS},
     }
@@ -706,7 +741,22 @@ def findings(report: dict[str, Any]) -> list[str]:
             + ("the loop turns right token credit into learning."
                if better else "in this run the oracle did not end above ORM.")
         )  # fmt: skip
-    heads = sorted({h for r in runs for h in r.get("qrm", {})}, reverse=True)
+    if "oracle_blame" in methods:
+        out.append(
+            f"- `oracle_blame` (the oracle, but -1 on every token after the first error): final "
+            f"accuracy {fmt(final('oracle_blame'))}, gold log-prob per token "
+            f"{gold('oracle_blame'):+.3f}: blame spread over the tokens after an error "
+            + ("does not by itself collapse the policy."
+               if (final("oracle_blame") or 0) >= (sft or 0) - 0.05
+               else "alone lowers the policy.")
+        )  # fmt: skip
+    trunk = _mean([r.get("qrm_trunk_accuracy") for r in runs])
+    if trunk is not None:
+        out.append(
+            f"- The `lm_strong` Q-RM starts from the SFT policy trained further (greedy accuracy "
+            f"{fmt(trunk)} against the policy's {fmt(sft)})."
+        )
+    heads = list(dict.fromkeys(h for r in runs for h in r.get("qrm", {})))
     for h in heads:
         qs = [r["qrm"][h] for r in runs if h in r.get("qrm", {})]
         held = _mean([q["eval_after"]["accuracy"] for q in qs])
@@ -715,7 +765,7 @@ def findings(report: dict[str, Any]) -> list[str]:
         qg = _mean([f.get("qrm_prefers_gold") for f in fe])
         pg = _mean([f.get("policy_prefers_gold") for f in fe])
         out.append(
-            f"- **The {h}-head Q-RM**: pair accuracy {fmt(held)} on held-out training pairs, "
+            f"- **The `{h}` Q-RM**: pair accuracy {fmt(held)} on held-out training pairs, "
             f"{fmt(fresh)} on"
             " fresh gold-vs-corrupted pairs, a token AUC of "
             f"{fmt(_mean([q['sft_samples']['token_auc'] for q in qs]))} on the policy's own samples"
@@ -769,8 +819,13 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "critic (a copy of the SFT trunk with a value head fitted to r), r = β·Z / std; `qrm_lm` "
         "as `qrm` with the LM-head Q-RM (Z = the logit of the token); `qrm_lm_centred` as "
         "`qrm_lm` with each token's β·Z minus its expectation under the policy in that state "
-        "(`expected_q_advantages`: an exact per-state baseline); `oracle` the control: "
-        "+1 / -1 / 0 prefix-match rewards against the gold solution through the `qrm` path. "
+        "(`expected_q_advantages`: an exact per-state baseline); `qrm_lm_strong` as "
+        "`qrm_lm_centred` with the LM-head Q-RM trained on a trunk given "
+        f"{cfg.get('qrm_trunk_sft_steps')} more SFT steps than the policy (a verifier stronger "
+        "than the policy); `oracle` the control: +1 / -1 / 0 prefix-match rewards against the "
+        "gold solution through the `qrm` path; `oracle_blame` the oracle with -1 on every token "
+        "from the first error on (credit after an error, as a Q-RM trained on corrupted "
+        "continuations gives it). "
         f"Every method: KL penalty (k3, coefficient {cfg['kl_coef']}) to the frozen SFT policy.",
         "",
         "## Steps to target",
@@ -783,6 +838,8 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "|---" * (3 + 2 * len(methods) - 1) + "|",
     ]
     variants = {**s.get("qrm_variants", {}), "oracle": s["oracle_dense"]}
+    if "oracle_blame" in s:
+        variants["oracle_blame"] = s["oracle_blame"]
     for i, r in enumerate(report["seeds"]):
         m = r["methods"]
         st = [fmt(m[k]["steps_to_target"]) if k in m else "n/a" for k in methods]
@@ -797,8 +854,8 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         )
     lines += [
         "",
-        "Mean speed-up over ORM (3 seeds): "
-        + ", ".join(f"`{k}` **{fmt(v['mean_speedup_vs_orm'])}**" for k, v in variants.items())
+        f"Mean speed-up over ORM ({len(report['seeds'])} seeds): "
+        + ", ".join(f"`{k}` **{fmt(v.get('mean_speedup_vs_orm'))}**" for k, v in variants.items())
         + f". Lowest final accuracy of `qrm`: {fmt(s['min_final_accuracy_qrm'])}. "
         f"Target (`qrm` ≥ {TARGET_SPEEDUP}x sooner than ORM on the mean, no collapse): "
         f"**{'met' if s.get('target_met') else 'not met'}**.",
@@ -905,7 +962,10 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
         "qrm": "tab:red",
         "qrm_ppo": "tab:orange",
         "qrm_lm": "tab:purple",
+        "qrm_lm_centred": "tab:brown",
+        "qrm_lm_strong": "tab:pink",
         "oracle": "tab:green",
+        "oracle_blame": "tab:olive",
     }
     for ax, r in zip(axes[0], runs, strict=True):
         for m, run in r["methods"].items():

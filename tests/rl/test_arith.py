@@ -66,7 +66,13 @@ def test_quick_benchmark_writes_the_documented_json(tmp_path: Path) -> None:
     assert len(report["seeds"]) == len(report["sft_accuracy"]) >= 1
     for key in ("mean_speedup_qrm_vs_orm", "min_final_accuracy_qrm", "oracle_dense", "target_met"):
         assert key in report
-    assert set(report["qrm_variants"]) == {"qrm", "qrm_ppo", "qrm_lm", "qrm_lm_centred"}
+    assert set(report["qrm_variants"]) == {
+        "qrm",
+        "qrm_ppo",
+        "qrm_lm",
+        "qrm_lm_centred",
+        "qrm_lm_strong",
+    }
     cfg = report["config"]
     for run in report["seeds"]:
         assert set(run["methods"]) == {
@@ -78,11 +84,11 @@ def test_quick_benchmark_writes_the_documented_json(tmp_path: Path) -> None:
             "oracle",
         }
         assert run["qrm_data"]["gold_corrupted_pairs"] > 0
-        for head in ("value", "lm"):  # both Q-RMs were trained and probed
+        for head in ("value", "lm", "lm_strong"):  # every Q-RM was trained and probed
             probe = run["qrm"][head]
             assert 0.0 <= probe["fresh_pair_accuracy"] <= 1.0
             assert set(probe["degenerate_mean_reward"]) >= {"gold", "eos only"}
-        for name in ("qrm", "qrm_ppo", "qrm_lm", "qrm_lm_centred"):
+        for name in report["qrm_variants"]:
             assert len(run["methods"][name]["reward_stats"]) == cfg["rl_steps"]
         assert len(run["methods"]["qrm_ppo"]["value_losses"]) == cfg["rl_steps"]
         for name, m in run["methods"].items():
