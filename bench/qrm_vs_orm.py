@@ -956,7 +956,7 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     runs = report["seeds"]
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 4.0), squeeze=False)
     colors = {
         "orm": "tab:blue",
         "qrm": "tab:red",
@@ -974,7 +974,8 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
         ax.axhline(r["target_accuracy"], color="gray", ls="--", lw=0.8, label="target")
         ax.set_title(f"seed {r['seed']}")
         ax.set_xlabel("RL step")
-        ax.set_ylim(0, 1)
+        top = max(a for run in r["methods"].values() for _, a in run["curve"])
+        ax.set_ylim(0, min(1.0, max(top, r["target_accuracy"]) + 0.1))
     axes[0][0].set_ylabel("greedy held-out accuracy")
     axes[0][0].legend()
     fig.tight_layout()
