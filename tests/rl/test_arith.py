@@ -53,6 +53,23 @@ def test_corruptions_share_a_prefix_and_are_wrong(task) -> None:
         assert set(re.findall(r"\w+|[^\w\s]+", bad)) <= vocab
 
 
+def test_format_corruptions_are_malformed_variants_of_the_gold(task) -> None:
+    rng = random.Random(0)
+    vocab = set(task.vocabulary()[0].split())
+    p = task.generate_problems(1, seed=2)[0]
+    gold = p.solution.split()
+    seen = set()
+    for _ in range(200):
+        bad = task.corrupt_format(p, rng).split()
+        assert bad != gold and set(bad) <= vocab
+        first = next((i for i, (g, w) in enumerate(zip(gold, bad, strict=False)) if g != w), None)
+        first = min(len(gold), len(bad)) if first is None else first
+        assert bad[:first] == gold[:first]  # the gold prefix, then the error
+        seen.add("stop" if len(bad) < len(gold) and first == len(bad) else
+                 "ramble" if len(bad) > len(gold) and first == len(gold) else "other")  # fmt: skip
+    assert seen == {"stop", "ramble", "other"}
+
+
 def test_quick_benchmark_writes_the_documented_json(tmp_path: Path) -> None:
     target = tmp_path / "out.json"
     out = subprocess.run(
