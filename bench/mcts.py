@@ -374,8 +374,9 @@ def main() -> None:
     repeats = 1 if q else 3
     nodes_target = 50_000 if q else 1_000_000
 
-    # First, in a process that has not yet run jax or grown large heaps.
-    cost = loop_cost(*((64, 32, 8) if q else (256, 256, 8)), repeats=5 if q else 9)
+    # First, in a process that has not yet run jax or grown large heaps; the workload
+    # even in --quick (a pair of runs takes well under a second).
+    cost = loop_cost(256, 256, 8, repeats=5 if q else 9)
     w: dict[str, dict[str, Any]] = {}
     t1_1 = synthetic_rate("native", trees, sims, 8, 1, 1, repeats)
     t1_2 = synthetic_rate("native", trees, sims, 8, 2, 1, repeats)

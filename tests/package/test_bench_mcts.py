@@ -48,3 +48,5 @@ def test_quick_benchmark_writes_json(tmp_path: Path) -> None:
     loop = result["python_loop"]
     assert loop["native_us_per_sim"] > 0 and loop["python_loop_us_per_sim"] > 0
     assert result["python_loop_cost_ratio"] == loop["python_loop_cost_ratio"] > 0
+    assert (loop["trees"], loop["simulations"], loop["actions"]) == (256, 256, 8)  # the issue's
+    assert loop["python_loop_cost_ratio"] == pytest.approx(sorted(loop["pair_ratios"])[2])
