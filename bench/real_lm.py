@@ -394,14 +394,22 @@ def report(results: dict[str, Any], threads: int) -> str:
     ]
     for name, res in results["envs"].items():
         q, b = res.get("q_guided_success"), res.get("base_success")
-        ratio = "n/a" if q is None or not b else f"{q / b:.2f}x"
+        ratio = (
+            "n/a" if q is None else f"{q / b:.2f}x" if b else
+            f"{q:.0%} vs 0% (base)" if q else "n/a (both 0%)"
+        )  # fmt: skip
+        kv = res["search"].get("kv") or {}
         if "sizes_override" in res:
             override = json.dumps(res["sizes_override"])
             lines.append(f"- **{name}** sizes over the above: `{override}`")
         lines.append(
             f"- **{name}**: {res.get('pairs')} preference pairs from {res.get('train_tasks')} "
             f"searched tasks (search {res['search']['seconds']:.0f} s, mean best reward "
-            f"{res['search']['mean_best_reward']:.2f}); Q-guided / base = {ratio}; Q training: "
+            f"{res['search']['mean_best_reward']:.2f}; actor KV: "
+            f"{kv.get('computed_tokens_per_state', float('nan')):.0f} of "
+            f"{kv.get('prompt_tokens_per_state', float('nan')):.0f} prompt tokens computed per "
+            f"expansion, {kv.get('parent_misses', 'n/a')} parent misses, "
+            f"{kv.get('evictions', 'n/a')} evictions); Q-guided / base = {ratio}; Q training: "
             f"{json.dumps(res.get('q_training'), default=str)}"
         )
     kv = results.get("kv_reuse")
@@ -418,9 +426,10 @@ def report(results: dict[str, Any], threads: int) -> str:
             + (f" (Measured by an earlier run: {tw['from_earlier_run']}.)"
                if "from_earlier_run" in tw else ""),
         ]  # fmt: skip
-    for res in results["envs"].values():
+    for name, res in results["envs"].items():
         if "training_cost" in res:
-            lines += ["", f"Training cost per step-DPO step: `{json.dumps(res['training_cost'])}`"]
+            cost = json.dumps(res["training_cost"])
+            lines += ["", f"Training cost per step-DPO step (measured on {name}'s pairs): `{cost}`"]
     if results.get("loadavg_at_last_write"):
         lines += ["", f"Load average (1, 5, 15 min) when this report was last written by the run: "
                   f"{[round(x, 2) for x in results['loadavg_at_last_write']]}."]  # fmt: skip
