@@ -6,10 +6,10 @@ either padding side. Expected values are written by hand in the comments."""
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
+from stub_lm import TableBody
 from torch import nn
 
 from qengine.qrm import normalize_token_rewards
@@ -108,17 +108,6 @@ def test_reinforce_weights_for_dense_and_outcome_rewards_by_hand() -> None:
     torch.testing.assert_close(out.weights, torch.tensor([[0, 0.4, 0.4, 0.4], [0, -0.6, -0.6, 0]]))
 
 
-class _Body(nn.Module):
-    """A 'decoder' whose hidden state at a position is a fixed row per token (no context)."""
-
-    def __init__(self, table: torch.Tensor) -> None:
-        super().__init__()
-        self.embed = nn.Embedding.from_pretrained(table, freeze=False)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SimpleNamespace:
-        return SimpleNamespace(last_hidden_state=self.embed(input_ids))
-
-
 class _StubLM(nn.Module):
     """logits at position t = table[input_ids[t]] (identity LM head): hand-computable."""
 
@@ -128,7 +117,7 @@ class _StubLM(nn.Module):
         super().__init__()
         ln2, ln3 = math.log(2.0), math.log(3.0)
         # token 0 -> uniform (1/3 each); token 1 -> (2/4, 1/4, 1/4); token 2 -> (1/5, 1/5, 3/5)
-        self.model = _Body(torch.tensor([[0.0, 0, 0], [ln2, 0, 0], [0, 0, ln3]]))
+        self.model = TableBody(torch.tensor([[0.0, 0, 0], [ln2, 0, 0], [0, 0, ln3]]))
         self.head = nn.Linear(3, 3, bias=False)
         with torch.no_grad():
             self.head.weight.copy_(torch.eye(3))

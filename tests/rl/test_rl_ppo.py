@@ -7,6 +7,7 @@ import math
 from types import SimpleNamespace
 
 import torch
+from stub_lm import TableBody
 from torch import nn
 
 from qengine.rl import (
@@ -21,23 +22,12 @@ B = torch.bool
 F64 = torch.float64
 
 
-class _Body(nn.Module):
-    """A 'decoder' whose hidden state at a position is a fixed row per token (no context)."""
-
-    def __init__(self, table: torch.Tensor) -> None:
-        super().__init__()
-        self.embed = nn.Embedding.from_pretrained(table, freeze=False)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SimpleNamespace:
-        return SimpleNamespace(last_hidden_state=self.embed(input_ids))
-
-
 class _StubLM(nn.Module):
     base_model_prefix = "model"
 
     def __init__(self) -> None:
         super().__init__()
-        self.model = _Body(
+        self.model = TableBody(
             torch.tensor([[0.0, 0, 0], [math.log(2.0), 0, 0], [0, 0, math.log(3.0)]])
         )
         self.config = SimpleNamespace(hidden_size=3)
