@@ -316,6 +316,29 @@ class TextWorldEnv(TextEnv):
     def plausible_actions(self) -> tuple[str, ...]:
         return self.admissible_actions() or ("look",)
 
+    # ------------------------------------------------------------- pickling
+    # Loaded games hold native (ctypes) handles: a pickle carries the configuration, the task
+    # seeds and the episode (its action history) and the copy loads its games again. Ray ships
+    # environments to its actors this way (qengine.search.RayExecutor).
+    _LIVE = ("_tw", "_loaded", "_game", "_gs")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k not in self._LIVE}
+        state["_live_episode"] = self._game is not None and self._task_id is not None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        live = state.pop("_live_episode")
+        self.__dict__.update(state)
+        self._tw = _import_textworld()
+        self._loaded, self._game, self._gs = OrderedDict(), None, None
+        if live:  # back to the same game state: load the game and replay the actions
+            actions, self._game_path = self._actions, ""
+            assert self._task_id is not None
+            self._start(self._task_id)
+            for a in actions:
+                self._engine_step(a)
+
     def close(self) -> None:
         for game in self._loaded.values():
             game.close()

@@ -22,6 +22,7 @@ import importlib
 import math
 import os
 import time
+import warnings
 from collections import Counter, deque
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,11 +61,18 @@ class _Worker:
     ) -> None:
         from .recipe import built
 
-        self.env, self.policy, self.value_fn = built(env), built(policy), built(value_fn)
+        self.error: Exception | None = None
+        try:
+            self.env, self.policy, self.value_fn = built(env), built(policy), built(value_fn)
+        except Exception as exc:  # raised by the first call, so the driver gets it as it was
+            self.error = exc
         self.task_ids, self.settings, self.engine = task_ids, settings, engine
         self.store = TreeStore(out_dir)
 
     def pid(self) -> int:
+        """The actor's process id, once it is up (raises what building it raised)."""
+        if self.error is not None:
+            raise self.error
         return os.getpid()
 
     def search(self, chunk: Sequence[int]) -> CollectStats:
@@ -95,13 +103,17 @@ class RayExecutor:
         started for the run. Ray is shut down after the collection only if this executor
         started or joined it (a connection made by the caller stays).
       workers: actors searching at once (each with its own forest, policy and environments).
+        An actor takes a chunk as soon as it is up; actors the cluster cannot place yet wait
+        for resources (with a warning) while the others do the work.
       chunk_size: tasks an actor searches in one forest (default: an even share of the tasks,
         which batches the most states per policy call; smaller chunks lose less to a killed
         worker and balance uneven tasks).
       max_retries: times a chunk is handed to a new actor after its actor died, before the
         collection fails.
       actor_options: Ray options of each actor (default ``{"num_cpus": 1}``; e.g.
-        ``{"num_gpus": 1}`` for an HF policy per GPU).
+        ``{"num_gpus": 1}`` for an HF policy per GPU). An actor that fails to build its
+        environment or policy (e.g. a checkpoint that does not load) stops the run with that
+        error, as it was raised.
       init_options: keyword arguments of ``ray.init`` when this executor connects.
       name: actors are named ``f"{name}-{k}"`` (k = 0, 1, ... in order of creation), so that
         tools and tests can find them with ``ray.get_actor``.
@@ -131,7 +143,10 @@ class RayExecutor:
         self.init_options = dict(init_options or {})
         self.name = name
         self.actors_started = 0  # replacements included
-        self.startup_seconds = 0.0  # until every first actor was up (last run)
+        # the last run's startup: seconds from its start until the first ``workers`` actors were
+        # up, and when each actor came up (replacements included); actors search as they come up
+        self.startup_seconds = 0.0
+        self.ready_seconds: list[float] = []
 
     def collect(
         self,
@@ -186,52 +201,121 @@ class RayExecutor:
         pending = self._chunks(todo)
         failures: Counter[tuple[int, ...]] = Counter()
         running: dict[Any, tuple[Any, tuple[int, ...]]] = {}  # task ref -> (actor, chunk)
+        starting: dict[Any, Any] = {}  # ref of an actor's first call -> the actor, not yet up
+        idle: list[Any] = []
         actors: list[Any] = []
+        t0 = time.perf_counter()
+        first_wave = min(self.workers, len(pending))
+        self.ready_seconds = []
 
-        def new_actor() -> Any:
+        def new_actor() -> None:
             name = f"{self.name}-{self.actors_started}"
             self.actors_started += 1
             actor = remote.options(name=name, **self.actor_options).remote(*args)
             actors.append(actor)
-            return actor
+            starting[actor.pid.remote()] = actor
 
-        t0 = time.perf_counter()
-        idle = [new_actor() for _ in range(min(self.workers, len(pending)))]
-        ray.get([a.pid.remote() for a in idle])  # every actor built: its startup is measured
-        self.startup_seconds = time.perf_counter() - t0
+        for _ in range(first_wave):
+            new_actor()
+        self._warn_if_short_of_resources(ray, first_wave)
         bar = tqdm(total=len(todo), desc="collect", unit="tree", disable=not progress)
+        waited = 0.0
         try:
             while pending or running:
-                while idle and pending:
+                while idle and pending:  # an actor searches as soon as it is up
                     actor, chunk = idle.pop(), pending.popleft()
                     running[actor.search.remote(chunk)] = (actor, chunk)
-                ready, _ = ray.wait(list(running), num_returns=1)
-                for ref in ready:
-                    actor, chunk = running.pop(ref)
+                ready, _ = ray.wait([*running, *starting], num_returns=1, timeout=_PATIENCE_S)
+                if not ready:  # nothing finished or came up for a while
+                    waited += _PATIENCE_S
+                    if not running:
+                        _warn_waiting(ray, waited, len(starting), self.actor_options)
+                    continue
+                waited = 0.0
+                ref = ready[0]
+                if ref in starting:
+                    actor = starting.pop(ref)
                     try:
-                        done = ray.get(ref)
-                    except ray.exceptions.RayActorError:
-                        failures[chunk] += 1
-                        if failures[chunk] > self.max_retries:
-                            raise RuntimeError(
-                                f"tasks {list(chunk)}: their worker died {failures[chunk]} times "
-                                f"(max_retries={self.max_retries}); see the Ray logs"
-                            ) from None
-                        pending.appendleft(chunk)  # the replacement resumes the chunk
-                        ray.kill(actor)  # in case it is only unreachable
-                        idle.append(new_actor())
+                        ray.get(ref)
+                    except ray.exceptions.RayActorError:  # its process died while starting
+                        self._count_death(failures, None)
+                        new_actor()
                         continue
-                    except ray.exceptions.RayTaskError as exc:  # a bug: raise it as it was
+                    except ray.exceptions.RayTaskError as exc:  # building env / policy failed
                         raise exc.as_instanceof_cause() from None
-                    stats.add(done)
-                    bar.update(done.trees)  # (trees a dead actor wrote are not counted here)
+                    self.ready_seconds.append(time.perf_counter() - t0)
                     idle.append(actor)
+                    continue
+                actor, chunk = running.pop(ref)
+                try:
+                    done = ray.get(ref)
+                except ray.exceptions.RayActorError:
+                    self._count_death(failures, chunk)
+                    pending.appendleft(chunk)  # the replacement resumes the chunk
+                    ray.kill(actor)  # in case it is only unreachable
+                    new_actor()
+                    continue
+                except ray.exceptions.RayTaskError as exc:  # a bug: raise it as it was
+                    raise exc.as_instanceof_cause() from None
+                stats.add(done)
+                bar.update(done.trees)  # (trees a dead actor wrote are not counted here)
+                idle.append(actor)
         finally:
             bar.close()
+            up = self.ready_seconds[:first_wave]  # (actors that never came up: the last that did)
+            self.startup_seconds = up[-1] if up else 0.0
             for actor in actors:
                 ray.kill(actor)
             # a killed actor's process may still be finishing a write: wait until every one is gone
             _wait_dead(ray, actors)
+
+    def _count_death(self, failures: Counter[Any], chunk: tuple[int, ...] | None) -> None:
+        """Count an actor's death against its chunk (None: died before it was up)."""
+        failures[chunk] += 1
+        limit = self.max_retries if chunk is not None else self.max_retries * self.workers
+        if failures[chunk] > limit:
+            what = f"tasks {list(chunk)}: their worker" if chunk is not None else "workers"
+            raise RuntimeError(
+                f"{what} died {failures[chunk]} times (max_retries={self.max_retries}); "
+                "see the Ray logs"
+            )
+
+    def _warn_if_short_of_resources(self, ray: Any, actors: int) -> None:
+        """Warn when the cluster cannot host every actor at once (they would queue: the first
+        ones up take the chunks, so the run still ends, with fewer actors than asked)."""
+        total = ray.cluster_resources()
+        for resource, amount in _actor_resources(self.actor_options).items():
+            have = total.get(resource, 0.0)
+            if amount * actors > have:
+                warnings.warn(
+                    f"RayExecutor: {actors} actors need {amount * actors:g} {resource}, the "
+                    f"cluster has {have:g}: the ones that do not fit wait for resources (lower "
+                    "workers= or actor_options, or add nodes)",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+
+
+# how long the driver waits for any news before it checks whether the run is stuck
+_PATIENCE_S = 30.0
+
+
+def _actor_resources(options: dict[str, Any]) -> dict[str, float]:
+    """The resources one actor asks for (Ray's defaults: 1 CPU for an actor's placement)."""
+    wanted = {"CPU": float(options.get("num_cpus", 1)), "GPU": float(options.get("num_gpus", 0))}
+    wanted.update({k: float(v) for k, v in (options.get("resources") or {}).items()})
+    return {k: v for k, v in wanted.items() if v > 0}
+
+
+def _warn_waiting(ray: Any, waited: float, starting: int, options: dict[str, Any]) -> None:
+    """No actor is searching and none came up for ``waited`` seconds: say what they wait for."""
+    warnings.warn(
+        f"RayExecutor: no actor is up after {waited:.0f} s ({starting} starting); each needs "
+        f"{_actor_resources(options)}, the cluster has {ray.available_resources()} free. "
+        "Waiting (an autoscaler may add nodes); check `ray status`",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def _wait_dead(ray: Any, actors: list[Any], timeout: float = 30.0) -> None:

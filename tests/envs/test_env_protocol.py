@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from qengine.envs import (
@@ -129,3 +131,18 @@ def test_fresh_twin_has_the_same_tasks(name):
     assert twin is not env and twin.config == env.config
     for tid in env.task_ids("test"):
         assert env.reset(tid) == twin.reset(tid)
+
+
+@pytest.mark.parametrize("fixture", ["shop", "hotpot"])
+def test_pickled_environment_continues_the_same_episode(fixture, request):
+    """Environments are shipped to Ray actors by pickle: the copy is in the same state and
+    steps the same way (TextWorld's own test: test_env_textworld.py)."""
+    env = request.getfixturevalue(fixture)
+    env.reset(env.task_ids("train")[1])
+    env.step(env.oracle_action())
+    copy = pickle.loads(pickle.dumps(env))
+    assert copy.state() == env.state()
+    for _ in range(2):
+        action = env.oracle_action()
+        assert copy.oracle_action() == action and copy.step(action) == env.step(action)
+    assert copy.state() == env.state()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 from envs_helpers import run_episode
 
@@ -159,3 +161,22 @@ def test_a_game_that_cannot_be_generated_takes_the_next_seed(tmp_path, monkeypat
     assert twin.game_seed(tid) == good
     env.close()
     twin.close()
+
+
+def test_pickled_mid_episode_continues_the_same_game(tw):
+    """Loaded games hold native handles: a pickle (how Ray ships environments to its actors)
+    carries the episode's actions and the copy replays them."""
+    tid = tw.task_ids("train")[0]
+    tw.reset(tid)
+    tw.step(tw.plausible_actions()[0])
+    copy = pickle.loads(pickle.dumps(tw))
+    assert copy.state() == tw.state() and copy.game_seed(tid) == tw.game_seed(tid)
+    for _ in range(3):
+        action = tw.oracle_action()
+        assert copy.oracle_action() == action
+        assert copy.step(action) == tw.step(action)
+    assert copy.state() == tw.state()
+    fresh = pickle.loads(pickle.dumps(make_env("textworld", **tw.config)))  # no episode yet
+    assert fresh.reset(tid) == tw.reset(tid)
+    copy.close()
+    fresh.close()

@@ -182,11 +182,45 @@ class SlowPolicy:
         )
 
 
-def slow_case_policy(name: str, env, delay: float, **crash) -> SlowPolicy:
+class BarrierPolicy:
+    """``inner`` behind a barrier: each policy leaves a file in ``folder`` when it is built, and
+    its first call waits until ``count`` are there. Built in each Ray actor (a Recipe), it holds
+    the first actor up until the others are, so every actor takes a chunk (actors search as
+    soon as they are up)."""
+
+    def __init__(self, inner, folder: str, count: int) -> None:
+        import os
+
+        self.inner, self.folder, self.count, self.waited = inner, folder, count, False
+        os.makedirs(folder, exist_ok=True)
+        open(os.path.join(folder, str(os.getpid())), "w").close()
+
+    def propose(self, states, n):
+        import os
+        import time
+
+        deadline = time.monotonic() + 300
+        while not self.waited and len(os.listdir(self.folder)) < self.count:
+            assert time.monotonic() < deadline, "the other actors never came up"
+            time.sleep(0.05)
+        self.waited = True
+        return self.inner.propose(states, n)
+
+
+def slow_case_policy(
+    name: str, env, delay: float, barrier: tuple[str, int] | None = None, **crash
+) -> SlowPolicy | BarrierPolicy:
     """Case ``name``'s scripted policy on ``env`` behind :class:`SlowPolicy` (a Recipe target;
-    ``env`` comes pickled: building an environment costs seconds, a twin nothing)."""
+    ``env`` comes pickled: building an environment costs seconds, a twin nothing), and behind
+    a :class:`BarrierPolicy` of ``barrier = (folder, count)`` if given."""
     _, _, seed, p, _, _ = CASES[name]
-    return SlowPolicy(ScriptedPolicy(env, p=p, seed=seed), delay, **crash)
+    policy = SlowPolicy(ScriptedPolicy(env, p=p, seed=seed), delay, **crash)
+    return policy if barrier is None else BarrierPolicy(policy, *barrier)
+
+
+def missing_checkpoint_policy(path: str):
+    """A Recipe target that fails as loading a missing checkpoint does."""
+    raise FileNotFoundError(f"no policy checkpoint at {path}")
 
 
 _ENVS: dict[str, object] = {}

@@ -60,12 +60,13 @@ def assert_written_once(out: Path) -> None:
 @pytest.mark.parametrize(("case", "chunk_size"), [("shop_rollouts", 2), ("shop_gumbel", 1)])
 def test_sharded_collect_grows_the_single_process_trees(case, chunk_size, tmp_path) -> None:
     executor = RayExecutor(workers=2, chunk_size=chunk_size)
-    stats = collect_case(case, tmp_path, executor)
-    assert_same_trees(GOLDEN / case, tmp_path)
-    assert_written_once(tmp_path)
-    assert stats.trees == len(TreeStore(tmp_path).done()) and stats.resumed == 0
+    stats = collect_case(case, tmp_path / "out", executor, barrier=(str(tmp_path / "up"), 2))
+    assert_same_trees(GOLDEN / case, tmp_path / "out")
+    assert_written_once(tmp_path / "out")
+    assert stats.trees == len(TreeStore(tmp_path / "out").done()) and stats.resumed == 0
     assert stats.leaves > 0 and executor.actors_started == 2
-    writers = {w["writer"] for w in TreeStore(tmp_path).writes()}
+    assert len(executor.ready_seconds) == 2 and executor.startup_seconds > 0
+    writers = {w["writer"] for w in TreeStore(tmp_path / "out").writes()}
     assert len(writers) == 2, "both actors should have written trees"
 
 
@@ -125,6 +126,31 @@ def test_restarted_driver_resumes(tmp_path) -> None:
     assert stats.resumed == len(partial)
     assert_same_trees(GOLDEN / case, tmp_path / "out")
     assert_written_once(tmp_path / "out")
+
+
+def test_more_workers_than_the_cluster_holds_still_finishes(tmp_path) -> None:
+    """The third actor cannot be placed on the 2-CPU cluster: a warning, and the two that are up
+    search every chunk (the run used to wait for every actor to be up, forever)."""
+    case = "shop_rollouts"
+    executor = RayExecutor(workers=3, chunk_size=1)
+    with pytest.warns(RuntimeWarning, match=r"3 actors need 3 CPU, the cluster has 2"):
+        collect_case(case, tmp_path, executor)
+    assert_same_trees(GOLDEN / case, tmp_path)
+    assert_written_once(tmp_path)
+    assert executor.actors_started == 3 and len(executor.ready_seconds) == 2
+
+
+def test_an_actor_that_cannot_build_its_policy_stops_the_run_with_that_error(tmp_path) -> None:
+    """Building the policy fails the same way in every actor: no retries, the user's error."""
+    env = case_env("shop_rollouts")
+    executor = RayExecutor(workers=2, max_retries=1)
+    policy = Recipe(search_helpers.missing_checkpoint_policy, "/nowhere")
+    start = time.monotonic()
+    with pytest.raises(FileNotFoundError, match="no policy checkpoint at /nowhere"):
+        collect(env, policy, env.task_ids("train")[:3], out_dir=tmp_path, progress=False,
+                executor=executor)  # fmt: skip
+    assert executor.actors_started == 2 and time.monotonic() - start < 120
+    assert not TreeStore(tmp_path).done()
 
 
 def test_local_objects_are_pickled_to_the_actors(tmp_path) -> None:
@@ -189,7 +215,8 @@ def test_actors_share_one_openai_compatible_server(tmp_path) -> None:
         kwargs = {"settings": settings, "progress": False}
         collect(env, policy, tasks, out_dir=tmp_path / "local", **kwargs)
         served_locally = server.requests  # type: ignore[attr-defined]
-        collect(env, policy, tasks, out_dir=tmp_path / "ray", **kwargs,
+        barrier = Recipe(search_helpers.BarrierPolicy, policy, str(tmp_path / "up"), 2)
+        collect(env, barrier, tasks, out_dir=tmp_path / "ray", **kwargs,
                 executor=RayExecutor(workers=2, chunk_size=2))  # fmt: skip
         assert server.requests == 2 * served_locally > 0  # type: ignore[attr-defined]
     finally:
