@@ -51,8 +51,10 @@ def test_collect_on_a_cluster_address_matches_one_process(address, tmp_path) -> 
     )
     assert "4 trees (0 already done, 4 searched)" in out and "2 Ray actors" in out, out
     assert_same_trees(tmp_path / "local", tmp_path / "ray")
+    # which of the two actors takes how many chunks depends on when each came up (the
+    # in-process tests pin both taking some with a barrier policy)
     writers = {w["writer"] for w in TreeStore(tmp_path / "ray").writes()}
-    assert len(writers) == 2, writers
+    assert 1 <= len(writers) <= 2, writers
     again = qengine_collect(tmp_path, "--out", "ray", "--ray", address)
     assert "4 trees (4 already done, 0 searched)" in again, again
     assert len(TreeStore(tmp_path / "ray").writes()) == 4
