@@ -133,6 +133,24 @@ def test_fresh_twin_has_the_same_tasks(name):
         assert env.reset(tid) == twin.reset(tid)
 
 
+@pytest.mark.parametrize("name", ["shop", "hotpot"])
+def test_fresh_twin_made_mid_episode_is_independent(name):
+    env = make_env(name, seed=5, num_train=8, num_test=4)
+    tid = env.task_ids("train")[2]
+    env.reset(tid)
+    env.step(env.oracle_action())
+    before = env.state()
+    twin = pickle.loads(pickle.dumps(env)).fresh()  # (as in a Ray actor)
+    assert twin.task_id is None and not twin.done
+    with pytest.raises(RuntimeError, match="reset"):
+        twin.step("look")
+    twin.reset(tid)
+    twin.step(twin.oracle_action())
+    twin.step(twin.oracle_action())
+    assert env.state() == before and twin.state().depth == 2
+    assert twin.state().history[0] == before.history[0]
+
+
 @pytest.mark.parametrize("fixture", ["shop", "hotpot"])
 def test_pickled_environment_continues_the_same_episode(fixture, request):
     """Environments are shipped to Ray actors by pickle: the copy is in the same state and

@@ -16,6 +16,7 @@ prices differ), every wanted option, then ``buy now``. ``info["success"]`` is ``
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -89,6 +90,15 @@ class ShopEnv(TextEnv):
         self._by_id: dict[str, ShopTask] = {t.task_id: t for ts in self._tasks.values() for t in ts}
         self._task: ShopTask | None = None
         self._page = _Page()
+
+    def fresh(self) -> ShopEnv:
+        """A twin with no episode that shares this environment's catalogue and tasks (never
+        mutated). Building them costs ~2 s, and a copy unpickled in another process (a Ray
+        actor) would rebuild them for each twin its policy and pool make."""
+        twin = copy.copy(self)
+        TextEnv.__init__(twin, max_steps=self.max_steps, config=self.config)
+        twin._task, twin._page = None, _Page()
+        return twin
 
     # ----------------------------------------------------------------- tasks
     def task_ids(self, split: str = "train") -> list[str]:
