@@ -66,6 +66,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="tasks per actor forest (default: an even share of the tasks)",
     )
+    parser.add_argument(
+        "--ray-cpus-per-worker",
+        type=float,
+        default=1.0,
+        help="CPUs Ray reserves for each actor (it steps environments on ~1 core)",
+    )
+    parser.add_argument(
+        "--ray-gpus-per-worker",
+        type=float,
+        default=0.0,
+        help="GPUs Ray reserves for each actor: 1 gives each its own HF policy replica on a GPU, "
+        "0.5 puts two actors on one GPU (default 0: a CPU policy or a shared server)",
+    )
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -89,6 +102,17 @@ def _policy(args: argparse.Namespace) -> Any:
     return _built(args)[1]
 
 
+def _actor_options(args: argparse.Namespace) -> dict[str, float]:
+    """Ray resources of each actor from ``--ray-cpus-per-worker`` / ``--ray-gpus-per-worker``."""
+    cpus, gpus = args.ray_cpus_per_worker, args.ray_gpus_per_worker
+    if not (cpus >= 0 and gpus >= 0) or cpus + gpus == 0:
+        raise ValueError(
+            "--ray-cpus-per-worker and --ray-gpus-per-worker must be >= 0 and not both 0, "
+            f"got {cpus:g} and {gpus:g}"
+        )
+    return {"num_cpus": cpus, "num_gpus": gpus} if gpus else {"num_cpus": cpus}
+
+
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -100,7 +124,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         try:
             executor = RayExecutor(
-                args.ray or None, workers=args.ray_workers, chunk_size=args.ray_chunk_size
+                args.ray or None,
+                workers=args.ray_workers,
+                chunk_size=args.ray_chunk_size,
+                actor_options=_actor_options(args),
             )
         except (ImportError, ValueError) as e:
             raise UsageError(f"--ray: {e}") from None

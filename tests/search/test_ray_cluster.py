@@ -85,3 +85,33 @@ def test_driver_killed_mid_run_and_restarted_resumes(address, tmp_path) -> None:
     store = TreeStore(tmp_path / "run")
     assert sorted(w["index"] for w in store.writes()) == list(range(12)), "a tree written twice"
     assert not list(store.dir.glob("*.tmp"))
+
+
+def test_hf_policy_is_loaded_by_each_actor(address, tmp_path) -> None:
+    """``--policy CKPT --ray``: the checkpoint is loaded in the actors (the driver checks the
+    options with the scripted policy and never loads it)."""
+    from qengine.models import build_word_tokenizer, tiny_causal_lm
+
+    ckpt = tmp_path / "ckpt"
+    tok = build_word_tokenizer(["search click buy now back to search red mug Action: [ ]"])
+    tiny_causal_lm(tok, hidden_size=16, num_layers=1, num_heads=2, seed=0).save_pretrained(ckpt)
+    tok.save_pretrained(ckpt)
+    out = qengine_collect(tmp_path, "--out", "hf", "--policy", str(ckpt), "--tasks", "3",
+                          "--iterations", "2", "--ray", address, "--ray-workers", "2",
+                          "--ray-chunk-size", "1", "--ray-cpus-per-worker", "0.5")  # fmt: skip
+    assert "3 trees (0 already done, 3 searched)" in out and "2 Ray actors" in out, out
+    store = TreeStore(tmp_path / "hf")
+    assert store.done() == {0, 1, 2}
+    assert sorted(w["index"] for w in store.writes()) == [0, 1, 2]
+
+
+BAD_RAY_OPTIONS = [["--ray-gpus-per-worker", "-1"], ["--ray-cpus-per-worker", "0"],
+                   ["--ray-workers", "0"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", BAD_RAY_OPTIONS)
+def test_bad_ray_resources_are_usage_errors(bad, tmp_path) -> None:
+    command = [sys.executable, "-m", "qengine", "collect", "--out", "x", "--ray", *bad]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "--ray" in done.stderr and not (tmp_path / "x").exists()
