@@ -199,7 +199,7 @@ class RayExecutor:
     ) -> None:
         remote = ray.remote(_Worker)
         pending = self._chunks(todo)
-        failures: Counter[tuple[int, ...]] = Counter()
+        failures: Counter[tuple[int, ...] | None] = Counter()  # deaths per chunk (None: at start)
         running: dict[Any, tuple[Any, tuple[int, ...]]] = {}  # task ref -> (actor, chunk)
         starting: dict[Any, Any] = {}  # ref of an actor's first call -> the actor, not yet up
         idle: list[Any] = []
@@ -269,7 +269,9 @@ class RayExecutor:
             # a killed actor's process may still be finishing a write: wait until every one is gone
             _wait_dead(ray, actors)
 
-    def _count_death(self, failures: Counter[Any], chunk: tuple[int, ...] | None) -> None:
+    def _count_death(
+        self, failures: Counter[tuple[int, ...] | None], chunk: tuple[int, ...] | None
+    ) -> None:
         """Count an actor's death against its chunk (None: died before it was up)."""
         failures[chunk] += 1
         limit = self.max_retries if chunk is not None else self.max_retries * self.workers
