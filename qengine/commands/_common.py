@@ -107,7 +107,13 @@ def add_env_options(parser: argparse.ArgumentParser) -> None:
         default=0.5,
         help="scripted policy: probability of the oracle",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the policy's sampling (scripted and checkpoint policies: each state is "
+        "sampled under its own seed, so the same trees however the tasks are batched or sharded)",
+    )
 
 
 def make_env_and_policy(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
@@ -128,7 +134,7 @@ def make_env_and_policy(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
     from qengine.policies import HFPolicy
 
     try:
-        policy = HFPolicy(args.policy, temperature=args.temperature)
+        policy = HFPolicy(args.policy, temperature=args.temperature, seed=args.seed)
     except (FileNotFoundError, ModuleNotFoundError) as e:  # not a checkpoint / wheel missing
         raise UsageError(f"--policy {args.policy}: {e}") from None
     return env, policy, tasks

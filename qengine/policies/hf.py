@@ -28,20 +28,29 @@ One ``propose`` call:
    (:func:`qengine.models.causal_lm.head_logprobs`), so no ``[B, T, V]`` or ``[B, A, V]`` logits
    are made (on CUDA not even for the ``N`` action tokens).
 
-Sampling uses torch's global generator: seed it (``torch.manual_seed``) for reproducible
-proposals. ``greedy=True`` decodes one sequence per state (``n`` is then an upper bound that is
-never reached: at most one candidate per state), for evaluation.
+Sampling uses torch's global generator unless ``seed`` is given: then each state is sampled
+under its own seed, derived from ``(seed, task, actions so far, how many times this state was
+proposed for before)`` as :class:`~qengine.policies.ScriptedPolicy` does, with one ``generate``
+call per state, so a state's candidates do not depend on which states share its call: the same
+trees from one process, a resumed run or tasks sharded over Ray actors (same machine, threads
+and torch build; GPU kernels may not be bit-reproducible; in chat mode, a prior computed on a
+cached prefix's KV differs from a full pass by rounding, ~1e-5, so use ``kv_cache_bytes=0``
+for bit-identical trees). ``greedy=True`` decodes one
+sequence per state (``n`` is then an upper bound that is never reached: at most one candidate
+per state), for evaluation.
 
 Nothing here downloads: ``model`` is a local checkpoint directory or a loaded model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from qengine.envs.base import TextState
+from qengine.envs.text import stable_hash
 from qengine.models.causal_lm import load_causal_lm
 
 from .base import Candidate, dedupe
@@ -84,6 +93,8 @@ class HFPolicy:
             below); ``None``: when the tokenizer has a chat template (SmolLM2 does).
         kv_cache_bytes: chat mode: memory of the prompts' KV the LRU keeps
             (:class:`~qengine.policies.kv_cache.PrefixKVCache`; 0 disables reuse).
+        seed: sample each state under a seed of its own (see the module docstring; costs the
+            batching of ``generate`` across states); None: torch's global generator.
 
     Chat mode: a state with admissible actions (TextWorld, shop's result and item pages) gets
     as prior the model's log-prob of each admissible action as the assistant's whole reply
@@ -115,6 +126,7 @@ class HFPolicy:
         grammars: Mapping[str, ActionGrammar] | None = None,
         chat: bool | None = None,
         kv_cache_bytes: int = 1 << 30,
+        seed: int | None = None,
     ) -> None:
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
@@ -164,6 +176,8 @@ class HFPolicy:
             self.prompter = ChatPrompter(self.tokenizer)
             self.kv = PrefixKVCache(self.model, max_bytes=kv_cache_bytes)
         self.states_run = 0  # chat mode: prompts run (one per proposed state)
+        self.seed = None if seed is None else int(seed)
+        self._proposals: dict[tuple[str, str, tuple[str, ...]], int] = {}  # per state, for seeds
 
     @property
     def device(self) -> Any:
@@ -196,15 +210,33 @@ class HFPolicy:
         live = [i for i, s in enumerate(states) if not s.done]
         if self.chat:
             for i in live:
-                out[i] = self._propose_chat(states[i], n)
+                with self._sampling_seed(states[i]):
+                    out[i] = self._propose_chat(states[i], n)
             return out
-        for lo in range(0, len(live), self.batch_size):
-            chunk = live[lo : lo + self.batch_size]
-            for i, cands in zip(
-                chunk, self._propose_chunk([states[i] for i in chunk], n), strict=True
-            ):
-                out[i] = cands
+        size = 1 if self.seed is not None else self.batch_size
+        for lo in range(0, len(live), size):
+            chunk = live[lo : lo + size]
+            with self._sampling_seed(states[chunk[0]] if self.seed is not None else None):
+                cands = self._propose_chunk([states[i] for i in chunk], n)
+            for i, c in zip(chunk, cands, strict=True):
+                out[i] = c
         return out
+
+    @contextmanager
+    def _sampling_seed(self, state: TextState | None) -> Iterator[None]:
+        """Sample under ``state``'s own seed (``seed`` given), restoring torch's generators."""
+        if self.seed is None or state is None:
+            yield
+            return
+        import torch
+
+        key = (state.env_name, state.task_id, state.actions)
+        count = self._proposals.get(key, 0)
+        self._proposals[key] = count + 1
+        devices = [self.device] if self.device.type == "cuda" else []  # (CPU: always forked)
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(stable_hash("hf-policy", self.seed, *key, count) % 2**63)
+            yield
 
     def act(self, states: Sequence[TextState]) -> list[str | None]:
         """One action per state (``None`` for a finished episode or no parseable sample)."""

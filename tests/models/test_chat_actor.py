@@ -137,3 +137,20 @@ def test_packed_scoring_matches_full_forwards(smollm2, monkeypatch) -> None:
         want.append(sum(float(logp[len(prompt) - 1 + j, t]) for j, t in enumerate(c)))
     torch.testing.assert_close(torch.tensor(packed), torch.tensor(want), rtol=0, atol=2e-4)
     torch.testing.assert_close(torch.tensor(rows), torch.tensor(want), rtol=0, atol=2e-4)
+
+
+def test_seeded_chat_sampling_is_keyed_by_the_state(smollm2) -> None:
+    """Chat mode with ``seed`` (no KV reuse: bit-identical priors): each state's candidates are
+    the same alone or batched with others, in any order."""
+    from qengine.envs import make_env
+
+    model, tok = smollm2
+    env = make_env("shop")
+    free = env.reset(env.task_ids("train")[1])  # free-form: generated replies
+    states = [_path(1)[1], free, _path(2)[2]]
+    kw = {"temperature": 1.5, "seed": 3, "kv_cache_bytes": 0, "max_new_tokens": 16}
+    together = HFPolicy(model, tok, **kw).propose(states, 3)
+    alone = HFPolicy(model, tok, **kw)
+    torch.manual_seed(5)
+    one_by_one = [alone.propose([s], 3)[0] for s in reversed(states)][::-1]
+    assert together == one_by_one and all(together)

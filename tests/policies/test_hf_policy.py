@@ -106,6 +106,30 @@ def test_greedy_and_temperature(react_pair, states) -> None:
     assert sum(map(len, hot.propose(states, 8))) > len(states)
 
 
+def test_seeded_sampling_is_keyed_by_the_state(react_pair, states) -> None:
+    """With ``seed``, a state's samples do not depend on the other states of the call or on
+    torch's global generator, which is left as it was; a state proposed for again gets new
+    samples, the same ones in a fresh policy."""
+    hot = {"temperature": 2.0, "seed": 7}
+    together = policy(react_pair, **hot).propose(states, 4)
+    alone = policy(react_pair, **hot)
+    torch.manual_seed(1)
+    reversed_alone = [alone.propose([s], 4)[0] for s in reversed(states)][::-1]
+    after = torch.rand(3)
+    torch.manual_seed(1)
+    assert torch.equal(torch.rand(3), after), "the global generator was consumed"
+    assert together == reversed_alone and any(together)
+    again = policy(react_pair, **hot)
+    first, second = again.propose(states, 4), again.propose(states, 4)
+    assert first == together
+    assert second == policy(react_pair, **hot).propose(states * 2, 4)[len(states) :]
+    assert policy(react_pair, temperature=2.0, seed=8).propose(states, 4) != together
+    # greedy decoding ignores the seed (batched alone vs together: rounding of the log-probs)
+    seeded = policy(react_pair, **hot, greedy=True).propose(states, 1)
+    batched = policy(react_pair, greedy=True).propose(states, 1)
+    assert [[c.text for c in cs] for cs in seeded] == [[c.text for c in cs] for cs in batched]
+
+
 def test_micro_batching_equals_one_batch(react_pair, states) -> None:
     many = states * 2
     one = policy(react_pair, greedy=True, batch_size=len(many)).propose(many, 3)

@@ -225,3 +225,32 @@ def test_actors_share_one_openai_compatible_server(tmp_path) -> None:
         thread.join(timeout=5)
     assert_same_trees(tmp_path / "local", tmp_path / "ray")
     assert len({w["writer"] for w in TreeStore(tmp_path / "ray").writes()}) == 2
+
+
+def test_seeded_hf_policy_grows_the_same_trees_sharded(tmp_path) -> None:
+    """SmolLM2 loaded by each actor, sampling keyed by the state (``HFPolicy(seed=)``, no KV
+    reuse): the trees of the single-process run, bit for bit (one torch thread on both sides,
+    as Ray gives an actor of one CPU). Leaves are valued by a function (no LLM rollouts)."""
+    import torch
+
+    from qengine.policies import HFPolicy
+
+    env = case_env("shop_rollouts")
+    tasks = env.task_ids("train")[:2]
+    policy = Recipe(HFPolicy, "smollm2", dtype="float32", seed=5, temperature=1.0,
+                    max_new_tokens=12, kv_cache_bytes=0)  # fmt: skip
+    value_fn = search_helpers.CASES["shop_value_fn"][5]
+    settings = CollectSettings(iterations=3, candidates=2, max_depth=4, workers=1)
+    kwargs = {"settings": settings, "progress": False, "value_fn": value_fn}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        collect(env, policy, tasks, out_dir=tmp_path / "local", **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+    collect(env, policy, tasks, out_dir=tmp_path / "ray", **kwargs,
+            executor=RayExecutor(workers=2, chunk_size=1))  # fmt: skip
+    assert_same_trees(tmp_path / "local", tmp_path / "ray")
+    assert_written_once(tmp_path / "ray")
+    sizes = [len(TreeStore(tmp_path / "ray").read(i).arrays["visits"]) for i in range(2)]
+    assert min(sizes) > 2, "SmolLM2 proposed (almost) no action: the test compares little"
