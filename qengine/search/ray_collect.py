@@ -11,7 +11,8 @@ the run ends (``TreeStore.clean``). A driver restarted with the same arguments r
 
 A tree's search depends only on its task and the seeds, never on the actor or the chunk, so the
 trees are bit for bit those of a single-process ``collect`` (with a policy whose sampling is keyed
-by the state, as ``ScriptedPolicy``'s is; an LLM sampled on a GPU is not bit-reproducible anyway).
+by the state, as ``ScriptedPolicy``'s and ``HFPolicy(seed=...)``'s are, on the same torch build
+and thread count; an LLM sampled on a GPU is not bit-reproducible anyway).
 
 Ray is optional: this module imports it only when an executor is made, and says what to install.
 """
