@@ -49,7 +49,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
             "train a small Q-value model with step-level DPO, and compare the base agent with "
             "the Q-guided agent (sample n candidates, execute the highest Q) on held-out tasks, "
             "and with the Q-guided agent that also skips actions it already took in the same "
-            "observation (no repeats). About 5 minutes on 2 CPU cores. --search-only runs the "
+            "observation (no repeats). About 12 minutes on 2 CPU cores. --search-only runs the "
             "quick search demo instead (batched MCTS over a built-in puzzle, seconds)."
         ),
     )
