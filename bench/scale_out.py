@@ -9,8 +9,9 @@ one call per step and more workers cannot help: scale-out buys replicas, i.e. th
 
 Rows: the single-process ``collect`` (one replica), then Ray with 1, 2 and 4 workers (one replica
 each). ``speedup_N_workers`` is the search's trees/s with N workers over 1 worker, once the actors
-are up (their startup is paid once per run, whatever its length; on a busy 2-core machine it is
-seconds per actor); ``..._end_to_end`` counts the startup in. The per-worker overhead is what 1
+are up (wall time minus the time until the last first actor was up; actors search as soon as each
+is up; the startup, ~0.5 s per actor here, is paid once per run, whatever its length);
+``..._end_to_end`` counts the startup in. The per-worker overhead is what 1
 Ray worker costs over the single-process driver (actor startup, pickling, the shared store).
 A last run with 2 workers kills one worker (``ray.kill``) as soon as the first tree is written
 and counts the trees lost and written twice (``writes.log``); every run's trees are compared bit
