@@ -229,9 +229,9 @@ class RayExecutor:
                 ready, _ = ray.wait([*running, *starting], num_returns=1, timeout=_PATIENCE_S)
                 if not ready:  # nothing finished or came up for a while
                     waited += _PATIENCE_S
-                    if not running:
+                    if not running and _hostable(ray, self.actor_options) == 0:
                         _warn_waiting(ray, waited, len(starting), self.actor_options)
-                    continue
+                    continue  # (actors still building, e.g. loading a model, are left alone)
                 waited = 0.0
                 ref = ready[0]
                 if ref in starting:
@@ -286,17 +286,15 @@ class RayExecutor:
     def _warn_if_short_of_resources(self, ray: Any, actors: int) -> None:
         """Warn when the cluster cannot host every actor at once (they would queue: the first
         ones up take the chunks, so the run still ends, with fewer actors than asked)."""
-        total = ray.cluster_resources()
-        for resource, amount in _actor_resources(self.actor_options).items():
-            have = total.get(resource, 0.0)
-            if amount * actors > have:
-                warnings.warn(
-                    f"RayExecutor: {actors} actors need {amount * actors:g} {resource}, the "
-                    f"cluster has {have:g}: the ones that do not fit wait for resources (lower "
-                    "workers= or actor_options, or add nodes)",
-                    RuntimeWarning,
-                    stacklevel=4,
-                )
+        fit = _hostable(ray, self.actor_options)
+        if fit < actors:
+            warnings.warn(
+                f"RayExecutor: {actors} actors need {_actor_resources(self.actor_options)} each, "
+                f"the cluster ({ray.cluster_resources()}) has room for {fit}: the others wait for "
+                "resources (lower workers= or actor_options, or add nodes)",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
 
 # how long the driver waits for any news before it checks whether the run is stuck
@@ -310,12 +308,20 @@ def _actor_resources(options: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in wanted.items() if v > 0}
 
 
+def _hostable(ray: Any, options: dict[str, Any]) -> int:
+    """How many actors the cluster's total resources hold at once (an upper bound: it ignores
+    how the resources are split over nodes)."""
+    total = ray.cluster_resources()
+    wanted = _actor_resources(options)
+    return min((int(total.get(k, 0.0) // v) for k, v in wanted.items()), default=1 << 30)
+
+
 def _warn_waiting(ray: Any, waited: float, starting: int, options: dict[str, Any]) -> None:
-    """No actor is searching and none came up for ``waited`` seconds: say what they wait for."""
+    """No actor came up for ``waited`` seconds and none fits the cluster: say what they need."""
     warnings.warn(
-        f"RayExecutor: no actor is up after {waited:.0f} s ({starting} starting); each needs "
-        f"{_actor_resources(options)}, the cluster has {ray.available_resources()} free. "
-        "Waiting (an autoscaler may add nodes); check `ray status`",
+        f"RayExecutor: no actor is up after {waited:.0f} s ({starting} waiting); each needs "
+        f"{_actor_resources(options)}, which no part of the cluster ({ray.cluster_resources()}) "
+        "has. Waiting (an autoscaler may add nodes); check `ray status`",
         RuntimeWarning,
         stacklevel=4,
     )
