@@ -333,11 +333,8 @@ class TextWorldEnv(TextEnv):
         self._tw = _import_textworld()
         self._loaded, self._game, self._gs = OrderedDict(), None, None
         if live:  # back to the same game state: load the game and replay the actions
-            actions, self._game_path = self._actions, ""
-            assert self._task_id is not None
-            self._start(self._task_id)
-            for a in actions:
-                self._engine_step(a)
+            actions, self._actions = self._actions, ()
+            self._set_payload(actions)
 
     def close(self) -> None:
         for game in self._loaded.values():

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from qengine.envs.base import TextState
+from qengine.envs.text import stable_hash
 
-__all__ = ["Candidate", "Policy", "dedupe"]
+__all__ = ["Candidate", "Policy", "StateSeeds", "dedupe"]
 
 
 @dataclass(frozen=True)
@@ -43,3 +44,21 @@ def dedupe(candidates: Sequence[Candidate]) -> list[Candidate]:
             seen.add(key)
             out.append(c)
     return out
+
+
+class StateSeeds:
+    """Seeds keyed by the state, so a state's samples do not depend on which states share a
+    call: ``stable_hash(tag, seed, env, task, actions, k)`` with ``k`` the times this state was
+    seeded before (a state proposed for again gets new samples). Memory grows with the
+    distinct states seen."""
+
+    def __init__(self, tag: str, seed: int) -> None:
+        self.tag, self.seed = tag, int(seed)
+        self._counts: dict[tuple[str, str, tuple[str, ...]], int] = {}
+
+    def next(self, state: TextState) -> int:
+        """The seed of ``state``'s next sampling (a 64-bit int)."""
+        key = (state.env_name, state.task_id, state.actions)
+        count = self._counts.get(key, 0)
+        self._counts[key] = count + 1
+        return stable_hash(self.tag, self.seed, *key, count)

@@ -35,9 +35,8 @@ call per state, so a state's candidates do not depend on which states share its 
 trees from one process, a resumed run or tasks sharded over Ray actors (same machine, threads
 and torch build; GPU kernels may not be bit-reproducible; in chat mode, a prior computed on a
 cached prefix's KV differs from a full pass by rounding, ~1e-5, so use ``kv_cache_bytes=0``
-for bit-identical trees). ``greedy=True`` decodes one
-sequence per state (``n`` is then an upper bound that is never reached: at most one candidate
-per state), for evaluation.
+for bit-identical trees). ``greedy=True`` decodes one sequence per state (``n`` is then an
+upper bound that is never reached: at most one candidate per state), for evaluation.
 
 Nothing here downloads: ``model`` is a local checkpoint directory or a loaded model.
 """
@@ -50,10 +49,9 @@ from pathlib import Path
 from typing import Any
 
 from qengine.envs.base import TextState
-from qengine.envs.text import stable_hash
 from qengine.models.causal_lm import load_causal_lm
 
-from .base import Candidate, dedupe
+from .base import Candidate, StateSeeds, dedupe
 from .react import (
     ActionGrammar,
     ReactPrompt,
@@ -177,7 +175,7 @@ class HFPolicy:
             self.kv = PrefixKVCache(self.model, max_bytes=kv_cache_bytes)
         self.states_run = 0  # chat mode: prompts run (one per proposed state)
         self.seed = None if seed is None else int(seed)
-        self._proposals: dict[tuple[str, str, tuple[str, ...]], int] = {}  # per state, for seeds
+        self._seeds = StateSeeds("hf-policy", self.seed or 0)
 
     @property
     def device(self) -> Any:
@@ -230,12 +228,9 @@ class HFPolicy:
             return
         import torch
 
-        key = (state.env_name, state.task_id, state.actions)
-        count = self._proposals.get(key, 0)
-        self._proposals[key] = count + 1
         devices = [self.device] if self.device.type == "cuda" else []  # (CPU: always forked)
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(stable_hash("hf-policy", self.seed, *key, count) % 2**63)
+            torch.manual_seed(self._seeds.next(state) % 2**63)
             yield
 
     def act(self, states: Sequence[TextState]) -> list[str | None]:

@@ -27,9 +27,8 @@ import numpy as np
 
 from qengine.envs import TextEnv, TextState, make_env
 from qengine.envs.base import EnvSnapshot
-from qengine.envs.text import rng_for
 
-from .base import Candidate, dedupe
+from .base import Candidate, StateSeeds, dedupe
 
 __all__ = ["ScriptedPolicy"]
 
@@ -72,7 +71,7 @@ class ScriptedPolicy:
         self.unique = bool(unique)
         self._cache: OrderedDict[_Key, EnvSnapshot] = OrderedDict()
         self._cache_size = int(cache_size)
-        self._calls: dict[_Key, int] = {}
+        self._seeds = StateSeeds("scripted", self.seed)
 
     @property
     def env_name(self) -> str:
@@ -139,10 +138,7 @@ class ScriptedPolicy:
             if not probs:
                 out.append([])
                 continue
-            key = (state.task_id, state.actions)
-            count = self._calls.get(key, 0)
-            self._calls[key] = count + 1
-            rng = rng_for("scripted", self.seed, state.env_name, state.task_id, key[1], count)
+            rng = np.random.default_rng(self._seeds.next(state))
             texts = list(probs)
             pv = np.array([probs[t] for t in texts], dtype=np.float64)
             pv /= pv.sum()
